@@ -1,0 +1,1 @@
+"""The agentsite engine: no Django import anywhere in this package."""
