@@ -1,0 +1,23 @@
+"""Every /v1 route in one place."""
+
+from django.urls import path
+
+from registry import views as registry
+from sessions import views as sessions
+from templates_app import views as templates
+
+urlpatterns = [
+    path("models", registry.ModelListView.as_view()),
+    path("models/<str:model_id>", registry.ModelDetailView.as_view()),
+    path("tools", registry.ToolListView.as_view()),
+    path("tools/<str:tool_id>", registry.ToolDetailView.as_view()),
+    path("env", registry.EnvListView.as_view()),
+    path("env/detect", registry.EnvDetectView.as_view()),
+    path("env/<str:key>", registry.EnvDetailView.as_view()),
+    path("prompt-templates", templates.TemplateListView.as_view()),
+    path("prompt-templates/<str:id_or_name>", templates.TemplateDetailView.as_view()),
+    path("prompt-templates/<str:id_or_name>/versions", templates.TemplateVersionsView.as_view()),
+    path("prompt-templates/<str:id_or_name>/render", templates.TemplateRenderView.as_view()),
+    path("sessions", sessions.SessionListView.as_view()),
+    path("sessions/<str:session_id>", sessions.SessionDetailView.as_view()),
+]

@@ -1,0 +1,21 @@
+from __future__ import annotations
+
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand, CommandError
+
+from registry.models import ApiKey
+
+
+class Command(BaseCommand):
+    help = "Create an API key for a user and print it once (only its hash is stored)."
+
+    def add_arguments(self, parser) -> None:  # noqa: ANN001
+        parser.add_argument("username")
+        parser.add_argument("--name", default="", help="A label for the key.")
+
+    def handle(self, *args, username: str, name: str, **options) -> None:  # noqa: ANN002, ANN003
+        user = get_user_model().objects.filter(username=username).first()
+        if user is None:
+            raise CommandError(f"No user named {username!r}.")
+        _, plaintext = ApiKey.generate(user=user, name=name)
+        self.stdout.write(plaintext)

@@ -1,0 +1,180 @@
+"""The registries: models, tools, MCP servers, skills, env vars, and per-user API keys.
+
+Constraints live in the database (unique ids, valid choices), not only in serializers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+
+from django.conf import settings
+from django.core.validators import RegexValidator
+from django.db import models
+from django.db.models import Q
+
+MODEL_ID_RE = r"^[A-Za-z0-9._:-]{1,100}$"
+TOOL_NAME_RE = r"^[A-Za-z0-9_-]{1,64}$"
+SERVER_NAME_RE = r"^[A-Za-z0-9_-]{1,64}$"
+ENV_KEY_RE = r"^[A-Za-z_][A-Za-z0-9_]{0,199}$"
+
+
+class Protocol(models.TextChoices):
+    OPENAI = "openai", "OpenAI-compatible"
+    OLLAMA = "ollama", "Ollama"
+
+
+class ToolType(models.TextChoices):
+    FUNCTION = "function", "Function"
+    MCP = "mcp", "MCP"
+    SKILL = "skill", "Skill"
+    BUILTIN = "builtin", "Built-in"
+
+
+class MCPStatus(models.TextChoices):
+    CONNECTED = "connected", "Connected"
+    DISCONNECTED = "disconnected", "Disconnected"
+    ERROR = "error", "Error"
+
+
+class Timestamped(models.Model):
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        abstract = True
+
+
+class LLMModel(Timestamped):
+    model_id = models.CharField(max_length=100, unique=True, validators=[RegexValidator(MODEL_ID_RE)])
+    api_protocol = models.CharField(max_length=16, choices=Protocol.choices)
+    api_base = models.CharField(max_length=500)
+    model_name = models.CharField(max_length=200)
+    api_key = models.CharField(max_length=500, blank=True, default="", help_text="Literal or ${ENV_VAR}; write-only.")
+    display_name = models.CharField(max_length=200, blank=True, default="")
+    context_window = models.PositiveIntegerField(null=True, blank=True)
+    options = models.JSONField(default=dict, blank=True)
+    supports_vision = models.BooleanField(default=False)
+    supports_audio = models.BooleanField(default=False)
+    timeout_s = models.FloatField(default=300.0)
+    enabled = models.BooleanField(default=True)
+
+    class Meta:
+        verbose_name = "model"
+        ordering = ["model_id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(api_protocol__in=Protocol.values), name="llmmodel_valid_protocol"),
+            models.CheckConstraint(condition=Q(timeout_s__gt=0), name="llmmodel_positive_timeout"),
+        ]
+
+    def __str__(self) -> str:
+        return self.model_id
+
+
+class MCPServer(Timestamped):
+    name = models.CharField(max_length=64, unique=True, validators=[RegexValidator(SERVER_NAME_RE)])
+    config = models.JSONField(default=dict)
+    status = models.CharField(max_length=16, choices=MCPStatus.choices, default=MCPStatus.DISCONNECTED)
+    last_error = models.TextField(blank=True, default="")
+    last_connected_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "MCP server"
+        ordering = ["name"]
+        constraints = [models.CheckConstraint(condition=Q(status__in=MCPStatus.values), name="mcpserver_valid_status")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Skill(Timestamped):
+    name = models.CharField(max_length=64, unique=True)
+    description = models.TextField()
+    path = models.CharField(max_length=1000)
+    uploaded = models.BooleanField(default=False, help_text="Stored under the data dir from a zip upload.")
+    allowed_tools = models.JSONField(default=list, blank=True)
+    warnings = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Tool(Timestamped):
+    tool_id = models.CharField(max_length=200, unique=True)
+    tool_type = models.CharField(max_length=16, choices=ToolType.choices, default=ToolType.FUNCTION)
+    name = models.CharField(max_length=64, validators=[RegexValidator(TOOL_NAME_RE)])
+    description = models.TextField(blank=True, default="")
+    parameters = models.JSONField(default=dict, blank=True)
+    enabled = models.BooleanField(default=True)
+    callable = models.CharField(max_length=300, blank=True, default="")
+    endpoint = models.CharField(max_length=1000, blank=True, default="")
+    server = models.ForeignKey(MCPServer, null=True, blank=True, on_delete=models.CASCADE, related_name="tools")
+    remote_name = models.CharField(max_length=200, blank=True, default="")
+    skill = models.ForeignKey(Skill, null=True, blank=True, on_delete=models.CASCADE, related_name="tools")
+    timeout_s = models.FloatField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["tool_id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(tool_type__in=ToolType.values), name="tool_valid_type"),
+            # A function tool runs either an importable callable or an HTTP endpoint, never both.
+            models.CheckConstraint(
+                condition=~Q(tool_type="function") | (Q(callable="") ^ Q(endpoint="")),
+                name="tool_function_has_one_target",
+            ),
+            models.CheckConstraint(
+                condition=~Q(tool_type="mcp") | (Q(server__isnull=False) & ~Q(remote_name="")),
+                name="tool_mcp_has_server",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.tool_id
+
+
+class EnvVar(Timestamped):
+    key = models.CharField(max_length=200, unique=True, validators=[RegexValidator(ENV_KEY_RE)])
+    value = models.TextField(blank=True, default="")
+    is_secret = models.BooleanField(default=True)
+
+    class Meta:
+        verbose_name = "environment variable"
+        ordering = ["key"]
+
+    def __str__(self) -> str:
+        return self.key
+
+
+KEY_PREFIX = "ask_"
+
+
+def hash_api_key(plaintext: str) -> str:
+    # Keys are 256-bit random tokens, so a fast hash is enough: nothing to brute-force.
+    return hashlib.sha256(plaintext.encode()).hexdigest()
+
+
+class ApiKey(models.Model):
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_keys")
+    name = models.CharField(max_length=100, blank=True, default="")
+    prefix = models.CharField(max_length=16, help_text="First characters, to recognise the key.")
+    key_hash = models.CharField(max_length=64, unique=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    is_active = models.BooleanField(default=True)
+
+    class Meta:
+        verbose_name = "API key"
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.prefix}… ({self.user})"
+
+    @classmethod
+    def generate(cls, *, user, name: str = "") -> tuple[ApiKey, str]:
+        """Create a key; the plaintext is returned once and never stored."""
+        plaintext = KEY_PREFIX + secrets.token_urlsafe(32)
+        key = cls.objects.create(user=user, name=name, prefix=plaintext[:10], key_hash=hash_api_key(plaintext))
+        return key, plaintext

@@ -1,0 +1,140 @@
+"""Input/output serializers for the registries. Secrets are write-only and read masked."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import serializers
+
+from agentsite.serializers import StrictModelSerializer, StrictSerializer
+
+from . import services
+from .models import ENV_KEY_RE, EnvVar, LLMModel, MCPServer, Skill, Tool, ToolType
+
+
+class ModelSerializer(StrictModelSerializer):
+    api_key = serializers.CharField(required=False, allow_blank=True, max_length=500)
+    options = serializers.DictField(required=False)
+
+    class Meta:
+        model = LLMModel
+        fields = [
+            "model_id", "api_protocol", "api_base", "model_name", "api_key", "display_name", "context_window",
+            "options", "supports_vision", "supports_audio", "timeout_s", "enabled", "created_at", "updated_at",
+        ]
+        read_only_fields = ["created_at", "updated_at"]
+        extra_kwargs = {"context_window": {"min_value": 1}, "timeout_s": {"min_value": 0.1, "max_value": 86400}}
+
+    def validate_api_base(self, value: str) -> str:
+        if not value.startswith(("http://", "https://", "${")):
+            raise serializers.ValidationError("api_base must be an http(s) URL.")
+        return value.rstrip("/")
+
+    def validate_model_id(self, value: str) -> str:
+        if self.instance is not None and value != self.instance.model_id:
+            raise serializers.ValidationError("model_id cannot be changed; create a new model instead.")
+        return value
+
+    def to_representation(self, instance: LLMModel) -> dict[str, Any]:
+        data = super().to_representation(instance)
+        data["api_key"] = services.mask_secret(instance.api_key)
+        return data
+
+
+class DetectModelsSerializer(StrictSerializer):
+    api_protocol = serializers.ChoiceField(choices=["openai", "ollama"])
+    api_base = serializers.CharField(max_length=500)
+    api_key = serializers.CharField(required=False, allow_blank=True)
+
+
+class ToolSerializer(StrictModelSerializer):
+    server = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    skill = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    parameters = serializers.DictField(required=False)
+
+    class Meta:
+        model = Tool
+        fields = [
+            "tool_id", "tool_type", "name", "description", "parameters", "enabled", "callable", "endpoint",
+            "server", "remote_name", "skill", "timeout_s", "created_at", "updated_at",
+        ]
+        read_only_fields = ["server", "remote_name", "skill", "created_at", "updated_at"]
+        extra_kwargs = {"timeout_s": {"min_value": 0.1, "max_value": 3600}}
+
+    def validate_tool_id(self, value: str) -> str:
+        if self.instance is not None and value != self.instance.tool_id:
+            raise serializers.ValidationError("tool_id cannot be changed.")
+        return value
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        merged = {f: getattr(self.instance, f) for f in ("tool_type", "callable", "endpoint", "parameters")} if self.instance else {}
+        merged.update(attrs)
+        tool_type = merged.get("tool_type", ToolType.FUNCTION)
+        if self.instance is None and tool_type != ToolType.FUNCTION:
+            raise serializers.ValidationError(
+                {"tool_type": "Only function tools are created here; MCP tools come from /v1/tools/mcp, skills from /v1/tools/skill."}
+            )
+        if self.instance is not None and "tool_type" in attrs and attrs["tool_type"] != self.instance.tool_type:
+            raise serializers.ValidationError({"tool_type": "tool_type cannot be changed."})
+        if tool_type == ToolType.FUNCTION:
+            callable_path, endpoint = merged.get("callable") or "", merged.get("endpoint") or ""
+            if bool(callable_path) == bool(endpoint):
+                raise serializers.ValidationError({"callable": "A function tool needs exactly one of callable or endpoint."})
+            if "callable" in attrs and callable_path:
+                services.import_callable(callable_path)
+            if "endpoint" in attrs and endpoint and not endpoint.startswith(("http://", "https://", "${")):
+                raise serializers.ValidationError({"endpoint": "endpoint must be an http(s) URL."})
+        elif {"callable", "endpoint"} & {k for k, v in attrs.items() if v}:
+            raise serializers.ValidationError({"callable": f"{tool_type} tools take no callable or endpoint."})
+        if "parameters" in attrs:
+            services.validate_parameters_schema(attrs["parameters"])
+        return attrs
+
+
+class EnvVarSerializer(StrictModelSerializer):
+    key = serializers.RegexField(ENV_KEY_RE, max_length=200)
+    value = serializers.CharField(allow_blank=True, trim_whitespace=False, max_length=100_000)
+    is_secret = serializers.BooleanField(default=True)
+
+    class Meta:
+        model = EnvVar
+        fields = ["key", "value", "is_secret", "updated_at"]
+        read_only_fields = ["updated_at"]
+        # upserts: the unique check is the service's job
+        extra_kwargs = {"key": {"validators": []}}
+
+    def to_representation(self, instance: EnvVar) -> dict[str, Any]:
+        data = super().to_representation(instance)
+        if instance.is_secret:
+            data["value"] = services.mask_secret(instance.value)
+        return data
+
+
+class MCPServerSerializer(serializers.ModelSerializer):
+    tool_ids = serializers.SerializerMethodField()
+    config = serializers.SerializerMethodField()
+
+    class Meta:
+        model = MCPServer
+        fields = ["name", "config", "status", "last_error", "last_connected_at", "tool_ids", "created_at", "updated_at"]
+
+    def get_tool_ids(self, obj: MCPServer) -> list[str]:
+        return [t.tool_id for t in obj.tools.all()]
+
+    def get_config(self, obj: MCPServer) -> dict[str, Any]:
+        config = dict(obj.config)
+        for field in ("env", "headers"):
+            if isinstance(config.get(field), dict):
+                config[field] = services.mask_mapping(config[field])
+        return config
+
+
+class SkillSerializer(serializers.ModelSerializer):
+    tool_id = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Skill
+        fields = ["name", "description", "path", "uploaded", "allowed_tools", "warnings", "tool_id", "created_at", "updated_at"]
+
+    def get_tool_id(self, obj: Skill) -> str:
+        return f"skill.{obj.name}"

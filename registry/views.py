@@ -1,0 +1,181 @@
+"""/v1 registry endpoints: thin views that parse, authorize, call a service, render."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from agentsite.errors import ApiError
+
+from . import services
+from .auth import IsStaff, IsStaffOrReadOnly
+from .models import EnvVar, LLMModel, Tool
+from .serializers import EnvVarSerializer, ModelSerializer, ToolSerializer
+
+ListOf = lambda name, ser: inline_serializer(name, {"data": ser(many=True)})  # noqa: E731
+
+
+def _get_or_404(qs, message: str, **lookup: Any):  # noqa: ANN001, ANN202
+    obj = qs.filter(**lookup).first()
+    if obj is None:
+        raise ApiError("not_found", message, status_code=404)
+    return obj
+
+
+def _save(serializer: serializers.ModelSerializer, conflict: str) -> Any:
+    try:
+        with transaction.atomic():
+            return serializer.save()
+    except IntegrityError:
+        raise ApiError("conflict", conflict, status_code=409) from None
+
+
+class ModelListView(APIView):
+    permission_classes = [IsStaffOrReadOnly]
+
+    @extend_schema(responses=ListOf("ModelList", ModelSerializer))
+    def get(self, request: Request) -> Response:
+        return Response({"data": ModelSerializer(LLMModel.objects.all(), many=True).data})
+
+    @extend_schema(request=ModelSerializer, responses={201: ModelSerializer})
+    def post(self, request: Request) -> Response:
+        ser = ModelSerializer(data=request.data)
+        model_id = request.data.get("model_id") if isinstance(request.data, dict) else None
+        if model_id and LLMModel.objects.filter(model_id=model_id).exists():
+            raise ApiError("conflict", f"A model with id {model_id!r} already exists.", status_code=409)
+        ser.is_valid(raise_exception=True)
+        row = _save(ser, f"A model with id {model_id!r} already exists.")
+        return Response(ModelSerializer(row).data, status=status.HTTP_201_CREATED)
+
+
+class ModelDetailView(APIView):
+    permission_classes = [IsStaffOrReadOnly]
+
+    def _get(self, model_id: str) -> LLMModel:
+        return _get_or_404(LLMModel.objects, f"No model with id {model_id!r}.", model_id=model_id)
+
+    @extend_schema(responses=ModelSerializer)
+    def get(self, request: Request, model_id: str) -> Response:
+        return Response(ModelSerializer(self._get(model_id)).data)
+
+    @extend_schema(request=ModelSerializer, responses=ModelSerializer)
+    def put(self, request: Request, model_id: str) -> Response:
+        # PUT and PATCH both update only the fields given (API.md).
+        ser = ModelSerializer(self._get(model_id), data=request.data, partial=True)
+        ser.is_valid(raise_exception=True)
+        return Response(ModelSerializer(_save(ser, "Conflicting model.")).data)
+
+    patch = put
+
+    @extend_schema(responses={204: None})
+    def delete(self, request: Request, model_id: str) -> Response:
+        self._get(model_id).delete()
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class ToolListView(APIView):
+    permission_classes = [IsStaffOrReadOnly]
+
+    @extend_schema(responses=ListOf("ToolList", ToolSerializer))
+    def get(self, request: Request) -> Response:
+        qs = Tool.objects.select_related("server", "skill")
+        tool_type = request.query_params.get("tool_type")
+        if tool_type:
+            qs = qs.filter(tool_type=tool_type)
+        return Response({"data": ToolSerializer(qs, many=True).data})
+
+    @extend_schema(request=ToolSerializer, responses={201: ToolSerializer})
+    def post(self, request: Request) -> Response:
+        tool_id = request.data.get("tool_id") if isinstance(request.data, dict) else None
+        if tool_id and Tool.objects.filter(tool_id=tool_id).exists():
+            raise ApiError("conflict", f"A tool with id {tool_id!r} already exists.", status_code=409)
+        ser = ToolSerializer(data=request.data)
+        ser.is_valid(raise_exception=True)
+        row = _save(ser, f"A tool with id {tool_id!r} already exists.")
+        return Response(ToolSerializer(row).data, status=status.HTTP_201_CREATED)
+
+
+class ToolDetailView(APIView):
+    permission_classes = [IsStaffOrReadOnly]
+
+    def _get(self, tool_id: str) -> Tool:
+        return _get_or_404(Tool.objects.select_related("server", "skill"), f"No tool with id {tool_id!r}.", tool_id=tool_id)
+
+    @extend_schema(responses=ToolSerializer)
+    def get(self, request: Request, tool_id: str) -> Response:
+        return Response(ToolSerializer(self._get(tool_id)).data)
+
+    @extend_schema(request=ToolSerializer, responses=ToolSerializer)
+    def put(self, request: Request, tool_id: str) -> Response:
+        ser = ToolSerializer(self._get(tool_id), data=request.data, partial=True)
+        ser.is_valid(raise_exception=True)
+        return Response(ToolSerializer(_save(ser, "Conflicting tool.")).data)
+
+    patch = put
+
+    @extend_schema(responses={204: None})
+    def delete(self, request: Request, tool_id: str) -> Response:
+        tool = self._get(tool_id)
+        if tool.tool_type in ("mcp", "skill"):
+            raise ApiError(
+                "conflict",
+                f"{tool_id!r} belongs to an MCP server or skill; delete that instead (or disable the tool).",
+                status_code=409,
+            )
+        tool.delete()
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class EnvListView(APIView):
+    permission_classes = [IsStaff]
+
+    @extend_schema(responses=ListOf("EnvList", EnvVarSerializer))
+    def get(self, request: Request) -> Response:
+        return Response({"data": EnvVarSerializer(EnvVar.objects.all(), many=True).data})
+
+    @extend_schema(request=EnvVarSerializer, responses={200: EnvVarSerializer, 201: EnvVarSerializer})
+    def post(self, request: Request) -> Response:
+        ser = EnvVarSerializer(data=request.data)
+        ser.is_valid(raise_exception=True)
+        var, created = services.env_set(**ser.validated_data)
+        return Response(EnvVarSerializer(var).data, status=201 if created else 200)
+
+
+class EnvDetailView(APIView):
+    permission_classes = [IsStaff]
+
+    @extend_schema(responses={204: None})
+    def delete(self, request: Request, key: str) -> Response:
+        services.env_delete(key=key)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class EnvDetectView(APIView):
+    permission_classes = [IsStaff]
+
+    @extend_schema(
+        request=None,
+        responses=inline_serializer(
+            "EnvDetect",
+            {
+                "data": inline_serializer(
+                    "EnvDetectItem",
+                    {
+                        "key": serializers.CharField(),
+                        "set": serializers.BooleanField(),
+                        "source": serializers.ChoiceField(choices=["database", "process", "missing"]),
+                        "referenced_by": serializers.ListField(child=serializers.CharField()),
+                    },
+                    many=True,
+                )
+            },
+        ),
+    )
+    def post(self, request: Request) -> Response:
+        return Response({"data": services.env_detect()})

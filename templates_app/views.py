@@ -1,0 +1,76 @@
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from agentsite.errors import ApiError
+from registry.auth import IsStaffOrReadOnly
+
+from . import services
+from .models import PromptTemplate
+from .serializers import PromptTemplateSerializer, PromptTemplateVersionSerializer, RenderResultSerializer, RenderSerializer
+
+
+def _conflict(name: str) -> ApiError:
+    return ApiError("conflict", f"A prompt template named {name!r} already exists.", status_code=409)
+
+
+class TemplateListView(APIView):
+    permission_classes = [IsStaffOrReadOnly]
+
+    @extend_schema(responses=inline_serializer("TemplateList", {"data": PromptTemplateSerializer(many=True)}))
+    def get(self, request: Request) -> Response:
+        return Response({"data": PromptTemplateSerializer(PromptTemplate.objects.all(), many=True).data})
+
+    @extend_schema(request=PromptTemplateSerializer, responses={201: PromptTemplateSerializer})
+    def post(self, request: Request) -> Response:
+        ser = PromptTemplateSerializer(data=request.data)
+        ser.is_valid(raise_exception=True)
+        if PromptTemplate.objects.filter(name=ser.validated_data["name"]).exists():
+            raise _conflict(ser.validated_data["name"])
+        tpl = services.template_create(**ser.validated_data)
+        return Response(PromptTemplateSerializer(tpl).data, status=status.HTTP_201_CREATED)
+
+
+class TemplateDetailView(APIView):
+    permission_classes = [IsStaffOrReadOnly]
+
+    @extend_schema(responses=PromptTemplateSerializer)
+    def get(self, request: Request, id_or_name: str) -> Response:
+        return Response(PromptTemplateSerializer(services.template_get(id_or_name=id_or_name)).data)
+
+    @extend_schema(request=PromptTemplateSerializer, responses=PromptTemplateSerializer)
+    def put(self, request: Request, id_or_name: str) -> Response:
+        tpl = services.template_get(id_or_name=id_or_name)
+        ser = PromptTemplateSerializer(tpl, data=request.data, partial=True)
+        ser.is_valid(raise_exception=True)
+        new_name = ser.validated_data.get("name")
+        if new_name and new_name != tpl.name and PromptTemplate.objects.filter(name=new_name).exists():
+            raise _conflict(new_name)
+        tpl = services.template_update(template=tpl, changes=ser.validated_data)
+        return Response(PromptTemplateSerializer(tpl).data)
+
+    patch = put
+
+    @extend_schema(responses={204: None})
+    def delete(self, request: Request, id_or_name: str) -> Response:
+        services.template_get(id_or_name=id_or_name).delete()
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class TemplateVersionsView(APIView):
+    @extend_schema(responses=inline_serializer("TemplateVersions", {"data": PromptTemplateVersionSerializer(many=True)}))
+    def get(self, request: Request, id_or_name: str) -> Response:
+        tpl = services.template_get(id_or_name=id_or_name)
+        return Response({"data": PromptTemplateVersionSerializer(tpl.versions.all(), many=True).data})
+
+
+class TemplateRenderView(APIView):
+    @extend_schema(request=RenderSerializer, responses=RenderResultSerializer)
+    def post(self, request: Request, id_or_name: str) -> Response:
+        ser = RenderSerializer(data=request.data)
+        ser.is_valid(raise_exception=True)
+        return Response({"content": services.template_render(id_or_name=id_or_name, **ser.validated_data)})

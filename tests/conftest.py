@@ -1,0 +1,55 @@
+"""Shared fixtures: a fixed cast of users and authenticated API clients.
+
+The cast (after healthchecks' Alice/Bob/Charlie): ``staff`` manages registries, ``alice`` and
+``bob`` are ordinary users who must never see each other's sessions.
+"""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth import get_user_model
+from rest_framework.test import APIClient
+
+from registry.models import ApiKey
+
+
+def _client_for(user) -> APIClient:  # noqa: ANN001
+    _, key = ApiKey.generate(user=user, name="test")
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
+    return client
+
+
+@pytest.fixture
+def staff_user(db):  # noqa: ANN001, ANN201
+    return get_user_model().objects.create_user("staff", password="staff-pass-123", is_staff=True)
+
+
+@pytest.fixture
+def alice(db):  # noqa: ANN001, ANN201
+    return get_user_model().objects.create_user("alice", password="alice-pass-123")
+
+
+@pytest.fixture
+def bob(db):  # noqa: ANN001, ANN201
+    return get_user_model().objects.create_user("bob", password="bob-pass-123")
+
+
+@pytest.fixture
+def staff_api(staff_user) -> APIClient:  # noqa: ANN001
+    return _client_for(staff_user)
+
+
+@pytest.fixture
+def alice_api(alice) -> APIClient:  # noqa: ANN001
+    return _client_for(alice)
+
+
+@pytest.fixture
+def bob_api(bob) -> APIClient:  # noqa: ANN001
+    return _client_for(bob)
+
+
+@pytest.fixture
+def anon_api(db) -> APIClient:  # noqa: ANN001
+    return APIClient()
