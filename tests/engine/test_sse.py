@@ -1,0 +1,63 @@
+from __future__ import annotations
+
+import pytest
+
+from inference.engine.protocols.sse import LineSplitter, SSEEvent, aiter_sse, aiter_text_lines
+
+
+async def _chunks(data: bytes, size: int):
+    for i in range(0, len(data), size):
+        yield data[i : i + size]
+
+
+async def events_of(data: bytes, size: int = 1 << 20) -> list[SSEEvent]:
+    return [e async for e in aiter_sse(_chunks(data, size))]
+
+
+STREAM = "\ufeffdata: one\n\n: ping - 2026-11-25\n\nevent: update\nid: 7\ndata: {\"a\":\ndata: 1}\n\ndata:x\n\n"
+
+
+@pytest.mark.parametrize("newline", ["\n", "\r\n", "\r"])
+@pytest.mark.parametrize("size", [1, 2, 3, 7, 1 << 20])
+async def test_it_parses_every_line_ending_at_every_chunk_boundary(newline: str, size: int) -> None:
+    events = await events_of(STREAM.replace("\n", newline).encode(), size)
+    assert events == [
+        SSEEvent("message", "one"),
+        SSEEvent("update", '{"a":\n1}', "7"),  # multi-line data joined with \n (E-4)
+        SSEEvent("message", "x", "7"),  # id persists (E-5)
+    ]
+
+
+async def test_comments_and_blank_keep_alives_are_not_events() -> None:
+    assert await events_of(b": keep-alive\n\n\n\n:\n\ndata: [DONE]\n\n") == [SSEEvent("message", "[DONE]")]
+
+
+async def test_an_event_without_data_is_not_dispatched_but_its_id_is_kept() -> None:
+    assert await events_of(b"id: 5\nevent: prime\n\ndata: d\n\n") == [SSEEvent("message", "d", "5")]
+
+
+async def test_only_one_leading_space_is_dropped_and_a_bare_field_name_has_an_empty_value() -> None:
+    assert await events_of(b"data:  two spaces\n\ndata\ndata\n\n") == [SSEEvent("message", " two spaces"), SSEEvent("message", "\n")]
+
+
+async def test_a_trailing_event_without_blank_line_is_discarded() -> None:
+    assert await events_of(b"data: done\n\ndata: partial") == [SSEEvent("message", "done")]
+
+
+async def test_unicode_line_separators_inside_data_do_not_split_lines() -> None:
+    payload = '{"t": "a\u2028b\u0085c"}'
+    assert await events_of(f"data: {payload}\n\n".encode()) == [SSEEvent("message", payload)]
+
+
+async def test_multibyte_characters_split_across_chunks_decode() -> None:
+    assert await events_of("data: héllo 🌍\n\n".encode(), 1) == [SSEEvent("message", "héllo 🌍")]
+
+
+async def test_text_lines_yield_the_unterminated_last_line() -> None:
+    assert [line async for line in aiter_text_lines(_chunks(b'{"a":1}\r\n{"b":2}', 3))] == ['{"a":1}', '{"b":2}']
+
+
+def test_a_cr_at_chunk_end_pairs_with_the_next_lf() -> None:
+    splitter = LineSplitter()
+    assert splitter.feed("a\r") == ["a"]
+    assert splitter.feed("\nb\n") == ["b"]
