@@ -2,6 +2,7 @@
 
 from django.urls import path
 
+from inference import views as inference
 from registry import views as registry
 from sessions import views as sessions
 from templates_app import views as templates
@@ -9,6 +10,9 @@ from templates_app import views as templates
 urlpatterns = [
     path("models", registry.ModelListView.as_view()),
     path("models/<str:model_id>", registry.ModelDetailView.as_view()),
+    path("infer", inference.infer),
+    path("infer/stream", inference.infer_stream),
+    path("tools/call", inference.call_tool),
     path("tools", registry.ToolListView.as_view()),
     path("tools/<str:tool_id>", registry.ToolDetailView.as_view()),
     path("env", registry.EnvListView.as_view()),
@@ -20,4 +24,5 @@ urlpatterns = [
     path("prompt-templates/<str:id_or_name>/render", templates.TemplateRenderView.as_view()),
     path("sessions", sessions.SessionListView.as_view()),
     path("sessions/<str:session_id>", sessions.SessionDetailView.as_view()),
+    path("sessions/<str:session_id>/cancel", sessions.SessionCancelView.as_view()),
 ]

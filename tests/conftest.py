@@ -10,10 +10,12 @@ import pytest
 from django.contrib.auth import get_user_model
 from rest_framework.test import APIClient
 
-from registry.models import ApiKey
+from tests.fakes.fixtures import fake_llm  # noqa: F401  (the fake model server fixture)
 
 
 def _client_for(user) -> APIClient:  # noqa: ANN001
+    from registry.models import ApiKey
+
     _, key = ApiKey.generate(user=user, name="test")
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")

@@ -1,0 +1,693 @@
+"""The shared MCP client manager: one connection per MCP server per process (DESIGN.md).
+
+The pain this fixes is one MCP child process per agent. Here every server has exactly one
+connection, shared by every request, thread and event loop of the process:
+
+* ``MCPClientManager`` is a process-wide singleton owning one daemon thread that runs an
+  asyncio loop. Each connection is owned by ONE long-lived task on that loop, which enters and
+  exits the SDK ``Client`` itself: SDK sessions are anyio task groups and break when closed
+  from another task (PROTOCOLS.md C-3). Requests are queued to that task, run concurrently in
+  its task group, and their results come back through futures; callers on other threads or
+  loops wait through ``run_coroutine_threadsafe``.
+* Connections start lazily. When one dies under a request (child killed, connection closed,
+  HTTP session terminated) it is closed, reopened once and the request retried; a second
+  failure raises ``MCPCallError``.
+* Tool lists are cached per server and dropped on ``notifications/tools/list_changed``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import contextlib
+import json
+import logging
+import os
+import re
+import threading
+import uuid
+from collections import deque
+from dataclasses import dataclass, field, replace
+from importlib import metadata
+from typing import Any, Awaitable, Callable, Coroutine, Mapping, TypeVar
+
+import anyio
+import httpx2
+import mcp_types
+from pydantic import ValidationError
+
+from mcp import Client, MCPError, StdioServerParameters
+from mcp.client.sse import sse_client
+from mcp.client.stdio import stdio_client
+from mcp.client.streamable_http import streamable_http_client
+
+from .envvars import Lookup
+from .errors import EngineError, NotFound, ToolError
+from .mcp_config import (
+    DEFAULT_TIMEOUT_S,
+    MCPTool,
+    ServerConfig,
+    llm_tool_name,
+    mcp_tool_configs,
+    mcp_tool_id,
+    normalize_server_config,
+    normalize_tool_schema,
+    parse_mcp_servers,
+    validate_server_name,
+)
+from .tools.base import ToolContext, ToolExecutor, register_executor
+from .types import ContentItem, ToolConfig, ToolResult, text_result
+
+__all__ = [
+    "DEFAULT_TIMEOUT_S",
+    "MCPCallError",
+    "MCPClientManager",
+    "MCPConnectError",
+    "MCPServerNotFound",
+    "MCPTool",
+    "MCPToolExecutor",
+    "ServerConfig",
+    "llm_tool_name",
+    "mcp_tool_configs",
+    "mcp_tool_id",
+    "normalize_server_config",
+    "normalize_tool_schema",
+    "parse_mcp_servers",
+]
+
+log = logging.getLogger(__name__)
+# Server stderr is forwarded here line by line (the SDK would write it to our stderr).
+stderr_log = logging.getLogger(f"{__name__}.stderr")
+
+T = TypeVar("T")
+
+_CLOSE_WAIT_S = 15.0  # the SDK's stdio shutdown is bounded at ~6 s (stdin close, TERM, KILL)
+_MAX_TOOL_PAGES = 1000  # a server whose cursors never end must not hang list_tools
+_STDERR_TAIL = 20
+_PID_MARKER = "AGENTSITE_MCP_CONNECTION"  # env marker that lets us find our child in /proc
+# A streamable HTTP server that lost our session (restarted, expired) answers 404; the SDK says
+# "Session terminated" (C-11) unless the 404 carries a JSON-RPC body, whose wording varies by
+# server ("Session not found" from the Python SDK). Any of them means: initialize again.
+_SESSION_LOST = re.compile(r"\bsession\b.*\b(terminated|not found|expired)", re.IGNORECASE)
+
+try:
+    _VERSION = metadata.version("agentsite")
+except metadata.PackageNotFoundError:
+    _VERSION = "0"
+
+
+class MCPConnectError(ToolError):
+    code = "mcp_connect_failed"
+
+
+class MCPCallError(ToolError):
+    code = "mcp_call_failed"
+
+
+class MCPServerNotFound(NotFound):
+    code = "mcp_server_not_found"
+
+
+class _ConnectionLost(Exception):
+    """The transport died under a request; the manager reconnects once and retries."""
+
+
+@dataclass(eq=False)
+class _Job:
+    fn: Callable[[Client], Awaitable[Any]]
+    future: asyncio.Future[Any]
+
+
+class _StderrTail(asyncio.Protocol):
+    """Reads a stdio child's stderr: forwards it to logging and keeps the last lines for
+    connect errors ("No module named ..." is clearer than "Connection closed")."""
+
+    def __init__(self, server: str) -> None:
+        self.server = server
+        self.lines: deque[str] = deque(maxlen=_STDERR_TAIL)
+        self._buffer = b""
+
+    def data_received(self, data: bytes) -> None:
+        *lines, rest = (self._buffer + data).split(b"\n")
+        self._buffer = rest[-8192:]
+        for raw in lines:
+            line = raw.decode("utf-8", "replace").rstrip()
+            if line:
+                self.lines.append(line)
+                stderr_log.info("[%s] %s", self.server, line)
+
+
+class _Connection:
+    """One connection to one server, owned by the task ``_run`` on the manager's loop."""
+
+    def __init__(
+        self, name: str, config: ServerConfig, secrets: list[str], on_tools_changed: Callable[[], None]
+    ) -> None:
+        self.name = name
+        self.config = config  # expanded: never log it
+        self.secrets = secrets  # resolved ${VAR} values, masked in every message we produce
+        self.on_tools_changed = on_tools_changed
+        self.settled = asyncio.Event()  # set once connected, or once connecting failed
+        self.connected = False
+        self.closed = False
+        self.error: str | None = None
+        self.pid: int | None = None
+        self._marker = uuid.uuid4().hex
+        self._queue: asyncio.Queue[_Job] = asyncio.Queue()
+        self._pending: set[_Job] = set()
+        self._scope = anyio.CancelScope()  # cancelled by close(); anyio cancellation keeps the SDK's shields working
+        self._stderr: _StderrTail | None = None
+        self.task = asyncio.get_running_loop().create_task(self._run(), name=f"mcp:{name}")
+
+    async def _run(self) -> None:
+        try:
+            with self._scope:
+                async with contextlib.AsyncExitStack() as stack:
+                    client = await stack.enter_async_context(await self._client(stack))
+                    self.connected = True
+                    self.pid = _find_child(self._marker) if self.config.transport == "stdio" else None
+                    self.settled.set()
+                    async with anyio.create_task_group() as tg:
+                        while True:
+                            tg.start_soon(self._run_job, client, await self._queue.get())
+        except Exception as exc:  # noqa: BLE001 - whatever broke the transport ends this connection
+            self.error = self._describe(exc)
+            log.warning("MCP server %r: connection %s: %s", self.name, "lost" if self.connected else "failed", self.error)
+        finally:
+            self.closed = True
+            self.connected = False
+            self.settled.set()
+            while not self._queue.empty():
+                self._pending.add(self._queue.get_nowait())
+            for job in self._pending:
+                if not job.future.done():
+                    job.future.set_exception(_ConnectionLost(self.error or "connection closed"))
+
+    async def _client(self, stack: contextlib.AsyncExitStack) -> Client:
+        cfg = self.config
+        if cfg.transport == "stdio":
+            # C-13: the child gets only the SDK's safe default env (HOME, PATH, ...) plus ``env``.
+            # PATH is passed explicitly so a command like "uvx" resolves as it does for us.
+            env = {"PATH": os.environ.get("PATH", os.defpath), **cfg.env, _PID_MARKER: self._marker}
+            params = StdioServerParameters(command=cfg.command or "", args=list(cfg.args), env=env, cwd=cfg.cwd)
+            transport: Any = stdio_client(params, errlog=await self._stderr_pipe(stack))
+        elif cfg.transport == "sse":
+            transport = sse_client(cfg.url or "", headers=dict(cfg.headers), timeout=30.0, sse_read_timeout=300.0)
+        else:
+            # The SDK's own defaults: 30 s to connect/write, 300 s between bytes of a stream.
+            http = await stack.enter_async_context(
+                httpx2.AsyncClient(headers=dict(cfg.headers), timeout=httpx2.Timeout(30.0, read=300.0))
+            )
+            transport = streamable_http_client(cfg.url or "", http_client=http)
+        # mode="legacy" (the initialize handshake) rather than "auto" + listen(): handshake-era
+        # sessions receive notifications/tools/list_changed through message_handler on every
+        # transport, every server we meet speaks it, and it avoids a second long-lived listen
+        # stream per server (C-5). cache=None: the manager caches tool lists itself (C-6).
+        return Client(
+            transport,
+            mode="legacy",
+            message_handler=self._on_message,
+            read_timeout_seconds=cfg.timeout_s,
+            cache=None,
+            client_info=mcp_types.Implementation(name="agentsite", version=_VERSION),
+        )
+
+    async def _stderr_pipe(self, stack: contextlib.AsyncExitStack) -> Any:
+        read_fd, write_fd = os.pipe()
+        self._stderr = _StderrTail(self.name)
+        reader, _ = await asyncio.get_running_loop().connect_read_pipe(lambda: self._stderr, os.fdopen(read_fd, "rb", 0))
+        stack.callback(reader.close)
+        errlog = os.fdopen(write_fd, "w")
+        # Our copy of the write end is closed once the connection ends; the child keeps its own.
+        stack.callback(errlog.close)
+        return errlog
+
+    async def _run_job(self, client: Client, job: _Job) -> None:
+        future = job.future
+        if future.done():  # the caller gave up while queued
+            return
+        with anyio.CancelScope() as scope:
+            future.add_done_callback(lambda f: scope.cancel() if f.cancelled() else None)
+            try:
+                value = await job.fn(client)
+            except Exception as exc:  # noqa: BLE001 - handed to the caller
+                if not future.done():
+                    future.set_exception(_ConnectionLost(self._describe(exc)) if _is_connection_loss(exc) else exc)
+            else:
+                if not future.done():
+                    future.set_result(value)
+
+    async def _on_message(self, message: Any) -> None:
+        if isinstance(message, mcp_types.ToolListChangedNotification):
+            # Only drop the cache: re-listing from inside the session's receive path would wait
+            # on the very loop that delivers the answer. The next list_tools() fetches anew.
+            self.on_tools_changed()
+        elif isinstance(message, Exception):
+            log.debug("MCP server %r: transport reported %s", self.name, type(message).__name__)
+
+    async def submit(self, fn: Callable[[Client], Awaitable[T]]) -> T:
+        if self.closed:
+            raise _ConnectionLost(self.error or "connection closed")
+        job = _Job(fn, asyncio.get_running_loop().create_future())
+        self._pending.add(job)
+        self._queue.put_nowait(job)
+        try:
+            return await job.future
+        finally:
+            self._pending.discard(job)
+
+    async def close(self) -> None:
+        self._scope.cancel()
+        await asyncio.wait({self.task}, timeout=_CLOSE_WAIT_S)
+
+    def _describe(self, exc: BaseException) -> str:
+        messages = list(dict.fromkeys(_leaf_message(leaf) for leaf in _leaves(exc)))
+        text = "; ".join(messages)
+        if not self.connected and self._stderr and self._stderr.lines:
+            text += "\nserver stderr (last lines):\n" + "\n".join(list(self._stderr.lines)[-5:])
+        for secret in self.secrets:  # e.g. an HTTP error quoting a url with a token in it
+            text = text.replace(secret, "***")
+        return text
+
+
+@dataclass(eq=False)
+class _Server:
+    config: ServerConfig  # as configured, ${VAR}s unresolved
+    lookup: Lookup
+    conn: _Connection | None = None
+    tools: tuple[MCPTool, ...] | None = None
+    tools_generation: int = 0  # bumped on list_changed so an in-flight fetch can't store stale tools
+    error: str | None = None
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    def invalidate_tools(self) -> None:
+        self.tools = None
+        self.tools_generation += 1
+
+    def secrets(self) -> list[str]:
+        """The values its ${VAR}s resolve to now (short ones would mask too much to be useful)."""
+        values = (self.lookup(name) for name in self.config.referenced_vars())
+        return [value for value in values if value and len(value) >= 4]
+
+
+class MCPClientManager:
+    """Process-wide singleton: ``MCPClientManager()`` always returns the same instance.
+
+    Sync methods may be called from any thread except the manager's own loop thread; their
+    ``a``-prefixed twins from any event loop. ``configure`` does no I/O; connections open on
+    first use or on ``connect``.
+    """
+
+    _instance: MCPClientManager | None = None
+    _instance_lock = threading.Lock()
+
+    def __new__(cls) -> MCPClientManager:
+        with cls._instance_lock:
+            if cls._instance is None:
+                instance = super().__new__(cls)
+                instance._init()
+                cls._instance = instance
+            return cls._instance
+
+    def _init(self) -> None:
+        self._servers: dict[str, _Server] = {}
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._pid = os.getpid()
+        self._atexit = False
+        self._closing = False  # set by shutdown so a call racing it can't open a new connection
+
+    # ---- the loop thread -----------------------------------------------------------------
+
+    def _ensure_loop(self) -> asyncio.AbstractEventLoop:
+        with self._lock:
+            if self._pid != os.getpid():
+                # Forked (pre-fork servers): the parent's thread and connections are not ours.
+                self._pid, self._loop, self._thread = os.getpid(), None, None
+                for server in self._servers.values():
+                    server.conn, server.lock = None, asyncio.Lock()
+            if self._loop is None:
+                self._closing = False
+                loop = asyncio.new_event_loop()
+                thread = threading.Thread(target=loop.run_forever, name="mcp-client-manager", daemon=True)
+                thread.start()
+                self._loop, self._thread = loop, thread
+                if not self._atexit:
+                    atexit.register(self.shutdown)
+                    self._atexit = True
+            return self._loop
+
+    def _sync(self, coro: Coroutine[Any, Any, T]) -> T:
+        loop = self._ensure_loop()
+        if self._thread is threading.current_thread():
+            coro.close()
+            raise RuntimeError("Use the async MCPClientManager methods on the manager's own loop.")
+        return asyncio.run_coroutine_threadsafe(coro, loop).result()
+
+    async def _async(self, coro: Coroutine[Any, Any, T]) -> T:
+        loop = self._ensure_loop()
+        if asyncio.get_running_loop() is loop:
+            return await coro
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, loop))
+
+    # ---- public API ----------------------------------------------------------------------
+
+    def configure(self, name: str, config: Mapping[str, Any] | ServerConfig, *, lookup: Lookup | None = None) -> ServerConfig:
+        """Set a server's config (any ``mcpServers`` dialect). A changed config, or changed
+        values of its ``${VAR}``s, drops the open connection; an identical one keeps it, so
+        callers may re-apply configs freely. ``lookup`` resolves ``${VAR}`` (default os.environ)."""
+        cfg = normalize_server_config(config)
+        self._sync(self._configure(validate_server_name(name), cfg, lookup or os.environ.get))
+        return cfg
+
+    async def aconfigure(
+        self, name: str, config: Mapping[str, Any] | ServerConfig, *, lookup: Lookup | None = None
+    ) -> ServerConfig:
+        cfg = normalize_server_config(config)
+        await self._async(self._configure(validate_server_name(name), cfg, lookup or os.environ.get))
+        return cfg
+
+    def remove(self, name: str) -> None:
+        """Forget a server and close its connection (no error if unknown)."""
+        self._sync(self._remove(name))
+
+    async def aremove(self, name: str) -> None:
+        await self._async(self._remove(name))
+
+    def list_tools(self, name: str, refresh: bool = False) -> list[MCPTool]:
+        """All the server's tools (every page), cached until list_changed or ``refresh``."""
+        return self._sync(self._list_tools(name, refresh))
+
+    async def alist_tools(self, name: str, refresh: bool = False) -> list[MCPTool]:
+        return await self._async(self._list_tools(name, refresh))
+
+    def call_tool(
+        self, name: str, tool: str, arguments: Mapping[str, Any] | None = None, timeout_s: float | None = None
+    ) -> ToolResult:
+        """Call a tool. Tool failures, JSON-RPC errors and timeouts come back as
+        ``is_error=True`` results; only an unreachable server raises (MCPConnectError /
+        MCPCallError)."""
+        return self._sync(self._call_tool(name, tool, arguments or {}, timeout_s))
+
+    async def acall_tool(
+        self, name: str, tool: str, arguments: Mapping[str, Any] | None = None, timeout_s: float | None = None
+    ) -> ToolResult:
+        return await self._async(self._call_tool(name, tool, arguments or {}, timeout_s))
+
+    def connect(self, name: str) -> list[MCPTool]:
+        """Connect now (if not connected) and re-list the tools; MCPConnectError on failure."""
+        return self._sync(self._connect(name))
+
+    async def aconnect(self, name: str) -> list[MCPTool]:
+        return await self._async(self._connect(name))
+
+    def status(self, name: str) -> dict[str, Any]:
+        """``{"status": "connected"|"disconnected"|"error", "error": str|None, "pid": int|None}``."""
+        server = self._server(name)
+        conn = server.conn
+        if conn is not None and conn.connected and (conn.pid is None or _alive(conn.pid)):
+            return {"status": "connected", "error": None, "pid": conn.pid}
+        if server.error:
+            return {"status": "error", "error": server.error, "pid": None}
+        return {"status": "disconnected", "error": None, "pid": None}
+
+    async def astatus(self, name: str) -> dict[str, Any]:
+        return self.status(name)
+
+    def servers(self) -> list[str]:
+        """Names of the configured servers."""
+        return sorted(self._servers)
+
+    async def aservers(self) -> list[str]:
+        return self.servers()
+
+    def shutdown(self) -> None:
+        """Close every connection (stdio children terminated and reaped) and stop the loop
+        thread. Configs are kept: the next use starts afresh. Registered with atexit."""
+        with self._lock:
+            loop, thread = self._loop, self._thread
+            self._loop = self._thread = None
+        if loop is None or thread is None or self._pid != os.getpid():
+            return
+        if thread is threading.current_thread():
+            raise RuntimeError("MCPClientManager.shutdown() cannot run on the manager's own loop.")
+        try:
+            asyncio.run_coroutine_threadsafe(self._close_all(), loop).result(timeout=_CLOSE_WAIT_S + 5)
+        except Exception:  # noqa: BLE001 - shutting down regardless
+            log.exception("MCP: closing connections failed")
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=5)
+        if not thread.is_alive():
+            loop.close()
+
+    async def ashutdown(self) -> None:
+        await asyncio.to_thread(self.shutdown)
+
+    # ---- on the loop ---------------------------------------------------------------------
+
+    def _server(self, name: str) -> _Server:
+        try:
+            return self._servers[name]
+        except KeyError:
+            raise MCPServerNotFound(f"No MCP server named {name!r} is configured.", detail={"server": name}) from None
+
+    async def _configure(self, name: str, config: ServerConfig, lookup: Lookup) -> None:
+        current = self._servers.get(name)
+        if current is not None and current.config == config:
+            # Compare what the connection was opened with, not the lookup object: callers may
+            # pass a fresh lookup each time, and only a changed value should cost a reconnect.
+            current.lookup = lookup
+            conn = current.conn
+            if conn is None or conn.closed or _expanded_or_none(config, lookup) == conn.config:
+                return
+        self._servers[name] = _Server(config=config, lookup=lookup)
+        if current is not None and current.conn is not None:
+            await current.conn.close()
+
+    async def _remove(self, name: str) -> None:
+        server = self._servers.pop(name, None)
+        if server is not None and server.conn is not None:
+            await server.conn.close()
+
+    async def _close_all(self) -> None:
+        self._closing = True
+        conns = [s.conn for s in self._servers.values() if s.conn is not None]
+        for server in self._servers.values():
+            server.conn, server.lock = None, asyncio.Lock()
+        await asyncio.gather(*(conn.close() for conn in conns))
+        # Callers still waiting would hang once the loop stops: cancel them now.
+        others = asyncio.all_tasks() - {asyncio.current_task()}
+        for task in others:
+            task.cancel()
+        if others:
+            await asyncio.wait(others, timeout=5)
+
+    async def _connection(self, server: _Server, name: str) -> _Connection:
+        async with server.lock:
+            conn = server.conn
+            if conn is None or conn.closed:
+                if self._closing:
+                    raise MCPConnectError(self._connect_message(name, "the MCP client manager is shutting down"))
+                try:
+                    expanded = server.config.expand(server.lookup)
+                except EngineError as exc:
+                    server.error = exc.message
+                    raise MCPConnectError(self._connect_message(name, exc.message), detail={"server": name}) from None
+                conn = server.conn = _Connection(name, expanded, server.secrets(), server.invalidate_tools)
+                server.invalidate_tools()  # a new process may offer other tools
+            await conn.settled.wait()
+        if not conn.connected:
+            server.error = conn.error or "connection closed"
+            raise MCPConnectError(self._connect_message(name, server.error), detail={"server": name})
+        server.error = None
+        return conn
+
+    @staticmethod
+    def _connect_message(name: str, reason: str) -> str:
+        return f"Could not connect to MCP server {name!r}: {reason}"
+
+    async def _with_connection(self, name: str, fn: Callable[[Client], Awaitable[T]]) -> T:
+        """Run ``fn`` on the server's connection; on a lost connection reconnect once and retry.
+
+        A retried call may have reached the server before the connection died; MCP offers no
+        way to tell, so tools with side effects may run twice in that rare case.
+        """
+        server = self._server(name)
+        try:
+            return await self._attempt(server, name, fn)
+        except _ConnectionLost as exc:
+            log.info("MCP server %r: connection lost (%s); reconnecting", name, exc)
+        try:
+            return await self._attempt(server, name, fn)
+        except _ConnectionLost as exc:
+            server.error = str(exc)
+            raise MCPCallError(
+                f"MCP server {name!r} dropped the connection again after a reconnect: {server.error}",
+                detail={"server": name},
+            ) from None
+
+    async def _attempt(self, server: _Server, name: str, fn: Callable[[Client], Awaitable[T]]) -> T:
+        conn = await self._connection(server, name)
+        try:
+            return await conn.submit(fn)
+        except _ConnectionLost:
+            # Many callers may see the same loss; the first detaches the connection, all wait
+            # for it to close, and the lock in _connection lets only one of them reopen it.
+            if server.conn is conn:
+                server.conn = None
+            await conn.close()
+            raise
+
+    async def _list_tools(self, name: str, refresh: bool) -> list[MCPTool]:
+        server = self._server(name)
+        if server.tools is not None and not refresh:
+            return list(server.tools)
+
+        # Read once connected (connecting invalidates the cache): if list_changed arrives while
+        # fetching, the result may be stale and is returned but not cached.
+        generation = -1
+
+        async def fetch(client: Client) -> list[Any]:
+            nonlocal generation
+            generation = server.tools_generation
+            if client.server_capabilities.tools is None:
+                return []  # a resources/prompts-only server
+            tools: list[Any] = []
+            cursor: str | None = None
+            for _ in range(_MAX_TOOL_PAGES):
+                page = await client.list_tools(cursor=cursor)
+                tools.extend(page.tools)
+                if not (cursor := page.next_cursor):
+                    break
+            return tools
+
+        try:
+            raw = await self._with_connection(name, fetch)
+        except (MCPError, RuntimeError, ValidationError) as exc:
+            raise MCPCallError(f"Listing the tools of MCP server {name!r} failed: {exc}", detail={"server": name}) from None
+        tools = tuple(
+            MCPTool(
+                name=t.name,
+                description=t.description or "",
+                input_schema=t.input_schema,
+                title=t.title or (t.annotations.title if t.annotations else None),
+            )
+            for t in raw
+        )
+        if generation == server.tools_generation:
+            server.tools = tools
+        return list(tools)
+
+    async def _call_tool(self, name: str, tool: str, arguments: Mapping[str, Any], timeout_s: float | None) -> ToolResult:
+        server = self._server(name)
+        tool_id = mcp_tool_id(name, tool)
+        timeout = timeout_s or server.config.timeout_s  # C-4: every call has a timeout
+
+        async def call(client: Client) -> Any:
+            return await client.call_tool(tool, dict(arguments), read_timeout_seconds=timeout)
+
+        try:
+            result = await self._with_connection(name, call)
+        except MCPError as exc:  # C-8: a protocol error is a tool error for the model, not a crash
+            if exc.code == mcp_types.REQUEST_TIMEOUT:
+                return text_result(tool_id, f"Tool {tool!r} on MCP server {name!r} timed out after {timeout:g} s.", is_error=True)
+            return text_result(tool_id, f"MCP server {name!r} rejected the call to {tool!r}: {exc.message}", is_error=True)
+        except (RuntimeError, ValidationError) as exc:  # e.g. structured content not matching outputSchema
+            return text_result(tool_id, f"MCP server {name!r} sent an invalid result for {tool!r}: {exc}", is_error=True)
+        return _tool_result(tool_id, result)
+
+    async def _connect(self, name: str) -> list[MCPTool]:
+        try:
+            return await self._list_tools(name, refresh=True)
+        except MCPCallError as exc:
+            raise MCPConnectError(exc.message, detail=exc.detail) from None
+
+
+class MCPToolExecutor(ToolExecutor):
+    """Runs ``tool_type="mcp"`` tools through the shared manager."""
+
+    async def execute(self, tool: ToolConfig, arguments: Mapping[str, Any], ctx: ToolContext) -> ToolResult:
+        if not tool.server or not tool.remote_name:
+            return text_result(tool.tool_id, f"Tool {tool.tool_id!r} has no MCP server or remote name.", is_error=True)
+        try:
+            result = await MCPClientManager().acall_tool(tool.server, tool.remote_name, arguments, timeout_s=tool.timeout_s)
+        except EngineError as exc:  # unreachable or unconfigured server: the model sees why
+            return text_result(tool.tool_id, exc.message, is_error=True)
+        return replace(result, tool_id=tool.tool_id)
+
+
+register_executor("mcp", MCPToolExecutor())
+
+
+# ---- helpers -------------------------------------------------------------------------------
+
+
+def _tool_result(tool_id: str, result: Any) -> ToolResult:
+    """A ``CallToolResult`` in API.md's shapes: MCP wire content items (camelCase)."""
+    content: list[ContentItem] = [
+        block.model_dump(by_alias=True, exclude_none=True, mode="json") for block in result.content
+    ]
+    structured = result.structured_content
+    if not content and structured is not None:
+        # Models read text; servers SHOULD mirror structured output as text but not all do (C-9).
+        content.append({"type": "text", "text": json.dumps(structured, ensure_ascii=False)})
+    return ToolResult(tool_id=tool_id, content=tuple(content), is_error=bool(result.is_error), structured=structured)
+
+
+def _is_connection_loss(exc: BaseException) -> bool:
+    if isinstance(exc, MCPError):
+        return exc.code == mcp_types.CONNECTION_CLOSED or bool(_SESSION_LOST.search(exc.message))
+    return isinstance(
+        exc,
+        (anyio.ClosedResourceError, anyio.BrokenResourceError, anyio.EndOfStream, OSError, httpx2.TransportError),
+    )
+
+
+def _leaves(exc: BaseException) -> list[BaseException]:
+    if isinstance(exc, BaseExceptionGroup):
+        return [leaf for inner in exc.exceptions for leaf in _leaves(inner)]
+    return [exc]
+
+
+def _leaf_message(exc: BaseException) -> str:
+    if isinstance(exc, MCPError):
+        return exc.message
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+def _expanded_or_none(config: ServerConfig, lookup: Lookup) -> ServerConfig | None:
+    try:
+        return config.expand(lookup)
+    except EngineError:
+        return None
+
+
+def _find_child(marker: str) -> int | None:
+    """The pid of our direct child whose environment carries ``marker`` (Linux /proc; the SDK
+    does not expose the process)."""
+    me, needle = os.getpid(), f"{_PID_MARKER}={marker}".encode()
+    try:
+        pids = [name for name in os.listdir("/proc") if name.isdigit()]
+    except OSError:  # no /proc: not Linux
+        return None
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as f:
+                if int(f.read().rsplit(b")", 1)[1].split()[1]) != me:
+                    continue
+            with open(f"/proc/{pid}/environ", "rb") as f:
+                if needle in f.read().split(b"\0"):
+                    return int(pid)
+        except (OSError, ValueError, IndexError):  # gone meanwhile, or not ours to read
+            continue
+    return None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0] not in (b"Z", b"X")
+    except (OSError, IndexError):
+        return False
+

@@ -1,0 +1,515 @@
+"""The Runtime: any model, any tools, composed per request; the tool loop and its events.
+
+``astream()`` is the one implementation. The loop runs as a producer task that puts
+``StreamEvent``s on a queue; the consumer (an SSE view, ``ainfer()``, or an SDK user) reads
+them. This split gives three things cheaply: keep-alive pings while the queue is idle,
+cancellation by ``RunControl.cancel()`` from any thread (the producer is cancelled, keeps the
+partial answer and still emits ``done``), and cleanup when the consumer goes away (the
+producer is cancelled, the upstream request is closed, the partial answer is handed to the
+hooks marked incomplete).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import re
+import threading
+from dataclasses import dataclass, field, replace
+from typing import Any, AsyncIterator, Iterator, Mapping, Sequence
+
+from . import media
+from .errors import EngineError, InvalidRequest, UnsupportedInput
+from .protocols import get_adapter
+from .protocols.base import RoundResult
+from .registries import ModelRegistry, ModelSource, TemplateRegistry, TemplateSource, ToolRegistry, ToolSource
+from .disclosure import skill_extra_tools
+from .templates import render_template
+from .tools.base import ToolContext
+from .tools.execute import check_arguments, execute_tool
+from .types import (
+    Finish,
+    InferenceRequest,
+    InferenceResult,
+    Message,
+    ModelConfig,
+    ReasoningDelta,
+    StreamEvent,
+    TextDelta,
+    ToolCall,
+    ToolCallDelta,
+    ToolConfig,
+    ToolResult,
+    Usage,
+    UsageDelta,
+)
+
+IMAGES_NOT_SUPPORTED = "Model {model!r} does not accept images (supports_vision is off)."
+AUDIO_NOT_SUPPORTED = "Model {model!r} does not accept audio (supports_audio is off)."
+AUDIO_NOT_ON_OLLAMA = "Audio input is not supported by the ollama protocol."
+UNKNOWN_TOOL_NAME = "The model called {name!r}, which is not one of the tools offered."
+NO_MESSAGES = "The request has no messages."
+
+_NAME_BAD = re.compile(r"[^A-Za-z0-9_-]")
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    max_image_bytes: int = 10 * 1024 * 1024
+    max_audio_bytes: int = 20 * 1024 * 1024
+    tool_timeout_s: float = 60.0
+    max_tool_rounds_limit: int = 50
+
+
+@dataclass(frozen=True)
+class PreparedRun:
+    """Everything a run needs, resolved up front (the Django side builds it from the DB).
+
+    ``messages`` is what goes to the model (history, summary and memory included);
+    ``input_messages`` is this request's own input, echoed at the start of the result.
+    ``tool_lookup`` maps lower-cased tool names and ids to registered tools, so the tools a
+    skill's ``allowed-tools`` names can be offered once the skill is activated.
+    """
+
+    model: ModelConfig
+    messages: tuple[Message, ...]
+    tools: tuple[ToolConfig, ...] = ()
+    input_messages: tuple[Message, ...] = ()
+    max_tool_rounds: int = 10
+    options: Mapping[str, Any] = field(default_factory=dict)
+    think: bool | str | None = None
+    session_id: str | None = None
+    context: ToolContext = field(default_factory=ToolContext)
+    tool_lookup: Mapping[str, ToolConfig] = field(default_factory=dict)
+
+
+class RunHooks:
+    """Override to persist a run as it happens (the sessions app does)."""
+
+    async def on_message(self, message: Message) -> None:
+        """A produced message (assistant turn or tool result), once complete."""
+
+    async def on_partial(self, message: Message, *, error: EngineError | None = None) -> None:
+        """The assistant text produced before a cancel, disconnect or failure (``incomplete``)."""
+
+    async def on_done(self, result: InferenceResult) -> None:
+        """The run finished (also when cancelled); ``result.usage`` sums every round."""
+
+
+class RunControl:
+    """Lets another task or thread stop a run; the partial answer is kept (``cancelled``)."""
+
+    def __init__(self) -> None:
+        self.cancelled = False
+        self._task: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def _attach(self, task: asyncio.Task[None]) -> None:
+        self._task, self._loop = task, asyncio.get_running_loop()
+        if self.cancelled:
+            task.cancel()
+
+    def cancel(self) -> None:
+        self.cancelled = True
+        if self._task is not None and self._loop is not None and not self._task.done():
+            self._loop.call_soon_threadsafe(self._task.cancel)
+
+
+# ---- helpers ---------------------------------------------------------------------------------
+
+
+def model_facing_names(tools: Sequence[ToolConfig], taken: set[str] | None = None) -> dict[str, ToolConfig]:
+    """Names the model sees: ``^[A-Za-z0-9_-]{1,64}$``, unique within the request (C-1)."""
+    out: dict[str, ToolConfig] = {}
+    used = set(taken or ())
+    for tool in tools:
+        base = _NAME_BAD.sub("_", tool.name or tool.tool_id)[:64] or "tool"
+        name, n = base, 2
+        while name in used:
+            suffix = f"_{n}"
+            name, n = base[: 64 - len(suffix)] + suffix, n + 1
+        used.add(name)
+        out[name] = tool
+    return out
+
+
+def tool_spec(name: str, tool: ToolConfig) -> dict[str, Any]:
+    return {"name": name, "description": tool.description, "parameters": dict(tool.parameters or {})}
+
+
+def validate_inputs(model: ModelConfig, messages: Sequence[Message], limits: Limits) -> None:
+    """Everything that can be refused before a byte goes upstream (answered as a 4xx)."""
+    if not messages:
+        raise InvalidRequest(NO_MESSAGES)
+    for m in messages:
+        if m.images:
+            if not model.supports_vision:
+                raise UnsupportedInput(IMAGES_NOT_SUPPORTED.format(model=model.model_id))
+            for image in m.images:
+                media.normalize_image(image, max_bytes=limits.max_image_bytes)
+        if m.audio:
+            if model.api_protocol == "ollama":
+                raise UnsupportedInput(AUDIO_NOT_ON_OLLAMA)
+            if not model.supports_audio:
+                raise UnsupportedInput(AUDIO_NOT_SUPPORTED.format(model=model.model_id))
+            for clip in m.audio:
+                media.normalize_audio(clip.data, clip.format, max_bytes=limits.max_audio_bytes)
+
+
+def resolve_templates(messages: Sequence[Message], templates: TemplateSource | None) -> tuple[Message, ...]:
+    out = []
+    for m in messages:
+        if m.prompt_template is not None:
+            if templates is None:
+                raise InvalidRequest("prompt_template needs a template registry.")
+            content = render_template(templates.get_content(m.prompt_template), m.arguments or {})
+            m = replace(m, content=content)
+        out.append(m)
+    return tuple(out)
+
+
+def _ping() -> StreamEvent:
+    return StreamEvent("ping", {})
+
+
+# ---- the runtime -----------------------------------------------------------------------------
+
+
+class Runtime:
+    """Usable as a plain SDK (in-memory registries) or fed ``PreparedRun``s by Django."""
+
+    def __init__(
+        self,
+        model_registry: ModelSource | None = None,
+        tool_registry: ToolSource | None = None,
+        template_registry: TemplateSource | None = None,
+        *,
+        limits: Limits | None = None,
+        settings: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.models = model_registry or ModelRegistry()
+        self.tools = tool_registry or ToolRegistry()
+        self.templates = template_registry or TemplateRegistry()
+        self.limits = limits or Limits()
+        self.settings = dict(settings or {})
+
+    # -- preparing ---------------------------------------------------------------------------
+
+    def prepare(self, request: InferenceRequest) -> PreparedRun:
+        model = self.models.get(request.model_id)
+        tools = tuple(self.tools.get_many(request.tool_ids))
+        messages = resolve_templates(request.messages, self.templates)
+        validate_inputs(model, messages, self.limits)
+        lookup = {}
+        if any(t.tool_type == "skill" for t in tools):
+            for t in self.tools.all():
+                lookup.setdefault(t.name.lower(), t)
+                lookup.setdefault(t.tool_id.lower(), t)
+        return PreparedRun(
+            model=model,
+            messages=messages,
+            tools=tools,
+            input_messages=messages,
+            max_tool_rounds=min(request.max_tool_rounds, self.limits.max_tool_rounds_limit),
+            options=request.options,
+            think=request.think,
+            session_id=request.session_id,
+            context=ToolContext(session_id=request.session_id, settings=self.settings),
+            tool_lookup=lookup,
+        )
+
+    def _prepared(self, run: InferenceRequest | PreparedRun) -> PreparedRun:
+        return run if isinstance(run, PreparedRun) else self.prepare(run)
+
+    # -- running -----------------------------------------------------------------------------
+
+    async def ainfer(
+        self, run: InferenceRequest | PreparedRun, *, hooks: RunHooks | None = None, control: RunControl | None = None
+    ) -> InferenceResult:
+        """Run to the end without streaming upstream; raise the run's error if it failed."""
+        done: Mapping[str, Any] | None = None
+        async for event in self.astream(run, hooks=hooks, control=control, stream_upstream=False):
+            if event.event == "error":
+                raise event.data["exception"]
+            if event.event == "done":
+                done = event.data
+        assert done is not None
+        return done["result"]
+
+    async def astream(
+        self,
+        run: InferenceRequest | PreparedRun,
+        *,
+        hooks: RunHooks | None = None,
+        control: RunControl | None = None,
+        ping_s: float | None = None,
+        stream_upstream: bool = True,
+    ) -> AsyncIterator[StreamEvent]:
+        """Events as API.md's SSE table (plus ``ping`` when ``ping_s`` is set).
+
+        ``done`` carries ``{"result": InferenceResult, **result.to_dict()}``; ``error`` carries
+        ``{"exception": EngineError, **error envelope}``.
+        """
+        prepared = self._prepared(run)
+        events: asyncio.Queue[StreamEvent | None] = asyncio.Queue()
+        loop = _Loop(prepared, hooks or RunHooks(), control or RunControl(), events, self.limits, stream_upstream)
+        task = asyncio.create_task(loop.run())
+        loop.control._attach(task)
+        try:
+            while True:
+                if ping_s:
+                    try:
+                        event = await asyncio.wait_for(events.get(), ping_s)
+                    except (TimeoutError, asyncio.TimeoutError):
+                        yield _ping()
+                        continue
+                else:
+                    event = await events.get()
+                if event is None:
+                    break
+                yield event
+        finally:
+            if not task.done():
+                loop.consumer_gone = True
+                task.cancel()
+                # Let the producer store the partial answer and close the upstream request.
+                await asyncio.gather(task, return_exceptions=True)
+
+    # -- sync twins for SDK users --------------------------------------------------------------
+
+    def infer(self, request: InferenceRequest | PreparedRun) -> InferenceResult:
+        return _run_sync(self.ainfer(request))
+
+    def infer_stream(self, request: InferenceRequest | PreparedRun) -> Iterator[StreamEvent]:
+        """Events as they come, from a private event loop in a helper thread."""
+        q: queue.Queue[StreamEvent | BaseException | None] = queue.Queue()
+
+        async def pump() -> None:
+            try:
+                async for ev in self.astream(request):
+                    q.put(ev)
+            except BaseException as exc:  # handed to the consuming thread
+                q.put(exc)
+            finally:
+                q.put(None)
+
+        thread = threading.Thread(target=lambda: _run_sync(pump()), daemon=True)
+        thread.start()
+        while (item := q.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+        thread.join()
+
+    # -- direct tool calls -------------------------------------------------------------------
+
+    async def acall_tool(
+        self, tool: str | ToolConfig, arguments: Mapping[str, Any], *, context: ToolContext | None = None
+    ) -> ToolResult:
+        """Call a tool without a model. Bad arguments raise InvalidArguments (400)."""
+        config = tool if isinstance(tool, ToolConfig) else self.tools.get_many([tool])[0]
+        check_arguments(config, arguments)
+        timeout = config.timeout_s or self.limits.tool_timeout_s
+        ctx = context or ToolContext(settings=self.settings)
+        return await execute_tool(config, arguments, ctx, timeout_s=timeout, validate=False)
+
+    def call_tool(self, tool: str | ToolConfig, arguments: Mapping[str, Any]) -> ToolResult:
+        return _run_sync(self.acall_tool(tool, arguments))
+
+
+def _run_sync(coro: Any) -> Any:
+    from .http import aclose_clients
+
+    async def main() -> Any:
+        try:
+            return await coro
+        finally:
+            await aclose_clients()
+
+    return asyncio.run(main())
+
+
+class _Loop:
+    """One run of the tool loop, as a producer of StreamEvents."""
+
+    def __init__(
+        self,
+        run: PreparedRun,
+        hooks: RunHooks,
+        control: RunControl,
+        events: asyncio.Queue[StreamEvent | None],
+        limits: Limits,
+        stream_upstream: bool,
+    ) -> None:
+        self.run_ = run
+        self.hooks = hooks
+        self.control = control
+        self.events = events
+        self.limits = limits
+        self.stream_upstream = stream_upstream
+        self.consumer_gone = False
+        self.adapter = get_adapter(run.model)
+        self.options = {**run.model.options, **run.options}
+        self.history: list[Message] = list(run.messages)
+        self.produced: list[Message] = []
+        self.usage = Usage()
+        self.rounds = 0
+        # the text of the round in progress, for keeping a partial answer
+        self.partial_text: list[str] = []
+        self.partial_thinking: list[str] = []
+        self.final_text: list[str] = []
+        self.final_thinking: list[str] = []
+        self.offered: dict[str, ToolConfig] = model_facing_names(run.tools)
+        self.activated_skills: set[str] = set()
+
+    def emit(self, event: str, data: Mapping[str, Any]) -> None:
+        self.events.put_nowait(StreamEvent(event, data))  # type: ignore[arg-type]
+
+    async def run(self) -> None:
+        try:
+            if self.run_.session_id:
+                self.emit("session", {"session_id": self.run_.session_id})
+            finish = await self._loop()
+            await self._done(finish)
+        except asyncio.CancelledError:
+            await self._keep_partial(None)
+            if self.consumer_gone or not self.control.cancelled:
+                raise
+            await self._done("cancelled")
+        except EngineError as exc:
+            await self._keep_partial(exc)
+            self.emit("error", {"exception": exc, **exc.to_dict()})
+        finally:
+            self.events.put_nowait(None)
+
+    async def _done(self, finish: str) -> None:
+        content, thinking = "".join(self.final_text), "".join(self.final_thinking)
+        result = InferenceResult(
+            model_id=self.run_.model.model_id,
+            messages=tuple(self.run_.input_messages) + tuple(self.produced),
+            content=content,
+            thinking=thinking,
+            finish_reason=finish,  # type: ignore[arg-type]
+            tool_rounds=self.rounds,
+            usage=self.usage,
+            session_id=self.run_.session_id,
+        )
+        await self.hooks.on_done(result)
+        self.emit("done", {"result": result, **result.to_dict()})
+
+    async def _keep_partial(self, error: EngineError | None) -> None:
+        text, thinking = "".join(self.partial_text), "".join(self.partial_thinking)
+        message = Message(role="assistant", content=text, thinking=thinking, incomplete=True)
+        if text or thinking:
+            self.produced.append(message)
+            self.final_text, self.final_thinking = [text], [thinking]
+        self.partial_text, self.partial_thinking = [], []
+        try:
+            await asyncio.shield(self.hooks.on_partial(message, error=error))
+        except asyncio.CancelledError:
+            pass
+
+    async def _loop(self) -> str:
+        while True:
+            with_tools = self.rounds < self.run_.max_tool_rounds
+            round_ = await self._model_round(with_tools)
+            calls = round_.tool_calls if with_tools else ()
+            assistant = Message(role="assistant", content=round_.content, thinking=round_.thinking, tool_calls=calls)
+            self.partial_text, self.partial_thinking = [], []
+            self.history.append(assistant)
+            self.produced.append(assistant)
+            self.emit("message", assistant.to_dict())
+            await self.hooks.on_message(assistant)
+            if not calls:
+                if not with_tools and self.rounds > 0:
+                    return "max_tool_rounds"
+                return "length" if round_.finish_reason == "length" else "stop"
+            self.rounds += 1
+            self.final_text, self.final_thinking = [], []
+            await self._run_tools(calls)
+
+    async def _model_round(self, with_tools: bool) -> RoundResult:
+        specs = [tool_spec(name, t) for name, t in self.offered.items()] if with_tools else []
+        messages = self.history
+        if not self.stream_upstream:
+            result = await self.adapter.complete(messages, specs, options=self.options, think=self.run_.think)
+            result = replace(result, tool_calls=tuple(self._bind(c) for c in result.tool_calls))
+            if result.thinking:
+                self.emit("delta", {"thinking": result.thinking})
+                self.final_thinking.append(result.thinking)
+            if result.content:
+                self.emit("delta", {"content": result.content})
+                self.final_text.append(result.content)
+            self.usage = self.usage + result.usage
+            return result
+        content: list[str] = self.partial_text
+        thinking: list[str] = self.partial_thinking
+        calls: list[ToolCall] = []
+        usage, reason = Usage(), "stop"
+        async for ev in self.adapter.stream(messages, specs, options=self.options, think=self.run_.think):
+            if isinstance(ev, TextDelta):
+                content.append(ev.text)
+                self.final_text.append(ev.text)
+                self.emit("delta", {"content": ev.text})
+            elif isinstance(ev, ReasoningDelta):
+                thinking.append(ev.text)
+                self.final_thinking.append(ev.text)
+                self.emit("delta", {"thinking": ev.text})
+            elif isinstance(ev, ToolCallDelta):
+                calls.append(self._bind(ev.call))
+            elif isinstance(ev, UsageDelta):
+                usage = ev.usage
+            elif isinstance(ev, Finish):
+                reason = ev.reason
+        self.usage = self.usage + usage
+        return RoundResult("".join(content), "".join(thinking), tuple(calls), usage, reason)
+
+    def _bind(self, call: ToolCall) -> ToolCall:
+        tool = self.offered.get(call.name)
+        return replace(call, tool_id=tool.tool_id if tool else "")
+
+    async def _run_tools(self, calls: Sequence[ToolCall]) -> None:
+        for call in calls:
+            self.emit("tool_call", call.to_dict())
+        results = await asyncio.gather(*(self._run_one(c) for c in calls))
+        for call, result in zip(calls, results):
+            message = Message(
+                role="tool",
+                content=list(result.content),
+                tool_call_id=call.id,
+                tool_id=call.tool_id,
+                tool_name=call.name,
+                is_error=result.is_error,
+                duration_ms=round(result.duration_ms, 3),
+            )
+            self.history.append(message)
+            self.produced.append(message)
+            self.emit(
+                "tool_result",
+                {"id": call.id, "tool_id": call.tool_id, "content": list(result.content), "is_error": result.is_error,
+                 "duration_ms": round(result.duration_ms, 3)},
+            )
+            self.emit("message", message.to_dict())
+            await self.hooks.on_message(message)
+            self._disclose(call, result)
+
+    async def _run_one(self, call: ToolCall) -> ToolResult:
+        tool = self.offered.get(call.name)
+        if tool is None:
+            return ToolResult(call.tool_id, ({"type": "text", "text": UNKNOWN_TOOL_NAME.format(name=call.name)},), True)
+        if call.arguments_error:
+            return ToolResult(tool.tool_id, ({"type": "text", "text": call.arguments_error},), True)
+        timeout = tool.timeout_s or self.limits.tool_timeout_s
+        return await execute_tool(tool, call.arguments, self.run_.context, timeout_s=timeout)
+
+    def _disclose(self, call: ToolCall, result: ToolResult) -> None:
+        """After a skill is activated, offer the tools it brings from the next round on."""
+        tool = self.offered.get(call.name)
+        if tool is None or tool.tool_type != "skill" or tool.remote_name or result.is_error or tool.tool_id in self.activated_skills:
+            return
+        self.activated_skills.add(tool.tool_id)
+        extra = skill_extra_tools(tool, self.run_.tool_lookup)
+        known = {t.tool_id for t in self.offered.values()}
+        fresh = [t for t in extra if t.tool_id not in known]
+        self.offered.update(model_facing_names(fresh, taken=set(self.offered)))
+

@@ -1,0 +1,118 @@
+"""Request shapes of /v1/infer, /v1/infer/stream and /v1/tools/call (also for the schema)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from rest_framework import serializers
+
+from agentsite.serializers import StrictSerializer
+
+
+class AudioSerializer(StrictSerializer):
+    data = serializers.CharField()
+    format = serializers.CharField(max_length=16)
+
+
+class MessageSerializer(StrictSerializer):
+    role = serializers.ChoiceField(choices=["system", "user", "assistant", "tool"], default="user")
+    content = serializers.JSONField(required=False, default="")
+    images = serializers.ListField(child=serializers.CharField(), required=False, default=list, max_length=16)
+    audio = AudioSerializer(many=True, required=False, default=list)
+    prompt_template = serializers.CharField(required=False, max_length=100)
+    arguments = serializers.DictField(required=False, default=dict)
+    # Replayed history (stateless clients may send earlier turns back).
+    thinking = serializers.CharField(required=False, allow_blank=True, default="")
+    tool_calls = serializers.ListField(child=serializers.DictField(), required=False, default=list)
+    tool_call_id = serializers.CharField(required=False, allow_blank=True, default="")
+    tool_id = serializers.CharField(required=False, allow_blank=True, default="")
+    is_error = serializers.BooleanField(required=False, default=False)
+
+    def validate_content(self, value: Any) -> Any:
+        if isinstance(value, str):
+            return value
+        if isinstance(value, list) and all(isinstance(i, dict) for i in value):
+            return value
+        raise serializers.ValidationError("content must be a string or a list of content items.")
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if attrs.get("prompt_template") and attrs["role"] not in ("user", "system"):
+            raise serializers.ValidationError({"prompt_template": "Only user and system messages can use a template."})
+        if (attrs.get("images") or attrs.get("audio")) and attrs["role"] != "user":
+            raise serializers.ValidationError({"images": "Images and audio belong in user messages."})
+        return attrs
+
+
+class ThinkField(serializers.Field):
+    def to_internal_value(self, data: Any) -> bool | str:
+        if isinstance(data, bool) or (isinstance(data, str) and data in ("low", "medium", "high", "max")):
+            return data
+        raise serializers.ValidationError('think must be true, false, or one of "low", "medium", "high", "max".')
+
+    def to_representation(self, value: Any) -> Any:
+        return value
+
+
+class InferRequestSerializer(StrictSerializer):
+    model_id = serializers.CharField(max_length=100)
+    tool_ids = serializers.ListField(child=serializers.CharField(max_length=200), required=False, default=list, max_length=128)
+    messages = MessageSerializer(many=True, required=False, default=list)
+    text = serializers.CharField(required=False, trim_whitespace=False)
+    session_id = serializers.CharField(required=False, allow_null=True, max_length=40)
+    max_tool_rounds = serializers.IntegerField(required=False, default=10, min_value=0)
+    options = serializers.DictField(required=False, default=dict)
+    think = ThinkField(required=False, allow_null=True)
+    stream = serializers.BooleanField(required=False, default=False)
+
+    def validate_max_tool_rounds(self, value: int) -> int:
+        limit = settings.AGENTSITE["MAX_TOOL_ROUNDS_LIMIT"]
+        if value > limit:
+            raise serializers.ValidationError(f"max_tool_rounds may be at most {limit}.")
+        return value
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if not attrs.get("messages") and "text" not in attrs:
+            raise serializers.ValidationError({"messages": "Give messages or text."})
+        return attrs
+
+
+class ToolCallRequestSerializer(StrictSerializer):
+    tool_id = serializers.CharField(required=False, max_length=200)
+    server = serializers.CharField(required=False, max_length=64)
+    tool = serializers.CharField(required=False, max_length=200)
+    arguments = serializers.DictField(required=False, default=dict)
+    session_id = serializers.CharField(required=False, max_length=40)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if "tool_id" in attrs:
+            if "server" in attrs or "tool" in attrs:
+                raise serializers.ValidationError({"tool_id": "Give tool_id, or server and tool, not both."})
+        elif not ("server" in attrs and "tool" in attrs):
+            raise serializers.ValidationError({"tool_id": "Give tool_id, or server and tool."})
+        return attrs
+
+
+class ToolCallResponseSerializer(serializers.Serializer):
+    tool_id = serializers.CharField()
+    is_error = serializers.BooleanField()
+    duration_ms = serializers.FloatField()
+    content = serializers.ListField(child=serializers.DictField())
+    structured = serializers.JSONField(allow_null=True)
+
+
+class UsageSerializer(serializers.Serializer):
+    prompt_tokens = serializers.IntegerField()
+    completion_tokens = serializers.IntegerField()
+    total_tokens = serializers.IntegerField()
+
+
+class InferResponseSerializer(serializers.Serializer):
+    session_id = serializers.CharField(allow_null=True)
+    model_id = serializers.CharField()
+    messages = serializers.ListField(child=serializers.DictField())
+    content = serializers.CharField(allow_blank=True)
+    thinking = serializers.CharField(allow_blank=True)
+    finish_reason = serializers.ChoiceField(choices=["stop", "length", "max_tool_rounds", "cancelled", "error"])
+    tool_rounds = serializers.IntegerField()
+    usage = UsageSerializer()
