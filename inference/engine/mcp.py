@@ -87,8 +87,11 @@ _STDERR_TAIL = 20
 _PID_MARKER = "AGENTSITE_MCP_CONNECTION"  # env marker that lets us find our child in /proc
 # A streamable HTTP server that lost our session (restarted, expired) answers 404; the SDK says
 # "Session terminated" (C-11) unless the 404 carries a JSON-RPC body, whose wording varies by
-# server ("Session not found" from the Python SDK). Any of them means: initialize again.
+# server: -32600 "Session not found" (Python SDK), -32001 "Session not found" (TypeScript SDK).
+# Any of them means: initialize again. Codes and wording both must match, so a tool's own
+# JSON-RPC error that merely mentions a session is not mistaken for a lost connection.
 _SESSION_LOST = re.compile(r"\bsession\b.*\b(terminated|not found|expired)", re.IGNORECASE)
+_SESSION_LOST_CODES = (mcp_types.INVALID_REQUEST, -32001)
 
 try:
     _VERSION = metadata.version("agentsite")
@@ -232,7 +235,8 @@ class _Connection:
                 value = await job.fn(client)
             except Exception as exc:  # noqa: BLE001 - handed to the caller
                 if not future.done():
-                    future.set_exception(_ConnectionLost(self._describe(exc)) if _is_connection_loss(exc) else exc)
+                    lost = _is_connection_loss(exc, self.config.transport)
+                    future.set_exception(_ConnectionLost(self._describe(exc)) if lost else exc)
             else:
                 if not future.done():
                     future.set_result(value)
@@ -635,9 +639,15 @@ def _tool_result(tool_id: str, result: Any) -> ToolResult:
     return ToolResult(tool_id=tool_id, content=tuple(content), is_error=bool(result.is_error), structured=structured)
 
 
-def _is_connection_loss(exc: BaseException) -> bool:
+def _is_connection_loss(exc: BaseException, transport: str) -> bool:
     if isinstance(exc, MCPError):
-        return exc.code == mcp_types.CONNECTION_CLOSED or bool(_SESSION_LOST.search(exc.message))
+        if exc.code == mcp_types.CONNECTION_CLOSED:
+            return True
+        return (
+            transport == "streamable_http"
+            and exc.code in _SESSION_LOST_CODES
+            and bool(_SESSION_LOST.search(exc.message))
+        )
     return isinstance(
         exc,
         (anyio.ClosedResourceError, anyio.BrokenResourceError, anyio.EndOfStream, OSError, httpx2.TransportError),
