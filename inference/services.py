@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from django.conf import settings
+from django.core.signals import setting_changed
+from django.dispatch import receiver
 
 from inference.engine.errors import ToolNotFound
 from inference.engine.registries import TemplateSource
@@ -31,6 +33,7 @@ class DbTemplates(TemplateSource):
 
 @lru_cache(maxsize=1)
 def get_runtime() -> Runtime:
+    """One runtime per process; rebuilt when settings change (tests override AGENTSITE)."""
     conf = settings.AGENTSITE
     limits = Limits(
         max_image_bytes=conf["MAX_IMAGE_BYTES"],
@@ -39,6 +42,12 @@ def get_runtime() -> Runtime:
         max_tool_rounds_limit=conf["MAX_TOOL_ROUNDS_LIMIT"],
     )
     return Runtime(template_registry=DbTemplates(), limits=limits, settings=conf)
+
+
+@receiver(setting_changed)
+def _settings_changed(*, setting: str, **kwargs: Any) -> None:
+    if setting == "AGENTSITE":
+        get_runtime.cache_clear()
 
 
 def message_from_json(data: Mapping[str, Any]) -> Message:

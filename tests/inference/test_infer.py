@@ -170,13 +170,7 @@ def test_audio_goes_to_openai_and_is_refused_for_ollama(model: LLMModel, fake_ll
 def test_images_need_a_vision_model_and_a_size_limit(model: LLMModel, fake_llm: FakeLLMServer, alice_api: APIClient, settings) -> None:  # noqa: ANN001
     body = {"model_id": model.model_id, "messages": [{"role": "user", "content": "x", "images": [PNG]}]}
     settings.AGENTSITE = {**settings.AGENTSITE, "MAX_IMAGE_BYTES": 10}
-    from inference.services import get_runtime
-
-    get_runtime.cache_clear()
-    try:
-        assert_error(alice_api.post("/v1/infer", body, format="json"), 400, "input_too_large")
-    finally:
-        get_runtime.cache_clear()
+    assert_error(alice_api.post("/v1/infer", body, format="json"), 400, "input_too_large")
     LLMModel.objects.filter(pk=model.pk).update(supports_vision=False)
     assert_error(alice_api.post("/v1/infer", body, format="json"), 400, "unsupported_input")
     assert fake_llm.requests == []
