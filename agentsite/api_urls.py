@@ -9,6 +9,7 @@ from templates_app import views as templates
 
 urlpatterns = [
     path("models", registry.ModelListView.as_view()),
+    path("models/detect", registry.ModelDetectView.as_view()),
     path("models/<str:model_id>", registry.ModelDetailView.as_view()),
     path("infer", inference.infer),
     path("infer/stream", inference.infer_stream),

@@ -13,10 +13,10 @@ from rest_framework.views import APIView
 
 from agentsite.errors import ApiError
 
-from . import services
+from . import model_services, services
 from .auth import IsStaff, IsStaffOrReadOnly
 from .models import EnvVar, LLMModel, Tool
-from .serializers import EnvVarSerializer, ModelSerializer, ToolSerializer
+from .serializers import DetectModelsSerializer, EnvVarSerializer, ModelSerializer, ToolSerializer
 
 ListOf = lambda name, ser: inline_serializer(name, {"data": ser(many=True)})  # noqa: E731
 
@@ -52,6 +52,21 @@ class ModelListView(APIView):
         ser.is_valid(raise_exception=True)
         row = _save(ser, f"A model with id {model_id!r} already exists.")
         return Response(ModelSerializer(row).data, status=status.HTTP_201_CREATED)
+
+
+class ModelDetectView(APIView):
+    permission_classes = [IsStaff]
+
+    @extend_schema(
+        request=DetectModelsSerializer,
+        responses=inline_serializer("DetectedModels", {"data": inline_serializer("DetectedModel", {
+            "model_name": serializers.CharField(), "family": serializers.CharField(),
+            "parameter_size": serializers.CharField(), "registered": serializers.BooleanField()}, many=True)}),
+    )
+    def post(self, request: Request) -> Response:
+        ser = DetectModelsSerializer(data=request.data)
+        ser.is_valid(raise_exception=True)
+        return Response({"data": model_services.models_detect(**ser.validated_data)})
 
 
 class ModelDetailView(APIView):

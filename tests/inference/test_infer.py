@@ -237,3 +237,14 @@ def test_request_errors_before_the_stream(model: LLMModel, alice_api: APIClient)
     assert_error(res, 400, "malformed_json")
     assert_error(APIClient().post("/v1/infer", {"model_id": model.model_id, "text": "x"}, format="json"), 401, "not_authenticated")
     assert alice_api.get("/v1/infer").status_code == 405
+
+
+def test_models_detect_lists_what_the_server_offers(model: LLMModel, fake_llm: FakeLLMServer, staff_api: APIClient,
+                                                    alice_api: APIClient) -> None:
+    base = fake_llm.openai_base if model.api_protocol == "openai" else fake_llm.ollama_base
+    fake_llm.set_model("fake-model")
+    fake_llm.set_model("other-model")
+    body = {"api_protocol": model.api_protocol, "api_base": base}
+    found = {m["model_name"]: m for m in staff_api.post("/v1/models/detect", body, format="json").json()["data"]}
+    assert found["fake-model"]["registered"] is True and found["other-model"]["registered"] is False
+    assert alice_api.post("/v1/models/detect", body, format="json").status_code == 403

@@ -1,0 +1,64 @@
+"""Model services that talk to model servers: detection and "test connection".
+
+Used by both the API (``POST /v1/models/detect``) and the admin console actions.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from asgiref.sync import async_to_sync
+
+from inference.engine.envvars import expand_vars
+from inference.engine.errors import EngineError
+from inference.engine.http import aclose_clients
+from inference.engine.protocols import get_adapter
+from inference.engine.types import Message, ModelConfig
+
+from .models import LLMModel
+from .services import model_to_config
+
+
+async def _detect(config: ModelConfig) -> list[dict[str, Any]]:
+    try:
+        entries = await get_adapter(config).list_models()
+    finally:
+        await aclose_clients()
+    out = []
+    for e in entries:
+        name = e.get("id") or e.get("name") or e.get("model")
+        if not name:
+            continue
+        details = e.get("details") if isinstance(e.get("details"), dict) else {}
+        out.append({"model_name": name, "family": details.get("family", ""), "parameter_size": details.get("parameter_size", ""),
+                    "registered": False})
+    return out
+
+
+def models_detect(*, api_protocol: str, api_base: str, api_key: str = "") -> list[dict[str, Any]]:
+    """The models a server offers (Ollama ``/api/tags``, OpenAI ``/models``), marked if registered."""
+    config = ModelConfig(model_id="detect", api_protocol=api_protocol, api_base=expand_vars(api_base).rstrip("/"),  # type: ignore[arg-type]
+                         model_name="", api_key=expand_vars(api_key) or None, timeout_s=15)
+    found = async_to_sync(_detect)(config)
+    registered = set(LLMModel.objects.filter(api_base=api_base.rstrip("/")).values_list("model_name", flat=True))
+    for item in found:
+        item["registered"] = item["model_name"] in registered
+    return found
+
+
+async def _ping(config: ModelConfig) -> tuple[bool, str]:
+    started = time.perf_counter()
+    try:
+        result = await get_adapter(config).complete([Message(role="user", content="Reply with the word: ok")], options={})
+    except EngineError as exc:
+        return False, exc.message
+    finally:
+        await aclose_clients()
+    ms = (time.perf_counter() - started) * 1000
+    return True, f"answered in {ms:.0f} ms: {result.content[:60]!r}"
+
+
+def model_test_connection(*, model: LLMModel) -> tuple[bool, str]:
+    """One tiny request to the model; (ok, human-readable outcome)."""
+    return async_to_sync(_ping)(model_to_config(model))
