@@ -14,6 +14,8 @@ urlpatterns = [
     path("infer", inference.infer),
     path("infer/stream", inference.infer_stream),
     path("tools/call", inference.call_tool),
+    path("tools/mcp", registry.MCPServerListView.as_view()),
+    path("tools/mcp/<str:server>", registry.MCPServerDetailView.as_view()),
     path("tools", registry.ToolListView.as_view()),
     path("tools/<str:tool_id>", registry.ToolDetailView.as_view()),
     path("env", registry.EnvListView.as_view()),

@@ -15,6 +15,7 @@ from inference.engine.registries import TemplateSource
 from inference.engine.runtime import Limits, PreparedRun, Runtime, resolve_templates, validate_inputs
 from inference.engine.tools.base import ToolContext
 from inference.engine.types import AudioInput, Message, ToolCall, ToolConfig
+from registry.mcp_services import mcp_ensure_configured
 from registry.models import Tool
 from registry.services import model_config_get, tool_configs_all, tool_configs_get, tool_to_config
 from templates_app.services import template_get
@@ -100,6 +101,7 @@ def prepare_run(
     runtime = get_runtime()
     model = model_config_get(model_id=data["model_id"])
     tools = tool_configs_get(tool_ids=data.get("tool_ids") or ())
+    mcp_ensure_configured(tools)
     new = input_messages(data)
     validate_inputs(model, new, runtime.limits)
     return PreparedRun(
@@ -119,13 +121,17 @@ def prepare_run(
 def tool_for_call(*, data: Mapping[str, Any]) -> ToolConfig:
     """The tool a direct call names: ``tool_id``, or MCP ``server`` + ``tool``."""
     if "tool_id" in data:
-        return tool_configs_get(tool_ids=[data["tool_id"]])[0]
+        tool = tool_configs_get(tool_ids=[data["tool_id"]])[0]
+        mcp_ensure_configured([tool])
+        return tool
     row = Tool.objects.select_related("server", "skill").filter(
         tool_type="mcp", server__name=data["server"], remote_name=data["tool"], enabled=True
     ).first()
     if row is None:
         raise ToolNotFound(f"No enabled tool {data['tool']!r} on MCP server {data['server']!r}.")
-    return tool_to_config(row)
+    tool = tool_to_config(row)
+    mcp_ensure_configured([tool])
+    return tool
 
 
 def tool_context(*, session_id: str | None = None) -> ToolContext:

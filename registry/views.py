@@ -13,10 +13,10 @@ from rest_framework.views import APIView
 
 from agentsite.errors import ApiError
 
-from . import model_services, services
+from . import mcp_services, model_services, services
 from .auth import IsStaff, IsStaffOrReadOnly
-from .models import EnvVar, LLMModel, Tool
-from .serializers import DetectModelsSerializer, EnvVarSerializer, ModelSerializer, ToolSerializer
+from .models import EnvVar, LLMModel, MCPServer, Tool
+from .serializers import DetectModelsSerializer, EnvVarSerializer, MCPServerSerializer, ModelSerializer, ToolSerializer
 
 ListOf = lambda name, ser: inline_serializer(name, {"data": ser(many=True)})  # noqa: E731
 
@@ -194,3 +194,29 @@ class EnvDetectView(APIView):
     )
     def post(self, request: Request) -> Response:
         return Response({"data": services.env_detect()})
+
+
+class MCPServerListView(APIView):
+    permission_classes = [IsStaffOrReadOnly]
+
+    @extend_schema(responses=ListOf("MCPServerList", MCPServerSerializer))
+    def get(self, request: Request) -> Response:
+        servers = MCPServer.objects.prefetch_related("tools")
+        return Response({"data": MCPServerSerializer(servers, many=True).data})
+
+    @extend_schema(
+        request=inline_serializer("MCPServersBody", {"mcpServers": serializers.DictField(child=serializers.DictField())}),
+        responses=inline_serializer("MCPRegistration", {"servers": serializers.DictField(child=serializers.DictField())}),
+    )
+    def post(self, request: Request) -> Response:
+        servers = mcp_services.mcp_parse_body(request.data)
+        return Response(mcp_services.mcp_register(servers=servers))
+
+
+class MCPServerDetailView(APIView):
+    permission_classes = [IsStaffOrReadOnly]
+
+    @extend_schema(responses={204: None})
+    def delete(self, request: Request, server: str) -> Response:
+        mcp_services.mcp_delete(name=server)
+        return Response(status=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,122 @@
+"""MCP server registration: store the config, connect through the shared manager, sync tools.
+
+The API (``/v1/tools/mcp``) and the admin actions call these same services. Each worker process
+configures its manager lazily from the database (``mcp_ensure_configured``), so a server
+registered through one worker is usable from every other one.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Iterable, Mapping
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from agentsite.errors import ApiError
+from inference.engine.errors import EngineError, InvalidRequest
+from inference.engine.mcp import MCPClientManager
+from inference.engine.mcp_config import mcp_tool_configs, normalize_server_config, parse_mcp_servers
+from inference.engine.types import ToolConfig
+
+from .models import MCPServer, MCPStatus, Tool, ToolType
+
+log = logging.getLogger(__name__)
+
+
+def _manager() -> MCPClientManager:
+    return MCPClientManager()
+
+
+def _with_defaults(config: Mapping[str, Any]) -> dict[str, Any]:
+    # Every call has a timeout (C-4); a server's own "timeout_s" wins over the setting.
+    return {"timeout_s": settings.AGENTSITE["MCP_CALL_TIMEOUT_S"], **config}
+
+
+def mcp_parse_body(body: Any) -> dict[str, dict[str, Any]]:
+    """Validate every server config up front: a malformed entry rejects the whole request (400)
+    and nothing is written; connection failures later are per server."""
+    servers = parse_mcp_servers(body)
+    problems = {}
+    for name, config in servers.items():
+        try:
+            normalize_server_config(config)
+        except InvalidRequest as exc:
+            problems[name] = exc.message
+    if problems:
+        first = next(iter(problems.items()))
+        raise ApiError("invalid_mcp_config", f"{first[0]}: {first[1]}", detail={"servers": problems})
+    return servers
+
+
+@transaction.atomic
+def _sync_tools(server: MCPServer, configs: Iterable[ToolConfig]) -> list[str]:
+    """Make the server's tool rows match what it lists now; keeps admins' enabled flags."""
+    configs = list(configs)
+    wanted = {c.tool_id for c in configs}
+    Tool.objects.filter(server=server).exclude(tool_id__in=wanted).delete()
+    for c in configs:
+        Tool.objects.update_or_create(
+            tool_id=c.tool_id,
+            defaults={"tool_type": ToolType.MCP, "name": c.name, "description": c.description, "parameters": dict(c.parameters),
+                      "server": server, "remote_name": c.remote_name or "", "callable": "", "endpoint": "", "skill": None},
+        )
+    return sorted(wanted)
+
+
+def mcp_connect(*, server: MCPServer) -> dict[str, Any]:
+    """Connect (or reconnect) and re-sync tools; the row records the outcome."""
+    manager = _manager()
+    try:
+        manager.configure(server.name, _with_defaults(server.config))
+        tools = manager.connect(server.name)
+    except EngineError as exc:
+        MCPServer.objects.filter(pk=server.pk).update(status=MCPStatus.ERROR, last_error=exc.message, updated_at=timezone.now())
+        return {"status": "error", "error": {"code": exc.code, "message": exc.message}}
+    tool_ids = _sync_tools(server, mcp_tool_configs(server.name, tools))
+    now = timezone.now()
+    MCPServer.objects.filter(pk=server.pk).update(status=MCPStatus.CONNECTED, last_error="", last_connected_at=now, updated_at=now)
+    return {"status": "connected", "tool_ids": tool_ids}
+
+
+def mcp_register(*, servers: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    out = {}
+    for name, config in servers.items():
+        server, _ = MCPServer.objects.update_or_create(name=name, defaults={"config": dict(config)})
+        out[name] = mcp_connect(server=server)
+    return {"servers": out}
+
+
+def mcp_reconnect(*, server: MCPServer) -> dict[str, Any]:
+    _manager().remove(server.name)  # drop the old connection (and child process) first
+    return mcp_connect(server=server)
+
+
+def mcp_delete(*, name: str) -> None:
+    server = MCPServer.objects.filter(name=name).first()
+    if server is None:
+        raise ApiError("not_found", f"No MCP server named {name!r}.", status_code=404)
+    _manager().remove(name)
+    server.delete()  # its tools go with it (CASCADE)
+
+
+def mcp_ensure_configured(tools: Iterable[ToolConfig]) -> None:
+    """Hand this worker's manager the stored config of every MCP server ``tools`` use.
+
+    ``configure`` keeps an open connection when the config is unchanged, so this is cheap.
+    """
+    names = {t.server for t in tools if t.tool_type == "mcp" and t.server}
+    if not names:
+        return
+    manager = _manager()
+    for server in MCPServer.objects.filter(name__in=names).only("name", "config"):
+        manager.configure(server.name, _with_defaults(server.config))
+
+
+def mcp_live_status(*, server: MCPServer) -> dict[str, Any]:
+    """The manager's view of the connection in this worker (pid of the child, if any)."""
+    try:
+        return _manager().status(server.name)
+    except EngineError:
+        return {"status": "disconnected", "error": None, "pid": None}
