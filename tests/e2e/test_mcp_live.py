@@ -1,0 +1,74 @@
+"""MCP sharing through a real worker: one child process for many concurrent users, and recovery."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+import time
+
+import httpx
+import pytest
+
+from registry.models import ApiKey, LLMModel
+from tests.e2e.conftest import LiveServer
+from tests.fakes.fake_llm import FakeLLMServer, Reply
+
+pytestmark = pytest.mark.e2e
+TIME = {"command": sys.executable, "args": ["-m", "mcp_server_time", "--local-timezone", "UTC"]}
+
+
+def children_of(pid: int, needle: str) -> list[int]:
+    found = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+            with open(f"/proc/{name}/cmdline", "rb") as f:
+                cmd = f.read().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if int(fields[1]) == pid and needle in cmd and fields[0] != b"Z":
+            found.append(int(name))
+    return found
+
+
+@pytest.fixture
+def keys(transactional_db, django_user_model):  # noqa: ANN001, ANN201
+    staff = django_user_model.objects.create_user("root", password="x", is_staff=True)
+    users = [django_user_model.objects.create_user(f"u{i}", password="x") for i in range(5)]
+    return {"staff": {"Authorization": f"Bearer {ApiKey.generate(user=staff)[1]}"},
+            "users": [{"Authorization": f"Bearer {ApiKey.generate(user=u)[1]}"} for u in users]}
+
+
+def test_many_users_share_one_mcp_process_and_a_killed_one_comes_back(live_server_proc: LiveServer, keys, fake_llm: FakeLLMServer) -> None:  # noqa: ANN001
+    url = live_server_proc.url
+    res = httpx.post(url + "/v1/tools/mcp", json={"mcpServers": {"time": TIME}}, headers=keys["staff"], timeout=30)
+    assert res.json()["servers"]["time"]["status"] == "connected", res.text
+    LLMModel.objects.create(model_id="m", api_protocol="openai", api_base=fake_llm.openai_base, model_name="m")
+    fake_llm.script([Reply(tool_calls=[("time_get_current_time", {"timezone": "UTC"})]), Reply(content="done")] * 10)
+
+    async def burst() -> list[httpx.Response]:
+        async with httpx.AsyncClient(base_url=url, timeout=60) as client:
+            calls = [client.post("/v1/tools/call", json={"tool_id": "time.get_current_time", "arguments": {"timezone": "UTC"}},
+                                 headers=keys["users"][i % 5]) for i in range(40)]
+            infers = [client.post("/v1/infer", json={"model_id": "m", "tool_ids": ["time.get_current_time"], "text": "time?"},
+                                  headers=keys["users"][i % 5]) for i in range(10)]
+            return await asyncio.gather(*calls, *infers)
+
+    responses = asyncio.run(burst())
+    assert all(r.status_code == 200 for r in responses), [r.text for r in responses if r.status_code != 200][:3]
+    assert all(r.json().get("is_error") is False for r in responses[:40])
+    pids = children_of(live_server_proc.proc.pid, "mcp_server_time")
+    assert len(pids) == 1, pids
+
+    os.kill(pids[0], signal.SIGKILL)
+    time.sleep(0.2)
+    res = httpx.post(url + "/v1/tools/call", json={"tool_id": "time.get_current_time", "arguments": {"timezone": "UTC"}},
+                     headers=keys["users"][0], timeout=30)
+    assert res.status_code == 200 and res.json()["is_error"] is False, res.text
+    new_pids = children_of(live_server_proc.proc.pid, "mcp_server_time")
+    assert len(new_pids) == 1 and new_pids != pids
