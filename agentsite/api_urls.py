@@ -16,6 +16,8 @@ urlpatterns = [
     path("tools/call", inference.call_tool),
     path("tools/mcp", registry.MCPServerListView.as_view()),
     path("tools/mcp/<str:server>", registry.MCPServerDetailView.as_view()),
+    path("tools/skill", registry.SkillListView.as_view()),
+    path("tools/skill/<str:name>", registry.SkillDetailView.as_view()),
     path("tools", registry.ToolListView.as_view()),
     path("tools/<str:tool_id>", registry.ToolDetailView.as_view()),
     path("env", registry.EnvListView.as_view()),

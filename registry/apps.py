@@ -6,4 +6,9 @@ class RegistryConfig(AppConfig):
     verbose_name = "Registry"
 
     def ready(self) -> None:
+        from django.db.models.signals import post_migrate
+
         from . import checks, signals  # noqa: F401  (system checks, env-store apply hooks)
+        from .skill_services import builtins_sync
+
+        post_migrate.connect(builtins_sync, sender=self, dispatch_uid="agentsite-builtins")

@@ -13,10 +13,10 @@ from rest_framework.views import APIView
 
 from agentsite.errors import ApiError
 
-from . import mcp_services, model_services, services
+from . import mcp_services, model_services, services, skill_services
 from .auth import IsStaff, IsStaffOrReadOnly
-from .models import EnvVar, LLMModel, MCPServer, Tool
-from .serializers import DetectModelsSerializer, EnvVarSerializer, MCPServerSerializer, ModelSerializer, ToolSerializer
+from .models import EnvVar, LLMModel, MCPServer, Skill, Tool
+from .serializers import DetectModelsSerializer, EnvVarSerializer, MCPServerSerializer, ModelSerializer, SkillSerializer, ToolSerializer
 
 ListOf = lambda name, ser: inline_serializer(name, {"data": ser(many=True)})  # noqa: E731
 
@@ -137,10 +137,10 @@ class ToolDetailView(APIView):
     @extend_schema(responses={204: None})
     def delete(self, request: Request, tool_id: str) -> Response:
         tool = self._get(tool_id)
-        if tool.tool_type in ("mcp", "skill"):
+        if tool.tool_type in ("mcp", "skill", "builtin"):
             raise ApiError(
                 "conflict",
-                f"{tool_id!r} belongs to an MCP server or skill; delete that instead (or disable the tool).",
+                f"{tool_id!r} is a built-in or belongs to an MCP server or skill; disable it, or delete its server or skill.",
                 status_code=409,
             )
         tool.delete()
@@ -219,4 +219,43 @@ class MCPServerDetailView(APIView):
     @extend_schema(responses={204: None})
     def delete(self, request: Request, server: str) -> Response:
         mcp_services.mcp_delete(name=server)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class SkillListView(APIView):
+    permission_classes = [IsStaffOrReadOnly]
+
+    @extend_schema(responses=ListOf("SkillList", SkillSerializer))
+    def get(self, request: Request) -> Response:
+        return Response({"data": SkillSerializer(Skill.objects.all(), many=True).data})
+
+    @extend_schema(
+        request={
+            "application/json": inline_serializer("SkillPath", {"path": serializers.CharField()}),
+            "multipart/form-data": inline_serializer("SkillUpload", {"file": serializers.FileField()}),
+        },
+        responses={201: SkillSerializer},
+    )
+    def post(self, request: Request) -> Response:
+        upload = request.FILES.get("file")
+        if upload is not None:
+            skill = skill_services.skill_register_zip(upload=upload)
+        elif isinstance(request.data, dict) and isinstance(request.data.get("path"), str):
+            skill = skill_services.skill_register_path(path=request.data["path"])
+        else:
+            raise ApiError("validation_error", 'Send {"path": "/dir/on/server"} or a multipart "file" (.zip).',
+                           detail={"path": "Required unless a file is uploaded."})
+        return Response(SkillSerializer(skill).data, status=status.HTTP_201_CREATED)
+
+
+class SkillDetailView(APIView):
+    permission_classes = [IsStaffOrReadOnly]
+
+    @extend_schema(responses=SkillSerializer)
+    def get(self, request: Request, name: str) -> Response:
+        return Response(SkillSerializer(_get_or_404(Skill.objects, f"No skill named {name!r}.", name=name)).data)
+
+    @extend_schema(responses={204: None})
+    def delete(self, request: Request, name: str) -> Response:
+        skill_services.skill_delete(name=name)
         return Response(status=status.HTTP_204_NO_CONTENT)

@@ -20,7 +20,7 @@ from inference.engine.skills import (
 )
 from inference.engine.tools.base import ToolContext, executor_for
 
-SHARED = Path("/work/shared/skills")
+SHARED = Path(__file__).resolve().parents[1] / "skills" / "data"  # copies of ../shared/skills
 INTERNAL_COMMS = SHARED / "internal-comms"
 THEME_FACTORY = SHARED / "theme-factory"
 TOOL_NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
