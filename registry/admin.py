@@ -7,9 +7,17 @@ import json
 from django import forms
 from django.contrib import admin, messages
 from django.db.models import Count
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.urls import path
 from django.utils.html import format_html
 
-from . import services
+from agentsite.errors import ApiError
+from inference.engine.errors import EngineError
+from inference.engine.mcp_config import normalize_server_config
+from inference.engine.skills import find_skill_file
+
+from . import mcp_services, services, skill_services
 from .models import ApiKey, EnvVar, LLMModel, MCPServer, Skill, Tool
 
 
@@ -72,17 +80,67 @@ class ToolInline(admin.TabularInline):
     show_change_link = True
 
 
+class MCPServerForm(forms.ModelForm):
+    class Meta:
+        model = MCPServer
+        fields = ["name", "config"]
+        help_texts = {"config": 'One server in the mcpServers form, e.g. {"command": "uvx", "args": ["mcp-server-time"]}.'}
+
+    def clean_config(self) -> dict:
+        config = self.cleaned_data["config"]
+        try:
+            normalize_server_config(config)
+        except EngineError as exc:
+            raise forms.ValidationError(exc.message) from None
+        return config
+
+
 @admin.register(MCPServer)
 class MCPServerAdmin(admin.ModelAdmin):
     list_display = ["name", "status_badge", "tool_count", "last_error_short", "last_connected_at", "updated_at"]
     list_filter = ["status"]
     search_fields = ["name", "last_error"]
     readonly_fields = ["status", "last_error", "last_connected_at", "created_at", "updated_at", "masked_config"]
-    exclude = ["config"]
     inlines = [ToolInline]
+    actions = ["reconnect", "refresh_tools"]
+    form = MCPServerForm
+
+    def get_readonly_fields(self, request, obj=None):  # noqa: ANN001, ANN201
+        return self.readonly_fields + (["name"] if obj else [])
+
+    def get_inlines(self, request, obj=None):  # noqa: ANN001, ANN201
+        return self.inlines if obj else []  # tools appear once the server is connected
+
+    def get_fields(self, request, obj=None):  # noqa: ANN001, ANN201
+        # The stored config may hold secrets: editable when adding, shown masked afterwards
+        # (change it by re-posting to /v1/tools/mcp).
+        if obj is None:
+            return ["name", "config"]
+        return ["name", "status", "last_error", "last_connected_at", "masked_config", "created_at", "updated_at"]
+
+    def save_model(self, request, obj: MCPServer, form, change) -> None:  # noqa: ANN001
+        super().save_model(request, obj, form, change)
+        if not change:
+            self._report(request, obj, mcp_services.mcp_connect(server=obj))
 
     def get_queryset(self, request):  # noqa: ANN001, ANN201
         return super().get_queryset(request).annotate(_tool_count=Count("tools"))
+
+    def _report(self, request, server: MCPServer, outcome: dict) -> None:  # noqa: ANN001
+        if outcome["status"] == "connected":
+            self.message_user(request, f"{server.name}: connected, {len(outcome['tool_ids'])} tool(s).", messages.SUCCESS)
+        else:
+            self.message_user(request, f"{server.name}: {outcome['error']['message']}", messages.ERROR)
+
+    @admin.action(description="Reconnect (restart the connection and refresh tools)")
+    def reconnect(self, request, queryset) -> None:  # noqa: ANN001
+        for server in queryset:
+            self._report(request, server, mcp_services.mcp_reconnect(server=server))
+
+    @admin.action(description="Refresh tools")
+    def refresh_tools(self, request, queryset) -> None:  # noqa: ANN001
+        for server in queryset:
+            self._report(request, server, mcp_services.mcp_connect(server=server))
 
     @admin.display(description="tools", ordering="_tool_count")
     def tool_count(self, obj: MCPServer) -> int:
@@ -99,11 +157,11 @@ class MCPServerAdmin(admin.ModelAdmin):
 
     @admin.display(description="config (secrets masked)")
     def masked_config(self, obj: MCPServer) -> str:
-        config = dict(obj.config)
-        for field in ("env", "headers"):
-            if isinstance(config.get(field), dict):
-                config[field] = services.mask_mapping(config[field])
-        return format_html("<pre>{}</pre>", json.dumps(config, indent=2))
+        return format_html("<pre>{}</pre>", json.dumps(services.mask_mcp_config(obj.config), indent=2))
+
+
+class SkillUploadForm(forms.Form):
+    file = forms.FileField(help_text="A .zip of a skill folder (SKILL.md at the root or in one top-level folder).")
 
 
 @admin.register(Skill)
@@ -111,7 +169,36 @@ class SkillAdmin(admin.ModelAdmin):
     list_display = ["name", "description", "uploaded", "path", "updated_at"]
     list_filter = ["uploaded"]
     search_fields = ["name", "description"]
-    readonly_fields = ["created_at", "updated_at"]
+    readonly_fields = ["name", "description", "path", "uploaded", "allowed_tools", "warnings", "skill_md", "created_at", "updated_at"]
+    change_list_template = "admin/registry/skill/change_list.html"
+
+    def has_add_permission(self, request) -> bool:  # noqa: ANN001
+        return False  # skills come from an upload (below) or POST /v1/tools/skill
+
+    def get_urls(self):  # noqa: ANN201
+        own = [path("upload/", self.admin_site.admin_view(self.upload_view), name="registry_skill_upload")]
+        return own + super().get_urls()
+
+    def upload_view(self, request):  # noqa: ANN001, ANN201
+        form = SkillUploadForm(request.POST or None, request.FILES or None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                skill = skill_services.skill_register_zip(upload=form.cleaned_data["file"])
+            except (ApiError, EngineError) as exc:
+                form.add_error("file", exc.message)
+            else:
+                self.message_user(request, f"Skill {skill.name!r} registered as tool skill.{skill.name}.", messages.SUCCESS)
+                return redirect("admin:registry_skill_change", skill.pk)
+        context = {**self.admin_site.each_context(request), "form": form, "title": "Upload a skill", "opts": self.model._meta}
+        return TemplateResponse(request, "admin/registry/skill/upload.html", context)
+
+    @admin.display(description="SKILL.md")
+    def skill_md(self, obj: Skill) -> str:
+        try:
+            text = find_skill_file(obj.path).read_text(errors="replace")
+        except (OSError, EngineError) as exc:
+            return f"(unreadable: {exc})"
+        return format_html('<pre style="white-space:pre-wrap;max-height:32em;overflow:auto">{}</pre>', text[:50_000])
 
 
 class EnvVarForm(forms.ModelForm):

@@ -122,11 +122,7 @@ class MCPServerSerializer(serializers.ModelSerializer):
         return [t.tool_id for t in obj.tools.all()]
 
     def get_config(self, obj: MCPServer) -> dict[str, Any]:
-        config = dict(obj.config)
-        for field in ("env", "headers"):
-            if isinstance(config.get(field), dict):
-                config[field] = services.mask_mapping(config[field])
-        return config
+        return services.mask_mcp_config(obj.config)
 
 
 class SkillSerializer(serializers.ModelSerializer):

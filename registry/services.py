@@ -43,6 +43,15 @@ def mask_mapping(values: dict[str, Any] | None) -> dict[str, Any]:
     return {k: mask_secret(v) if isinstance(v, str) else v for k, v in (values or {}).items()}
 
 
+def mask_mcp_config(config: dict[str, Any]) -> dict[str, Any]:
+    """An MCP server config for display: ``env`` and ``headers`` values masked."""
+    out = dict(config)
+    for field in ("env", "headers"):
+        if isinstance(out.get(field), dict):
+            out[field] = mask_mapping(out[field])
+    return out
+
+
 # ---- function tool validation ---------------------------------------------------------------
 
 

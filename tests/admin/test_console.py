@@ -1,0 +1,61 @@
+"""The admin console: MCP actions, skill upload and preview, read-only sessions, masked secrets."""
+
+from __future__ import annotations
+
+import sys
+from typing import Iterator
+
+import pytest
+
+from inference.engine.mcp import MCPClientManager
+from registry.models import MCPServer, Skill, Tool
+from sessions.models import Session
+from tests.skills.test_skills_api import GOOD_MD, raw_zip
+
+TIME = {"command": sys.executable, "args": ["-m", "mcp_server_time", "--local-timezone", "UTC"], "env": {"TOKEN": "hidden-token-value"}}
+
+
+@pytest.fixture(autouse=True)
+def clean_manager() -> Iterator[None]:
+    yield
+    for name in MCPClientManager().servers():
+        MCPClientManager().remove(name)
+
+
+def test_add_an_mcp_server_then_refresh_and_reconnect(admin_client) -> None:  # noqa: ANN001
+    res = admin_client.post("/admin/registry/mcpserver/add/", {"name": "time", "config": '{"command": "%s", "args": ["-m", "mcp_server_time", "--local-timezone", "UTC"], "env": {"TOKEN": "hidden-token-value"}}' % sys.executable}, follow=True)
+    assert res.status_code == 200
+    server = MCPServer.objects.get(name="time")
+    assert server.status == "connected" and Tool.objects.filter(server=server).exists()
+    page = admin_client.get(f"/admin/registry/mcpserver/{server.pk}/change/")
+    assert b"hidden-token-value" not in page.content and b"get_current_time" in page.content
+    listing = admin_client.get("/admin/registry/mcpserver/")
+    assert b"connected" in listing.content and b"hidden-token-value" not in listing.content
+    for action in ("refresh_tools", "reconnect"):
+        res = admin_client.post("/admin/registry/mcpserver/", {"action": action, "_selected_action": [server.pk]}, follow=True)
+        assert b"connected," in res.content
+
+
+def test_bad_mcp_config_is_a_form_error(admin_client) -> None:  # noqa: ANN001
+    res = admin_client.post("/admin/registry/mcpserver/add/", {"name": "x", "config": '{"args": []}'})
+    assert res.status_code == 200 and b"command" in res.content and not MCPServer.objects.exists()
+
+
+def test_upload_a_skill_and_preview_it(admin_client) -> None:  # noqa: ANN001
+    upload = raw_zip({"SKILL.md": GOOD_MD})
+    upload.name = "tiny.zip"
+    res = admin_client.post("/admin/registry/skill/upload/", {"file": upload}, follow=True)
+    assert res.status_code == 200 and b"Do tiny things" in res.content
+    assert Skill.objects.get().name == "tiny"
+    bad = raw_zip({"../x": b"1", "SKILL.md": GOOD_MD})
+    bad.name = "bad.zip"
+    res = admin_client.post("/admin/registry/skill/upload/", {"file": bad})
+    assert b"errorlist" in res.content
+
+
+def test_sessions_are_read_only_transcripts(admin_client, alice) -> None:  # noqa: ANN001
+    s = Session.objects.create(owner=alice, title="hello")
+    s.messages.create(seq=0, role="user", content="hi there")
+    page = admin_client.get(f"/admin/chat/session/{s.pk}/change/")
+    assert page.status_code == 200 and b"hi there" in page.content
+    assert admin_client.get("/admin/chat/session/add/").status_code == 403
