@@ -174,6 +174,8 @@ AGENTSITE = {
     "SKILL_MAX_FILES": env_int("AGENTSITE_SKILL_MAX_FILES", 500),
     "SKILL_MAX_BYTES": env_int("AGENTSITE_SKILL_MAX_BYTES", 20 * 1024 * 1024),
     "MCP_CALL_TIMEOUT_S": env_float("AGENTSITE_MCP_CALL_TIMEOUT_S", 60.0),
+    # After each completed session turn, one extra model call extracts durable user facts.
+    "MEMORY_EXTRACTION": env_bool("AGENTSITE_MEMORY_EXTRACTION", True),
 }
 
 LOGGING = {

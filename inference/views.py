@@ -104,6 +104,7 @@ async def infer(request: HttpRequest) -> HttpResponse:
     data = _parse(request, InferRequestSerializer)
     begun = await sync_to_async(session_services.begin_run)(user=user, data=data)
     try:
+        await begun.afit()
         result = await services.get_runtime().ainfer(begun.prepared, hooks=begun.hooks, control=begun.control)
     finally:
         await begun.aend()
@@ -116,6 +117,11 @@ async def infer_stream(request: HttpRequest) -> HttpResponse:
     user = await _authenticate(request)
     data = _parse(request, InferRequestSerializer)
     begun = await sync_to_async(session_services.begin_run)(user=user, data=data)
+    try:
+        await begun.afit()
+    except BaseException:
+        await begun.aend()
+        raise
     ping_s = settings.AGENTSITE["SSE_PING_S"]
 
     async def events() -> AsyncIterator[bytes]:

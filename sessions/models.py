@@ -29,6 +29,8 @@ class Session(models.Model):
     # Messages with seq < summarized_upto are folded into `summary` and not sent to the model.
     summarized_upto = models.PositiveIntegerField(default=0)
     memory = models.JSONField(default=list, blank=True)
+    # Calibrates token estimates from what the model server reported for this session.
+    tokens_per_char = models.FloatField(null=True, blank=True)
     message_count = models.PositiveIntegerField(default=0)
     prompt_tokens = models.PositiveBigIntegerField(default=0)
     completion_tokens = models.PositiveBigIntegerField(default=0)

@@ -14,7 +14,7 @@ import shutil
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
@@ -27,9 +27,9 @@ from inference import services as inference_services
 from inference.engine import media
 from inference.engine.errors import EngineError
 from inference.engine.runtime import PreparedRun, RunControl, RunHooks
-from inference.engine.types import AudioInput, InferenceResult, Message, ToolCall
+from inference.engine.types import AudioInput, InferenceResult, Message, ToolCall, Usage
 
-from . import runs
+from . import context, runs
 from .models import Session, SessionMessage
 from .selectors import session_get_for_user
 
@@ -146,9 +146,11 @@ def _title(message: Message) -> str:
     return text if len(text) <= TITLE_MAX else text[: TITLE_MAX - 1] + "…"
 
 
-def history_for_model(session: Session) -> tuple[Message, ...]:
+def history_for_model(session: Session, *, before_seq: int | None = None) -> tuple[Message, ...]:
     """Summary + memory as one system note, then the turns not yet folded into the summary."""
     rows = SessionMessage.objects.filter(session=session, seq__gte=session.summarized_upto).order_by("seq")
+    if before_seq is not None:
+        rows = rows.filter(seq__lt=before_seq)
     messages = [row_to_message(r) for r in rows]
     note = []
     if session.summary:
@@ -179,8 +181,9 @@ def _release(session_id: str, token: str) -> None:
 
 
 class SessionHooks(RunHooks):
-    def __init__(self, session_id: str) -> None:
+    def __init__(self, session_id: str, prepared: PreparedRun) -> None:
         self.session_id = session_id
+        self.prepared = prepared
 
     async def on_message(self, message: Message) -> None:
         await sync_to_async(message_append)(session_id=self.session_id, message=message)
@@ -192,6 +195,11 @@ class SessionHooks(RunHooks):
             session_id=self.session_id, message=message, error=error.to_dict()["error"] if error else None
         )
 
+    async def on_usage(self, sent: Sequence[Message], usage: Usage) -> None:
+        if usage.prompt_tokens > 0:
+            ratio = usage.prompt_tokens / max(1, context.message_chars(sent))
+            await Session.objects.filter(pk=self.session_id).aupdate(tokens_per_char=ratio)
+
     async def on_done(self, result: InferenceResult) -> None:
         u = result.usage
         await Session.objects.filter(pk=self.session_id).aupdate(
@@ -200,6 +208,11 @@ class SessionHooks(RunHooks):
             total_tokens=F("total_tokens") + u.total_tokens,
             updated_at=timezone.now(),
         )
+        if settings.AGENTSITE["MEMORY_EXTRACTION"] and result.finish_reason in ("stop", "max_tool_rounds") and result.content:
+            session = await Session.objects.only("memory").aget(pk=self.session_id)
+            turn = [m for m in self.prepared.input_messages if m.role == "user"]
+            turn.append(Message(role="assistant", content=result.content))
+            context.memory_extract_later(model=self.prepared.model, session_id=self.session_id, turn=turn, known=list(session.memory))
 
 
 @dataclass
@@ -209,6 +222,11 @@ class BegunRun:
     control: RunControl = field(default_factory=RunControl)
     session_id: str | None = None
     token: str = ""
+
+    async def afit(self) -> None:
+        """Fold old turns into the summary if the run would overflow the model's window."""
+        if self.session_id:
+            self.prepared = await context.afit_history(self.prepared, session_id=self.session_id)
 
     async def aend(self) -> None:
         if self.session_id:
@@ -241,7 +259,7 @@ def begin_run(*, user, data: Mapping[str, Any]) -> BegunRun:  # noqa: ANN001
         raise
     control = RunControl()
     runs.register(session.pk, control)
-    return BegunRun(prepared=prepared, hooks=SessionHooks(session.pk), control=control, session_id=session.pk, token=token)
+    return BegunRun(prepared=prepared, hooks=SessionHooks(session.pk, prepared), control=control, session_id=session.pk, token=token)
 
 
 def session_delete(*, session: Session) -> None:

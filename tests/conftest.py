@@ -13,6 +13,12 @@ from rest_framework.test import APIClient
 from tests.fakes.fixtures import fake_llm  # noqa: F401  (the fake model server fixture)
 
 
+@pytest.fixture(autouse=True)
+def _no_memory_extraction(settings) -> None:  # noqa: ANN001
+    """Memory extraction makes an extra model call per turn; only its own tests turn it on."""
+    settings.AGENTSITE = {**settings.AGENTSITE, "MEMORY_EXTRACTION": False}
+
+
 def _client_for(user) -> APIClient:  # noqa: ANN001
     from registry.models import ApiKey
 

@@ -95,6 +95,9 @@ class RunHooks:
     async def on_done(self, result: InferenceResult) -> None:
         """The run finished (also when cancelled); ``result.usage`` sums every round."""
 
+    async def on_usage(self, sent: Sequence[Message], usage: Usage) -> None:
+        """One model round's reported usage, with the messages that were sent for it."""
+
 
 class RunControl:
     """Lets another task or thread stop a run; the partial answer is kept (``cancelled``)."""
@@ -441,6 +444,7 @@ class _Loop:
                 self.emit("delta", {"content": result.content})
                 self.final_text.append(result.content)
             self.usage = self.usage + result.usage
+            await self.hooks.on_usage(messages, result.usage)
             return result
         content: list[str] = self.partial_text
         thinking: list[str] = self.partial_thinking
@@ -462,6 +466,7 @@ class _Loop:
             elif isinstance(ev, Finish):
                 reason = ev.reason
         self.usage = self.usage + usage
+        await self.hooks.on_usage(messages, usage)
         return RoundResult("".join(content), "".join(thinking), tuple(calls), usage, reason)
 
     def _bind(self, call: ToolCall) -> ToolCall:

@@ -36,7 +36,8 @@ class LiveServer:
     def __init__(self, extra_env: dict[str, str] | None = None) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        env = {**os.environ, "DATABASE_URL": database_url(), "PYTHONUNBUFFERED": "1", **(extra_env or {})}
+        env = {**os.environ, "DATABASE_URL": database_url(), "PYTHONUNBUFFERED": "1", "AGENTSITE_MEMORY_EXTRACTION": "0",
+               **(extra_env or {})}
         # A file, not a pipe: an unread pipe fills up and blocks the server.
         self.log_path = ROOT / "var" / f"live-server-{self.port}.log"
         self.log_path.parent.mkdir(exist_ok=True)

@@ -1,0 +1,201 @@
+"""Keeping long sessions inside the model's context window: rolling summary and memory.
+
+Stored messages are never deleted: folding only moves ``Session.summarized_upto`` forward, so
+the model gets "summary + recent turns" while ``GET /v1/sessions/{id}`` still has everything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import math
+import re
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from typing import Sequence
+
+from asgiref.sync import sync_to_async
+from django.db import transaction
+
+from inference.engine.errors import EngineError
+from inference.engine.http import aclose_clients
+from inference.engine.protocols import get_adapter
+from inference.engine.runtime import PreparedRun
+from inference.engine.types import Message, ModelConfig
+
+from .models import Session, SessionMessage
+
+log = logging.getLogger(__name__)
+
+CHARS_PER_TOKEN = 3.5  # conservative for English prose and code, used until the server reports usage
+MEMORY_MAX_FACTS = 40
+MEMORY_MAX_FACT_CHARS = 300
+
+# Why this wording: the summary replaces the turns it covers for good, so it must keep what
+# later turns depend on (names, numbers, decisions, open tasks, tool outcomes) and drop
+# pleasantries; it is written in the third person so the model never mistakes it for
+# something the user just said; and it must fold in the previous summary rather than
+# summarise only the new turns, or facts from the first fold would be lost on the second.
+SUMMARY_PROMPT = (
+    "You maintain the running summary of a conversation between a user and an AI assistant. "
+    "Rewrite the summary so that it also covers the new turns below. Keep every fact later turns "
+    "may rely on: names, numbers, decisions, preferences, open questions and tasks, and what tools "
+    "returned. Drop greetings and filler. Write in the third person ('The user asked…'), at most "
+    "300 words, plain text, no preamble."
+)
+
+# Why this wording: memory is sent with every later request, so it must hold only durable
+# facts about the user (not about this one task), each short and self-contained; asking for a
+# bare JSON array keeps parsing reliable across models that chatter, and showing the known
+# facts lets the model avoid repeating them.
+MEMORY_PROMPT = (
+    "Extract durable facts about the user from the conversation below: identity, preferences, "
+    "environment, long-running goals. Ignore facts that only matter for this one request. "
+    "Each fact is one short sentence. Do not repeat facts already known. Answer with a JSON "
+    "array of strings only, e.g. [\"The user's name is Ada.\"], or [] if there is nothing new."
+)
+
+
+def message_chars(messages: Sequence[Message]) -> int:
+    total = 0
+    for m in messages:
+        total += len(m.text()) + len(m.thinking) + 16
+        total += sum(len(json.dumps(dict(c.arguments))) + len(c.name) for c in m.tool_calls)
+        total += 1000 * (len(m.images) + len(m.audio))  # media cost tokens too; a rough flat charge
+    return total
+
+
+def estimate_tokens(messages: Sequence[Message], tokens_per_char: float | None) -> int:
+    ratio = tokens_per_char or 1 / CHARS_PER_TOKEN
+    return math.ceil(message_chars(messages) * ratio)
+
+
+def budget_for(model: ModelConfig) -> int | None:
+    """Tokens the history may use: the window minus room for the answer and tool specs."""
+    if not model.context_window:
+        return None
+    return model.context_window - max(256, model.context_window // 4)
+
+
+def _turn_starts(rows: Sequence[SessionMessage]) -> list[int]:
+    # A turn starts at a user message, so an assistant's tool calls and their results always
+    # stay together on one side of a cut.
+    return [i for i, r in enumerate(rows) if r.role == "user"]
+
+
+def _transcript(messages: Sequence[Message]) -> str:
+    lines = []
+    for m in messages:
+        if m.role == "tool":
+            lines.append(f"[tool {m.tool_id or m.tool_name} returned{' an error' if m.is_error else ''}]: {m.text()[:2000]}")
+        elif m.tool_calls:
+            calls = ", ".join(f"{c.tool_id or c.name}({json.dumps(dict(c.arguments))[:300]})" for c in m.tool_calls)
+            lines.append(f"{m.role}: {m.text()} [called {calls}]")
+        else:
+            lines.append(f"{m.role}: {m.text()}")
+    return "\n".join(lines)
+
+
+async def _ask(model: ModelConfig, system: str, user: str) -> str:
+    result = await get_adapter(model).complete(
+        [Message(role="system", content=system), Message(role="user", content=user)], options={}
+    )
+    return result.content.strip()
+
+
+async def afit_history(prepared: PreparedRun, *, session_id: str) -> PreparedRun:
+    """Fold the oldest turns into the summary until the run fits the model's window."""
+    budget = budget_for(prepared.model)
+    if budget is None:
+        return prepared
+    session = await Session.objects.aget(pk=session_id)
+    if estimate_tokens(prepared.messages, session.tokens_per_char) <= budget:
+        return prepared
+    fold = await sync_to_async(_plan_fold)(session, prepared, budget)
+    if fold is None:
+        return prepared
+    upto, folded = fold
+    existing = f"Current summary:\n{session.summary}\n\n" if session.summary else ""
+    summary = await _ask(prepared.model, SUMMARY_PROMPT, f"{existing}New turns:\n{_transcript(folded)}")
+    await Session.objects.filter(pk=session_id).aupdate(summary=summary, summarized_upto=upto)
+    from .services import history_for_model  # the same assembly as at the start of every run
+
+    refreshed = await Session.objects.aget(pk=session_id)
+    history = await sync_to_async(history_for_model)(refreshed, before_seq=refreshed.message_count - len(prepared.input_messages))
+    return replace(prepared, messages=history + prepared.input_messages)
+
+
+def _plan_fold(session: Session, prepared: PreparedRun, budget: int) -> tuple[int, list[Message]] | None:
+    """(new summarized_upto, messages to fold) — the fewest oldest turns that make it fit."""
+    from .services import row_to_message
+
+    first_new = session.message_count - len(prepared.input_messages)
+    rows = list(SessionMessage.objects.filter(session=session, seq__gte=session.summarized_upto, seq__lt=first_new).order_by("seq"))
+    starts = _turn_starts(rows)
+    if len(starts) < 2:
+        return None  # only one turn of history: nothing can be folded without losing the current one
+    messages = [row_to_message(r) for r in rows]
+    new_tokens = estimate_tokens(prepared.input_messages, session.tokens_per_char) + 200  # + the summary note
+    for cut in starts[1:]:
+        if estimate_tokens(messages[cut:], session.tokens_per_char) + new_tokens <= budget:
+            break
+    else:
+        cut = starts[-1]  # keep at least the latest turn verbatim
+    return rows[cut].seq, messages[:cut]
+
+
+# ---- memory ------------------------------------------------------------------------------------
+
+_executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="memory")
+
+
+def _parse_facts(text: str) -> list[str]:
+    match = re.search(r"\[.*\]", text, re.S)
+    if not match:
+        return []
+    try:
+        data = json.loads(match.group(0))
+    except ValueError:
+        return []
+    return [f.strip()[:MEMORY_MAX_FACT_CHARS] for f in data if isinstance(f, str) and f.strip()]
+
+
+@transaction.atomic
+def memory_merge(*, session_id: str, facts: Sequence[str]) -> list[str]:
+    session = Session.objects.select_for_update().filter(pk=session_id).first()
+    if session is None:
+        return []
+    known = list(session.memory)
+    seen = {f.casefold().rstrip(".") for f in known}
+    for fact in facts:
+        key = fact.casefold().rstrip(".")
+        if key not in seen:
+            seen.add(key)
+            known.append(fact)
+    known = known[-MEMORY_MAX_FACTS:]  # bounded: the oldest facts give way
+    Session.objects.filter(pk=session_id).update(memory=known)
+    return known
+
+
+def _extract(model: ModelConfig, session_id: str, turn: list[Message], known: list[str]) -> None:
+    async def run() -> list[str]:
+        try:
+            known_text = "\n".join(f"- {f}" for f in known) or "(none)"
+            return _parse_facts(await _ask(model, MEMORY_PROMPT, f"Known facts:\n{known_text}\n\nConversation:\n{_transcript(turn)}"))
+        finally:
+            await aclose_clients()
+
+    try:
+        facts = asyncio.run(run())
+    except EngineError as exc:
+        log.info("memory extraction for %s skipped: %s", session_id, exc.message)
+        return
+    if facts:
+        memory_merge(session_id=session_id, facts=facts)
+
+
+def memory_extract_later(*, model: ModelConfig, session_id: str, turn: list[Message], known: list[str]) -> None:
+    """Off the request's critical path: a worker thread with its own event loop, so the
+    extraction outlives the request (and its event loop) that triggered it."""
+    _executor.submit(_extract, model, session_id, turn, known)
