@@ -10,6 +10,7 @@ from typing import Any, Iterable
 
 import jsonschema
 
+from agentsite.broadcast import broadcast
 from agentsite.errors import ApiError
 from inference.engine.envvars import expand_vars, find_vars
 from inference.engine.errors import ModelNotFound, ToolNotFound
@@ -114,9 +115,19 @@ def env_apply_all() -> int:
     return count
 
 
+def env_reload_key(key: str) -> None:
+    """Make this process match the database for one key (after a change in any worker)."""
+    value = EnvVar.objects.filter(key=key).values_list("value", flat=True).first()
+    if value is None:
+        env_unapply(key)
+    else:
+        env_apply(key, value)
+
+
 def env_set(*, key: str, value: str, is_secret: bool) -> tuple[EnvVar, bool]:
     var, created = EnvVar.objects.update_or_create(key=key, defaults={"value": value, "is_secret": is_secret})
     env_apply(key, value)
+    broadcast({"type": "env.changed", "key": key})
     return var, created
 
 
@@ -125,6 +136,7 @@ def env_delete(*, key: str) -> None:
     if not deleted:
         raise ApiError("not_found", f"No environment variable {key!r}.", status_code=404)
     env_unapply(key)
+    broadcast({"type": "env.changed", "key": key})
 
 
 def env_detect() -> list[dict[str, Any]]:

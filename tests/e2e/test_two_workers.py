@@ -1,0 +1,76 @@
+"""Scale-out: two Daphne workers on one database and one Redis behave as one service.
+
+Runs only when REDIS_URL is set (the PostgreSQL pass of .ci/run sets it).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from registry.models import ApiKey
+from tests.e2e.conftest import LiveServer
+from tests.fakes.fake_llm import FakeLLMServer, Reply
+
+pytestmark = [pytest.mark.e2e, pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="needs REDIS_URL (multi-worker)")]
+
+
+@pytest.fixture(scope="module")
+def workers(django_db_setup, django_db_blocker) -> Iterator[tuple[LiveServer, LiveServer]]:  # noqa: ANN001
+    a, b = LiveServer(), LiveServer()
+    yield a, b
+    a.stop()
+    b.stop()
+
+
+@pytest.fixture
+def staff(transactional_db, django_user_model) -> dict[str, str]:  # noqa: ANN001
+    user = django_user_model.objects.create_user("ops", password="x", is_staff=True)
+    return {"Authorization": f"Bearer {ApiKey.generate(user=user)[1]}"}
+
+
+def events(lines: Iterator[str], count: int | None = None, until: str | None = None) -> list[tuple[str, dict]]:
+    out, name = [], None
+    for line in lines:
+        if line.startswith("event: "):
+            name = line[7:]
+        elif line.startswith("data: "):
+            out.append((name, json.loads(line[6:])))
+            if (count and len(out) >= count) or (until and name == until):
+                break
+    return out
+
+
+def test_two_workers_share_registries_env_cancel_and_locks(workers, staff, fake_llm: FakeLLMServer) -> None:  # noqa: ANN001
+    a, b = workers
+    # wake both listeners (they start on a worker's first request)
+    for w in (a, b):
+        httpx.get(w.url + "/v1/models", headers=staff)
+
+    # a model registered through A is used by B at once
+    model = {"model_id": "shared", "api_protocol": "openai", "api_base": fake_llm.openai_base, "model_name": "m",
+             "api_key": "${TWO_WORKER_TOKEN}"}
+    assert httpx.post(a.url + "/v1/models", json=model, headers=staff).status_code == 201
+    # an env change through A reaches B's environment (B sends the resolved key upstream)
+    assert httpx.post(a.url + "/v1/env", json={"key": "TWO_WORKER_TOKEN", "value": "tok-from-a"}, headers=staff).status_code == 201
+    fake_llm.script(["hello from B"])
+    res = httpx.post(b.url + "/v1/infer", json={"model_id": "shared", "text": "hi"}, headers=staff, timeout=10)
+    assert res.json()["content"] == "hello from B"
+    assert fake_llm.last_request().headers["authorization"] == "Bearer tok-from-a"
+
+    # a stream held by B is cancelled by a request sent to A; while it runs, A answers 409
+    fake_llm.script([Reply(content="slow " * 300, chunk_size=5, delay_s=0.05)])
+    with httpx.Client(timeout=20) as client:
+        with client.stream("POST", b.url + "/v1/infer/stream", json={"model_id": "shared", "session_id": "new", "text": "go"},
+                           headers=staff) as stream:
+            lines = stream.iter_lines()
+            sid = events(lines, count=2)[0][1]["session_id"]
+            busy = client.post(a.url + "/v1/infer", json={"model_id": "shared", "session_id": sid, "text": "again"}, headers=staff)
+            assert busy.status_code == 409 and busy.json()["error"]["code"] == "session_busy"
+            assert client.post(f"{a.url}/v1/sessions/{sid}/cancel", headers=staff).status_code == 202
+            done = events(lines, until="done")[-1]
+    assert done[0] == "done" and done[1]["finish_reason"] == "cancelled"
