@@ -103,6 +103,12 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
+AUTHENTICATION_BACKENDS = ["registry.lockout.LockoutModelBackend"]
+CACHES = (
+    {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+    if REDIS_URL
+    else {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+)
 LOGIN_URL = "/login/"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/login/"
@@ -174,6 +180,8 @@ AGENTSITE = {
     "SKILL_MAX_FILES": env_int("AGENTSITE_SKILL_MAX_FILES", 500),
     "SKILL_MAX_BYTES": env_int("AGENTSITE_SKILL_MAX_BYTES", 20 * 1024 * 1024),
     "MCP_CALL_TIMEOUT_S": env_float("AGENTSITE_MCP_CALL_TIMEOUT_S", 60.0),
+    "LOGIN_MAX_FAILURES": env_int("AGENTSITE_LOGIN_MAX_FAILURES", 5),
+    "LOGIN_LOCKOUT_S": env_int("AGENTSITE_LOGIN_LOCKOUT_S", 900),
     # After each completed session turn, one extra model call extracts durable user facts.
     "MEMORY_EXTRACTION": env_bool("AGENTSITE_MEMORY_EXTRACTION", True),
 }

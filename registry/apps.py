@@ -10,7 +10,7 @@ class RegistryConfig(AppConfig):
 
         import agentsite.broadcast  # noqa: F401  (cross-worker listener, started on the first request)
 
-        from . import checks, signals  # noqa: F401  (system checks, env-store apply hooks)
+        from . import checks, lockout, signals  # noqa: F401  (system checks, login throttling, env-store apply)
         from .skill_services import builtins_sync
 
         post_migrate.connect(builtins_sync, sender=self, dispatch_uid="agentsite-builtins")
