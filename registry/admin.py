@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import re
 
 from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import Count
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
-from django.urls import path
+from django.urls import path, reverse
 from django.utils.html import format_html
 
 from agentsite.errors import ApiError
@@ -17,8 +20,8 @@ from inference.engine.errors import EngineError
 from inference.engine.mcp_config import normalize_server_config
 from inference.engine.skills import find_skill_file
 
-from . import mcp_services, services, skill_services
-from .models import ApiKey, EnvVar, LLMModel, MCPServer, Skill, Tool
+from . import mcp_services, model_services, services, skill_services
+from .models import ApiKey, EnvVar, LLMModel, MCPServer, Protocol, Skill, Tool
 
 
 class SecretInput(forms.PasswordInput):
@@ -60,6 +63,97 @@ class LLMModelAdmin(admin.ModelAdmin):
     @admin.display(description="API key")
     def masked_key(self, obj: LLMModel) -> str:
         return services.mask_secret(obj.api_key)
+
+    # ---- console: "test connection" and "detect models" ----------------------------------
+
+    actions = ["test_connection"]
+    TEST_LIMIT = 10  # each test is a real request to a model server; keep one click bounded
+    DETECT_SESSION_KEY = "registry_llmmodel_detect"
+
+    class DetectForm(forms.Form):
+        api_protocol = forms.ChoiceField(choices=Protocol.choices, initial=Protocol.OLLAMA, label="Protocol")
+        api_base = forms.CharField(
+            max_length=500, initial="http://localhost:11434", label="Base URL",
+            help_text="Ollama: the server root (http://localhost:11434). OpenAI-compatible: including /v1.",
+        )
+        api_key = forms.CharField(
+            required=False, max_length=500, label="API key", widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+            help_text="Optional; a literal key or ${ENV_VAR}. Stored with the models you register.",
+        )
+
+    @admin.action(description="Test connection to the selected models")
+    def test_connection(self, request: HttpRequest, queryset) -> None:  # noqa: ANN001
+        models = list(queryset[: self.TEST_LIMIT + 1])
+        if len(models) > self.TEST_LIMIT:
+            self.message_user(request, f"Testing the first {self.TEST_LIMIT} models only.", messages.WARNING)
+        for model in models[: self.TEST_LIMIT]:
+            ok, outcome = model_services.model_test_connection(model=model)
+            level = messages.SUCCESS if ok else messages.ERROR
+            self.message_user(request, f"{model.model_id}: {'OK, ' if ok else 'failed: '}{outcome}", level)
+
+    def get_urls(self):  # noqa: ANN201
+        detect = path("detect/", self.admin_site.admin_view(self.detect_view), name="registry_llmmodel_detect")
+        return [detect, *super().get_urls()]
+
+    @staticmethod
+    def _model_id_for(name: str, taken: set[str]) -> str:
+        base = re.sub(r"[^A-Za-z0-9._:-]+", "-", name).strip("-")[:90] or "model"
+        candidate, n = base, 2
+        while candidate in taken:
+            candidate, n = f"{base}-{n}", n + 1
+        return candidate
+
+    def _register_detected(self, request: HttpRequest) -> HttpResponse:
+        params = request.session.get(self.DETECT_SESSION_KEY)
+        chosen = request.POST.getlist("model_name")
+        if not params or not chosen:
+            self.message_user(request, "Choose at least one model (detect again if this page is old).", messages.WARNING)
+            return redirect(request.path)
+        taken = set(LLMModel.objects.values_list("model_id", flat=True))
+        existing = set(LLMModel.objects.filter(api_base=params["api_base"]).values_list("model_name", flat=True))
+        created = []
+        for name in dict.fromkeys(chosen):
+            if name in existing:
+                continue
+            model_id = self._model_id_for(name, taken)
+            taken.add(model_id)
+            LLMModel.objects.create(model_id=model_id, api_protocol=params["api_protocol"], api_base=params["api_base"],
+                                    model_name=name, api_key=params.get("api_key", ""), display_name=name)
+            created.append(model_id)
+        request.session.pop(self.DETECT_SESSION_KEY, None)
+        if created:
+            self.message_user(request, f"Registered {len(created)} model(s): {', '.join(created)}.", messages.SUCCESS)
+        else:
+            self.message_user(request, "Those models were already registered.", messages.INFO)
+        return redirect(reverse("admin:registry_llmmodel_changelist"))
+
+    def detect_view(self, request: HttpRequest) -> HttpResponse:
+        """Ask a server which models it offers, then register the chosen ones in one click."""
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        if request.method == "POST" and "register" in request.POST:
+            return self._register_detected(request)
+        form = self.DetectForm(request.POST if request.method == "POST" else None)
+        found: list[dict] | None = None
+        error = ""
+        if form.is_bound and form.is_valid():
+            params = {**form.cleaned_data, "api_base": form.cleaned_data["api_base"].strip().rstrip("/")}
+            try:
+                found = model_services.models_detect(**params)
+            except EngineError as exc:
+                error = exc.message
+            else:
+                # The key stays on the server between the two steps, never echoed into the page.
+                request.session[self.DETECT_SESSION_KEY] = params
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": "Detect models",
+            "form": form,
+            "found": found,
+            "error": error,
+        }
+        return TemplateResponse(request, "admin/registry/llmmodel/detect.html", context)
 
 
 @admin.register(Tool)
