@@ -14,7 +14,6 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_POST
 from rest_framework.authentication import CSRFCheck
 from rest_framework.exceptions import ValidationError
 from rest_framework.serializers import Serializer
@@ -75,6 +74,10 @@ def _engine_error(exc: EngineError | ApiError) -> JsonResponse:
 
 def _api_view(fn: Callable[..., Any]) -> Callable[..., Any]:
     async def view(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if request.method != "POST":
+            response = error_response("method_not_allowed", f'Method "{request.method}" not allowed.', 405)
+            response["Allow"] = "POST"
+            return response
         try:
             return await fn(request, *args, **kwargs)
         except _Refused as refused:
@@ -84,7 +87,7 @@ def _api_view(fn: Callable[..., Any]) -> Callable[..., Any]:
 
     view.__name__ = fn.__name__
     view.__doc__ = fn.__doc__
-    return csrf_exempt(require_POST(view))
+    return csrf_exempt(view)
 
 
 def _public(event: StreamEvent) -> dict[str, Any]:
