@@ -322,3 +322,31 @@ def test_admin_test_connection(page: Page, live_server_proc: LiveServer, world: 
     expect(page.locator(".messagelist .success")).to_contain_text("llama3:8b")
     assert time.monotonic() - started < 10
     assert LLMModel.objects.filter(model_id="llama3:8b", api_protocol="ollama").exists()
+
+
+# A 1x1 PNG: enough for the browser to preview and the server to sniff.
+PNG_1PX = bytes.fromhex(
+    "89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c4890000000d4944415478da63f8cfc0f01f0005000201"
+    "a5f6e2d40000000049454e44ae426082"
+)
+
+
+def test_an_attached_image_is_previewed_sent_and_shown_again(page: Page, live_server_proc: LiveServer, world: dict[str, Any],
+                                                             fake_llm: FakeLLMServer) -> None:
+    LLMModel.objects.filter(model_id="fake").update(supports_vision=True)
+    log_in(page, live_server_proc.url, "carol")
+    page.get_by_label("Model").select_option("fake")
+    page.locator("#file-input").set_input_files(files=[{"name": "dot.png", "mimeType": "image/png", "buffer": PNG_1PX}])
+    expect(page.get_by_role("img", name="Attached image dot.png")).to_be_visible()
+    fake_llm.script([Reply(content="A tiny dot.")])
+    prompt = page.get_by_label("Message", exact=True)
+    prompt.fill("What is this?")
+    prompt.press("Enter")
+    expect(page.locator(".turn .msg-assistant .md").last).to_have_text("A tiny dot.")
+    expect(page.locator("#attachments")).to_be_hidden()
+    sent = chat_requests(fake_llm)[-1].json["messages"][-1]["content"]
+    assert any(part.get("type") == "image_url" for part in sent), sent
+    # The stored copy is served back to its owner (and allowed by the page's CSP).
+    img = page.locator(".turn .msg-user img")
+    expect(img).to_have_attribute("src", re.compile(r"^/c/s_[0-9a-f]+/files/[0-9a-f]{24}\.png$"))
+    page.wait_for_function("document.querySelector('.turn .msg-user img').naturalWidth === 1")
