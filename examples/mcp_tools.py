@@ -1,0 +1,224 @@
+"""MCP servers as tools, over either model protocol (Ollama native or OpenAI-compatible).
+
+What it does, against a running agentsite:
+
+1. registers two stdio MCP servers through ``POST /v1/tools/mcp`` (staff key): the time server
+   (``mcp-server-time``) and the fetch server (``mcp-server-fetch``, PyPI). agentsite starts
+   each ONCE per worker and shares it between every request; the commands run on the
+   agentsite server's machine, not here;
+2. asks the model a question that needs both, through ``POST /v1/infer`` — or, with
+   ``--stream``, through ``POST /v1/infer/stream``, printing deltas, tool calls and tool
+   results as they arrive.
+
+``mcp-server-fetch`` installs beside ``mcp`` 2.x (checked with mcp 2.3.0 and
+mcp-server-fetch 2026.10.24) but is not one of agentsite's dependencies: install it where the
+server runs (``.venv/bin/pip install mcp-server-fetch``) or point ``MCP_FETCH_COMMAND`` at
+an interpreter that has it. If the fetch server can't be registered (not installed), the
+example says so and uses agentsite's built-in ``fetch`` tool instead. To fetch pages on
+127.0.0.1, ``mcp-server-fetch`` needs ``--allow-private-ips`` (and ``--ignore-robots-txt``
+when the local server has no robots.txt); the built-in ``fetch`` needs
+``AGENTSITE_FETCH_ALLOW_HOSTS=127.0.0.1`` in the server's environment.
+
+Environment:
+  AGENTSITE_URL       default http://127.0.0.1:8080
+  AGENTSITE_API_KEY   a staff user's API key (registration needs staff)
+  AGENTSITE_MODEL_ID  a registered model id; or --register-model with
+                      AGENTSITE_MODEL_BASE / AGENTSITE_MODEL_NAME (the protocol is --protocol,
+                      default AGENTSITE_MODEL_PROTOCOL or "ollama")
+  MCP_TIME_COMMAND    default "<this python> -m mcp_server_time --local-timezone UTC"
+  MCP_FETCH_COMMAND   default "<this python> -m mcp_server_fetch"
+
+Examples:
+  python examples/mcp_tools.py --protocol ollama
+  python examples/mcp_tools.py --protocol openai --stream --url https://example.com
+  # a dry run against the fake model server (tests/fakes/fake_llm.py, process mode):
+  python examples/mcp_tools.py --register-model --protocol openai --stream --script-fake http://127.0.0.1:18901
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import sys
+from typing import Any, Iterator
+
+import httpx
+
+URL = os.environ.get("AGENTSITE_URL", "http://127.0.0.1:8080").rstrip("/")
+API_KEY = os.environ.get("AGENTSITE_API_KEY", "")
+DEFAULT_TIME = f"{shlex.quote(sys.executable)} -m mcp_server_time --local-timezone UTC"
+DEFAULT_FETCH = f"{shlex.quote(sys.executable)} -m mcp_server_fetch"
+
+
+def client() -> httpx.Client:
+    if not API_KEY:
+        sys.exit("Set AGENTSITE_API_KEY to a staff user's API key (manage.py create_api_key <user>).")
+    return httpx.Client(base_url=URL, headers={"Authorization": f"Bearer {API_KEY}"}, timeout=httpx.Timeout(30, read=600))
+
+
+def check(resp: httpx.Response) -> Any:
+    if resp.status_code >= 400:
+        try:
+            err = resp.json()["error"]
+            sys.exit(f"{resp.request.method} {resp.request.url.path} -> {resp.status_code} {err['code']}: {err['message']}")
+        except (ValueError, KeyError, TypeError):
+            sys.exit(f"{resp.request.method} {resp.request.url.path} -> {resp.status_code}: {resp.text[:500]}")
+    return resp.json() if resp.content else None
+
+
+def model_id(http: httpx.Client, register: bool, protocol: str | None) -> str:
+    """AGENTSITE_MODEL_ID, or a model registered from AGENTSITE_MODEL_* (--register-model)."""
+    if not register:
+        mid = os.environ.get("AGENTSITE_MODEL_ID")
+        if not mid:
+            sys.exit("Set AGENTSITE_MODEL_ID to a registered model id, or use --register-model.")
+        model = check(http.get(f"/v1/models/{mid}"))
+        if protocol and model["api_protocol"] != protocol:
+            print(f"note: model {mid!r} speaks {model['api_protocol']!r}; --protocol {protocol} is ignored")
+        return mid
+    protocol = protocol or os.environ.get("AGENTSITE_MODEL_PROTOCOL", "ollama")
+    base, name = os.environ.get("AGENTSITE_MODEL_BASE"), os.environ.get("AGENTSITE_MODEL_NAME")
+    if not base or not name:
+        sys.exit("--register-model needs AGENTSITE_MODEL_BASE and AGENTSITE_MODEL_NAME.")
+    mid = os.environ.get("AGENTSITE_MODEL_ID") or f"example-{protocol}"
+    body = {"api_protocol": protocol, "api_base": base, "model_name": name}
+    resp = http.post("/v1/models", json={"model_id": mid, **body})
+    if resp.status_code == 409:  # already there: update it to what we were given
+        check(http.patch(f"/v1/models/{mid}", json=body))
+    else:
+        check(resp)
+    print(f"model {mid!r}: {protocol} {base} {name}")
+    return mid
+
+
+def register_mcp(http: httpx.Client, servers: dict[str, str]) -> dict[str, dict]:
+    """POST /v1/tools/mcp with {"mcpServers": {name: {"command", "args"}}}; per-server status."""
+    config = {}
+    for name, command in servers.items():
+        argv = shlex.split(command)
+        config[name] = {"command": argv[0], "args": argv[1:]}
+    answer = check(http.post("/v1/tools/mcp", json={"mcpServers": config}))["servers"]
+    for name, st in answer.items():
+        if st["status"] == "connected":
+            print(f"MCP server {name!r}: connected, tools {st['tool_ids']}")
+        else:
+            print(f"MCP server {name!r}: {st['status']}: {st.get('error', {}).get('message', '')[:300]}")
+    return answer
+
+
+def sse_events(resp: httpx.Response) -> Iterator[tuple[str, Any]]:
+    """(event, data) pairs of a text/event-stream body; ': ping' comments are skipped."""
+    event, data = "message", []
+    for line in resp.iter_lines():
+        if not line:
+            if data:
+                yield event, json.loads("\n".join(data))
+            event, data = "message", []
+        elif line.startswith(":"):
+            continue
+        elif line.startswith("event:"):
+            event = line[6:].strip()
+        elif line.startswith("data:"):
+            data.append(line[5:].lstrip(" "))
+
+
+def show_content(items: Any, limit: int = 300) -> str:
+    if isinstance(items, str):
+        text = items
+    else:
+        text = " ".join(i.get("text", "") if i.get("type") == "text" else f"[{i.get('type')}]" for i in items or [])
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def run(http: httpx.Client, body: dict, stream: bool) -> dict:
+    if not stream:
+        out = check(http.post("/v1/infer", json=body))
+        for m in out["messages"]:
+            for call in m.get("tool_calls") or []:
+                print(f"→ tool call   {call['name']}({json.dumps(call['arguments'])})  [{call['tool_id']}]")
+            if m.get("role") == "tool":
+                flag = " ERROR" if m.get("is_error") else ""
+                print(f"← tool result [{m['tool_id']}]{flag}: {show_content(m['content'])}")
+        print(f"\nassistant: {out['content']}")
+        return out
+    with http.stream("POST", "/v1/infer/stream", json=body) as resp:
+        if resp.status_code >= 400:
+            resp.read()
+            check(resp)
+        in_text = False
+        for event, data in sse_events(resp):
+            if event == "delta":
+                if not in_text:
+                    print("assistant: ", end="")
+                    in_text = True
+                print(data.get("content") or data.get("thinking", ""), end="", flush=True)
+                continue
+            if in_text:
+                print()
+                in_text = False
+            if event == "tool_call":
+                print(f"→ tool call   {data['name']}({json.dumps(data['arguments'])})  [{data['tool_id']}]")
+            elif event == "tool_result":
+                flag = " ERROR" if data.get("is_error") else ""
+                print(f"← tool result [{data['tool_id']}] {data.get('duration_ms', 0):.1f} ms{flag}: {show_content(data['content'])}")
+            elif event == "error":
+                sys.exit(f"stream error: {data['error']['code']}: {data['error']['message']}")
+            elif event == "done":
+                return data
+    sys.exit("the stream ended without a 'done' event")
+
+
+def script_fake(fake_url: str, names: dict[str, str], page: str) -> None:
+    """Queue the replies this demo needs on the fake model server (tests/fakes/fake_llm.py)."""
+    replies = [
+        {"tool_calls": [{"name": names["time"], "arguments": {"timezone": "UTC"}}]},
+        {"tool_calls": [{"name": names["fetch"], "arguments": {"url": page}}]},
+        {"content": "It is the time shown above (UTC), and I fetched the page for you.", "chunk_size": 8},
+    ]
+    httpx.post(f"{fake_url.rstrip('/')}/_fake/script", json={"model": None, "replies": replies}).raise_for_status()
+    print(f"(fake model scripted: {len(replies)} replies)")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--protocol", choices=["ollama", "openai"], help="the model protocol (used with --register-model)")
+    ap.add_argument("--register-model", action="store_true", help="register the model from AGENTSITE_MODEL_* first")
+    ap.add_argument("--stream", action="store_true", help="use /v1/infer/stream and print events as they come")
+    ap.add_argument("--url", default="https://example.com", help="the page the model is asked to fetch")
+    ap.add_argument("--question", help="override the question")
+    ap.add_argument("--script-fake", metavar="FAKE_URL", help="script tests/fakes/fake_llm.py's replies (dry run)")
+    opts = ap.parse_args()
+
+    with client() as http:
+        mid = model_id(http, opts.register_model, opts.protocol)
+        time_cmd = os.environ.get("MCP_TIME_COMMAND", DEFAULT_TIME)
+        fetch_cmd = os.environ.get("MCP_FETCH_COMMAND", DEFAULT_FETCH)
+        status = register_mcp(http, {"time": time_cmd, "fetch": fetch_cmd})
+        if status["time"]["status"] != "connected":
+            sys.exit("the time server did not connect; set MCP_TIME_COMMAND to a command that runs mcp-server-time")
+        tool_ids = ["time.get_current_time"]
+        if status["fetch"]["status"] == "connected":
+            tool_ids.append("fetch.fetch")
+        else:
+            print("mcp-server-fetch is not available on the server: using the built-in 'fetch' tool instead")
+            check(http.delete("/v1/tools/mcp/fetch"))  # don't leave a broken server registered
+            tool_ids.append("fetch")
+        # The names the model sees (e.g. time_get_current_time, fetch_fetch) come from the tools.
+        names = {tid.split(".")[0]: check(http.get(f"/v1/tools/{tid}"))["name"] for tid in tool_ids}
+        print(f"tools offered: {', '.join(f'{n} ({t})' for n, t in zip(names.values(), tool_ids))}")
+
+        if opts.script_fake:
+            script_fake(opts.script_fake, names, opts.url)
+        question = opts.question or (
+            f"What time is it now in UTC? Then fetch {opts.url} and tell me in one sentence what the page is about."
+        )
+        print(f"\nuser: {question}\n")
+        out = run(http, {"model_id": mid, "tool_ids": tool_ids, "text": question}, opts.stream)
+        print(f"\nfinish_reason={out['finish_reason']} tool_rounds={out['tool_rounds']} usage={out['usage']}")
+
+
+if __name__ == "__main__":
+    main()

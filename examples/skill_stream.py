@@ -1,0 +1,175 @@
+"""A Skill, registered from a directory, disclosed progressively during a streamed run.
+
+1. ``POST /v1/tools/skill {"path": ...}`` registers the skill folder (it holds ``SKILL.md``;
+   the path is read by the agentsite SERVER, so it must exist there). Default:
+   ``tests/skills/data/internal-comms`` of this checkout. This needs a staff key.
+2. ``POST /v1/infer/stream`` with ``tool_ids: ["skill.<name>"]``. What the client sees of
+   the disclosure is the model's tool calls:
+     * round 1 offers the skill as ONE tool, ``skill_<name>``, with its description only;
+       the model calls it (the activation) and gets the full SKILL.md body back;
+     * from round 2 on, the skill's own tools are offered too: ``read_<name>_file`` (reads
+       files inside the skill folder only) plus the registered tools its ``allowed-tools``
+       names; the model reads the guideline file SKILL.md points it to;
+     * then it answers, streamed as ``delta`` events.
+   The tools offered in each round are not part of the stream; with ``--script-fake`` this
+   script reads them back from the fake model server's request log to show them.
+
+Environment:
+  AGENTSITE_URL       default http://127.0.0.1:8080
+  AGENTSITE_API_KEY   a staff user's API key
+  AGENTSITE_MODEL_ID  a registered model id; or --register-model with AGENTSITE_MODEL_BASE /
+                      AGENTSITE_MODEL_PROTOCOL (default ollama) / AGENTSITE_MODEL_NAME
+
+Example:
+  python examples/skill_stream.py
+  python examples/skill_stream.py --path /srv/skills/pdf-report --task "Summarize report.pdf"
+  python examples/skill_stream.py --register-model --script-fake http://127.0.0.1:18901   # dry run, fake model
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any, Iterator
+
+import httpx
+
+URL = os.environ.get("AGENTSITE_URL", "http://127.0.0.1:8080").rstrip("/")
+API_KEY = os.environ.get("AGENTSITE_API_KEY", "")
+DEFAULT_SKILL = Path(__file__).resolve().parents[1] / "tests" / "skills" / "data" / "internal-comms"
+
+
+def check(resp: httpx.Response) -> Any:
+    if resp.status_code >= 400:
+        try:
+            err = resp.json()["error"]
+            sys.exit(f"{resp.request.method} {resp.request.url.path} -> {resp.status_code} {err['code']}: {err['message']}")
+        except (ValueError, KeyError, TypeError):
+            sys.exit(f"{resp.request.method} {resp.request.url.path} -> {resp.status_code}: {resp.text[:500]}")
+    return resp.json() if resp.content else None
+
+
+def model_id(http: httpx.Client, register: bool) -> str:
+    if not register:
+        mid = os.environ.get("AGENTSITE_MODEL_ID")
+        if not mid:
+            sys.exit("Set AGENTSITE_MODEL_ID to a registered model id, or use --register-model.")
+        return mid
+    protocol = os.environ.get("AGENTSITE_MODEL_PROTOCOL", "ollama")
+    base, name = os.environ.get("AGENTSITE_MODEL_BASE"), os.environ.get("AGENTSITE_MODEL_NAME")
+    if not base or not name:
+        sys.exit("--register-model needs AGENTSITE_MODEL_BASE and AGENTSITE_MODEL_NAME.")
+    mid = os.environ.get("AGENTSITE_MODEL_ID") or f"example-{protocol}"
+    body = {"api_protocol": protocol, "api_base": base, "model_name": name}
+    resp = http.post("/v1/models", json={"model_id": mid, **body})
+    check(http.patch(f"/v1/models/{mid}", json=body)) if resp.status_code == 409 else check(resp)
+    return mid
+
+
+def sse_events(resp: httpx.Response) -> Iterator[tuple[str, Any]]:
+    event, data = "message", []
+    for line in resp.iter_lines():
+        if not line:
+            if data:
+                yield event, json.loads("\n".join(data))
+            event, data = "message", []
+        elif line.startswith(":"):
+            continue
+        elif line.startswith("event:"):
+            event = line[6:].strip()
+        elif line.startswith("data:"):
+            data.append(line[5:].lstrip(" "))
+
+
+def preview(content: list[dict], limit: int = 240) -> str:
+    text = " ".join(" ".join(i.get("text", "") for i in content if i.get("type") == "text").split())
+    return text if len(text) <= limit else text[:limit] + f"… ({len(text)} chars)"
+
+
+def offered_tools(fake_url: str, since: int) -> list[list[str]]:
+    """The tool names each model request carried (fake model server's request log)."""
+    log = httpx.get(f"{fake_url.rstrip('/')}/_fake/requests").json()["requests"][since:]
+    rounds = []
+    for req in log:
+        body = req.get("json") or {}
+        if "messages" in body:
+            rounds.append([t.get("function", {}).get("name") for t in body.get("tools") or []])
+    return rounds
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--path", default=str(DEFAULT_SKILL), help="skill folder on the agentsite server")
+    ap.add_argument("--task", default="Write a short 3P update (Progress, Plans, Problems) for the platform team: "
+                                      "we shipped MCP sharing, next is skills upload, and CI is flaky.")
+    ap.add_argument("--register-model", action="store_true", help="register the model from AGENTSITE_MODEL_* first")
+    ap.add_argument("--script-fake", metavar="FAKE_URL", help="script tests/fakes/fake_llm.py's replies (dry run)")
+    opts = ap.parse_args()
+    if not API_KEY:
+        sys.exit("Set AGENTSITE_API_KEY to a staff user's API key (manage.py create_api_key <user>).")
+
+    headers = {"Authorization": f"Bearer {API_KEY}"}
+    with httpx.Client(base_url=URL, headers=headers, timeout=httpx.Timeout(30, read=600)) as http:
+        mid = model_id(http, opts.register_model)
+        skill = check(http.post("/v1/tools/skill", json={"path": opts.path}))
+        name, tool_id = skill["name"], skill["tool_id"]
+        print(f"skill {name!r} registered as {tool_id!r} from {skill['path']}")
+        for warning in skill.get("warnings") or []:
+            print(f"  warning: {warning}")
+        print(f"  description (all the model sees in round 1): {skill['description'][:120]}…")
+
+        since = 0
+        if opts.script_fake:
+            since = len(httpx.get(f"{opts.script_fake.rstrip('/')}/_fake/requests").json()["requests"])
+            activation = check(http.get(f"/v1/tools/{tool_id}"))["name"]  # skill_<name>
+            replies = [
+                {"tool_calls": [{"name": activation, "arguments": {}}]},
+                {"tool_calls": [{"name": f"read_{name}_file", "arguments": {"path": "examples/3p-updates.md"}}]},
+                {"content": "**Progress:** shipped MCP sharing.\n**Plans:** skills upload.\n**Problems:** flaky CI.",
+                 "chunk_size": 10},
+            ]
+            httpx.post(f"{opts.script_fake.rstrip('/')}/_fake/script", json={"model": None, "replies": replies}).raise_for_status()
+            print("(fake model scripted)")
+
+        print(f"\nuser: {opts.task}\n")
+        body = {"model_id": mid, "tool_ids": [tool_id], "text": opts.task}
+        with http.stream("POST", "/v1/infer/stream", json=body) as resp:
+            if resp.status_code >= 400:
+                resp.read()
+                check(resp)
+            in_text, step = False, 0
+            for event, data in sse_events(resp):
+                if event == "delta":
+                    if data.get("content"):
+                        if not in_text:
+                            print("assistant: ", end="")
+                            in_text = True
+                        print(data["content"], end="", flush=True)
+                    continue
+                if in_text:
+                    print()
+                    in_text = False
+                if event == "tool_call":
+                    step += 1
+                    kind = "activation" if data["tool_id"] == tool_id else "skill tool" if data["tool_id"].startswith(
+                        f"{tool_id}.") else "tool"
+                    print(f"[{step}] {kind:<10} → {data['name']}({json.dumps(data['arguments'])})")
+                elif event == "tool_result":
+                    flag = " ERROR" if data.get("is_error") else ""
+                    print(f"    result{flag} ← {preview(data['content'])}")
+                elif event == "error":
+                    sys.exit(f"stream error: {data['error']['code']}: {data['error']['message']}")
+                elif event == "done":
+                    print(f"\ndone: finish_reason={data['finish_reason']} tool_rounds={data['tool_rounds']}")
+
+        if opts.script_fake:
+            print("\ntools offered to the model, per round (from the fake server's request log):")
+            for i, names in enumerate(offered_tools(opts.script_fake, since), 1):
+                print(f"  round {i}: {names}")
+
+
+if __name__ == "__main__":
+    main()
