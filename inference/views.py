@@ -100,14 +100,24 @@ def sse_format(event: StreamEvent) -> bytes:
     return f"event: {event.event}\ndata: {json.dumps(_public(event), ensure_ascii=False)}\n\n".encode()
 
 
-@_api_view
-async def infer(request: HttpRequest) -> HttpResponse:
-    """POST /v1/infer: run the model (and its tool loop) and answer the final JSON."""
+async def _begin_run(request: HttpRequest) -> session_services.BegunRun:
+    """Authenticate, validate, lock the session and fit its history; released on failure."""
     user = await _authenticate(request)
     data = _parse(request, InferRequestSerializer)
     begun = await sync_to_async(session_services.begin_run)(user=user, data=data)
     try:
         await begun.afit()
+    except BaseException:
+        await begun.aend()
+        raise
+    return begun
+
+
+@_api_view
+async def infer(request: HttpRequest) -> HttpResponse:
+    """POST /v1/infer: run the model (and its tool loop) and answer the final JSON."""
+    begun = await _begin_run(request)
+    try:
         result = await services.get_runtime().ainfer(begun.prepared, hooks=begun.hooks, control=begun.control)
     finally:
         await begun.aend()
@@ -117,14 +127,7 @@ async def infer(request: HttpRequest) -> HttpResponse:
 @_api_view
 async def infer_stream(request: HttpRequest) -> HttpResponse:
     """POST /v1/infer/stream: the same run as Server-Sent Events."""
-    user = await _authenticate(request)
-    data = _parse(request, InferRequestSerializer)
-    begun = await sync_to_async(session_services.begin_run)(user=user, data=data)
-    try:
-        await begun.afit()
-    except BaseException:
-        await begun.aend()
-        raise
+    begun = await _begin_run(request)
     ping_s = settings.AGENTSITE["SSE_PING_S"]
 
     async def events() -> AsyncIterator[bytes]:

@@ -38,9 +38,6 @@ SESSION_BUSY = "Session {session_id!r} is already running another request."
 STALE_RUN = timedelta(hours=2)
 TITLE_MAX = 80
 
-__all__ = ["begin_run", "session_get_for_user", "session_delete", "session_cancel"]
-
-
 def session_dir(session_id: str) -> Path:
     return Path(settings.AGENTSITE["DATA_DIR"]) / "sessions" / session_id
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -14,6 +15,20 @@ import httpx
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def sse_events(lines: Iterator[str], count: int | None = None, until: str | None = None) -> list[tuple[str | None, dict]]:
+    """(event, data) pairs from one shared line iterator — dropping httpx's iterator early
+    closes the connection, so callers keep one ``response.iter_lines()`` for the whole read."""
+    out, name = [], None
+    for line in lines:
+        if line.startswith("event: "):
+            name = line[7:]
+        elif line.startswith("data: "):
+            out.append((name, json.loads(line[6:])))
+            if (count and len(out) >= count) or (until and name == until):
+                break
+    return out
 
 
 def free_port() -> int:

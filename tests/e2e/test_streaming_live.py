@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import time
-from collections.abc import Iterator
 
 import httpx
 import pytest
 
 from registry.models import ApiKey, LLMModel
 from sessions.models import SessionMessage
-from tests.e2e.conftest import LiveServer
+from tests.e2e.conftest import LiveServer, sse_events
 from tests.fakes.fake_llm import FakeLLMServer, Reply
 
 pytestmark = pytest.mark.e2e
@@ -26,19 +24,6 @@ def setup(transactional_db, fake_llm: FakeLLMServer, django_user_model):  # noqa
     return {"Authorization": f"Bearer {key}"}
 
 
-def read_events(lines: Iterator[str], until: str | None = None, count: int | None = None) -> list[tuple[str, dict]]:
-    """Reads from one shared line iterator: dropping httpx's iterator early closes the connection."""
-    events, event = [], None
-    for line in lines:
-        if line.startswith("event: "):
-            event = line[7:]
-        elif line.startswith("data: "):
-            events.append((event, json.loads(line[6:])))
-            if (until and event == until) or (count and len(events) >= count):
-                break
-    return events
-
-
 @pytest.mark.parametrize("protocol", ["openai", "ollama"])
 def test_client_disconnect_cancels_upstream_and_keeps_the_partial(live_server_proc: LiveServer, setup, fake_llm: FakeLLMServer,
                                                                    protocol: str) -> None:  # noqa: ANN001
@@ -47,7 +32,7 @@ def test_client_disconnect_cancels_upstream_and_keeps_the_partial(live_server_pr
     with httpx.Client(timeout=10) as client:
         with client.stream("POST", live_server_proc.url + "/v1/infer/stream", json=body, headers=setup) as res:
             assert res.status_code == 200
-            events = read_events(res.iter_lines(), count=5)
+            events = sse_events(res.iter_lines(), count=5)
     sid = events[0][1]["session_id"]
     assert fake_llm.wait_disconnects(1, timeout=10), "the upstream request was not cancelled"
     deadline = time.monotonic() + 10
@@ -63,11 +48,11 @@ def test_cancel_stops_a_slow_stream_and_keeps_the_partial(live_server_proc: Live
     with httpx.Client(timeout=15) as client:
         with client.stream("POST", live_server_proc.url + "/v1/infer/stream", json=body, headers=setup) as res:
             lines = res.iter_lines()
-            first = read_events(lines, count=3)
+            first = sse_events(lines, count=3)
             sid = first[0][1]["session_id"]
             cancel = client.post(f"{live_server_proc.url}/v1/sessions/{sid}/cancel", headers=setup)
             assert cancel.status_code == 202, cancel.text
-            rest = read_events(lines, until="done")
+            rest = sse_events(lines, until="done")
     done = rest[-1]
     assert done[0] == "done" and done[1]["finish_reason"] == "cancelled"
     assert done[1]["content"].startswith("slow") and len(done[1]["content"]) < 1000

@@ -5,7 +5,6 @@ Runs only when REDIS_URL is set (the PostgreSQL pass of .ci/run sets it).
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterator
 
@@ -13,7 +12,7 @@ import httpx
 import pytest
 
 from registry.models import ApiKey
-from tests.e2e.conftest import LiveServer
+from tests.e2e.conftest import LiveServer, sse_events
 from tests.fakes.fake_llm import FakeLLMServer, Reply
 
 pytestmark = [pytest.mark.e2e, pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="needs REDIS_URL (multi-worker)")]
@@ -31,18 +30,6 @@ def workers(django_db_setup, django_db_blocker) -> Iterator[tuple[LiveServer, Li
 def staff(transactional_db, django_user_model) -> dict[str, str]:  # noqa: ANN001
     user = django_user_model.objects.create_user("ops", password="x", is_staff=True)
     return {"Authorization": f"Bearer {ApiKey.generate(user=user)[1]}"}
-
-
-def events(lines: Iterator[str], count: int | None = None, until: str | None = None) -> list[tuple[str, dict]]:
-    out, name = [], None
-    for line in lines:
-        if line.startswith("event: "):
-            name = line[7:]
-        elif line.startswith("data: "):
-            out.append((name, json.loads(line[6:])))
-            if (count and len(out) >= count) or (until and name == until):
-                break
-    return out
 
 
 def test_two_workers_share_registries_env_cancel_and_locks(workers, staff, fake_llm: FakeLLMServer) -> None:  # noqa: ANN001
@@ -68,9 +55,9 @@ def test_two_workers_share_registries_env_cancel_and_locks(workers, staff, fake_
         with client.stream("POST", b.url + "/v1/infer/stream", json={"model_id": "shared", "session_id": "new", "text": "go"},
                            headers=staff) as stream:
             lines = stream.iter_lines()
-            sid = events(lines, count=2)[0][1]["session_id"]
+            sid = sse_events(lines, count=2)[0][1]["session_id"]
             busy = client.post(a.url + "/v1/infer", json={"model_id": "shared", "session_id": sid, "text": "again"}, headers=staff)
             assert busy.status_code == 409 and busy.json()["error"]["code"] == "session_busy"
             assert client.post(f"{a.url}/v1/sessions/{sid}/cancel", headers=staff).status_code == 202
-            done = events(lines, until="done")[-1]
+            done = sse_events(lines, until="done")[-1]
     assert done[0] == "done" and done[1]["finish_reason"] == "cancelled"
