@@ -1,6 +1,8 @@
 """Model services that talk to model servers: detection and "test connection".
 
-Used by both the API (``POST /v1/models/detect``) and the admin console actions.
+Used by both the API (``POST /v1/models/detect``) and the admin console actions. They run on
+a private event loop in the calling (sync) thread: ``async_to_sync`` would borrow the server's
+loop, and closing HTTP clients there would cut other users' streams.
 """
 
 from __future__ import annotations
@@ -8,12 +10,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from asgiref.sync import async_to_sync
-
 from inference.engine.envvars import expand_vars
 from inference.engine.errors import EngineError
-from inference.engine.http import aclose_clients
 from inference.engine.protocols import get_adapter
+from inference.engine.runtime import run_sync
 from inference.engine.types import Message, ModelConfig
 
 from .models import LLMModel
@@ -21,10 +21,7 @@ from .services import model_to_config
 
 
 async def _detect(config: ModelConfig) -> list[dict[str, Any]]:
-    try:
-        entries = await get_adapter(config).list_models()
-    finally:
-        await aclose_clients()
+    entries = await get_adapter(config).list_models()
     out = []
     for e in entries:
         name = e.get("id") or e.get("name") or e.get("model")
@@ -40,7 +37,7 @@ def models_detect(*, api_protocol: str, api_base: str, api_key: str = "") -> lis
     """The models a server offers (Ollama ``/api/tags``, OpenAI ``/models``), marked if registered."""
     config = ModelConfig(model_id="detect", api_protocol=api_protocol, api_base=expand_vars(api_base).rstrip("/"),  # type: ignore[arg-type]
                          model_name="", api_key=expand_vars(api_key) or None, timeout_s=15)
-    found = async_to_sync(_detect)(config)
+    found = run_sync(_detect(config))
     registered = set(LLMModel.objects.filter(api_base=api_base.rstrip("/")).values_list("model_name", flat=True))
     for item in found:
         item["registered"] = item["model_name"] in registered
@@ -53,12 +50,10 @@ async def _ping(config: ModelConfig) -> tuple[bool, str]:
         result = await get_adapter(config).complete([Message(role="user", content="Reply with the word: ok")], options={})
     except EngineError as exc:
         return False, exc.message
-    finally:
-        await aclose_clients()
     ms = (time.perf_counter() - started) * 1000
     return True, f"answered in {ms:.0f} ms: {result.content[:60]!r}"
 
 
 def model_test_connection(*, model: LLMModel) -> tuple[bool, str]:
     """One tiny request to the model; (ok, human-readable outcome)."""
-    return async_to_sync(_ping)(model_to_config(model))
+    return run_sync(_ping(model_to_config(model)))

@@ -281,7 +281,7 @@ class Runtime:
     # -- sync twins for SDK users --------------------------------------------------------------
 
     def infer(self, request: InferenceRequest | PreparedRun) -> InferenceResult:
-        return _run_sync(self.ainfer(request))
+        return run_sync(self.ainfer(request))
 
     def infer_stream(self, request: InferenceRequest | PreparedRun) -> Iterator[StreamEvent]:
         """Events as they come, from a private event loop in a helper thread."""
@@ -296,7 +296,7 @@ class Runtime:
             finally:
                 q.put(None)
 
-        thread = threading.Thread(target=lambda: _run_sync(pump()), daemon=True)
+        thread = threading.Thread(target=lambda: run_sync(pump()), daemon=True)
         thread.start()
         while (item := q.get()) is not None:
             if isinstance(item, BaseException):
@@ -317,10 +317,12 @@ class Runtime:
         return await execute_tool(config, arguments, ctx, timeout_s=timeout, validate=False)
 
     def call_tool(self, tool: str | ToolConfig, arguments: Mapping[str, Any]) -> ToolResult:
-        return _run_sync(self.acall_tool(tool, arguments))
+        return run_sync(self.acall_tool(tool, arguments))
 
 
-def _run_sync(coro: Any) -> Any:
+def run_sync(coro: Any) -> Any:
+    """Run a coroutine on a private event loop (not usable inside a running loop), closing the
+    HTTP clients that loop opened — never the clients other loops' requests are using."""
     from .http import aclose_clients
 
     async def main() -> Any:
