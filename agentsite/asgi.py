@@ -8,4 +8,14 @@ from django.core.asgi import get_asgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "agentsite.settings")
 django_asgi_app = get_asgi_application()
 
-application = ProtocolTypeRouter({"http": django_asgi_app})
+from .hotpath import HOT_PATHS, HotPathHandler  # noqa: E402  (needs the app registry ready)
+
+hot_path_app = HotPathHandler()
+
+
+async def http_app(scope, receive, send):  # noqa: ANN001, ANN201
+    app = hot_path_app if scope["path"] in HOT_PATHS else django_asgi_app
+    await app(scope, receive, send)
+
+
+application = ProtocolTypeRouter({"http": http_app})

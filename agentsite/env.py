@@ -75,7 +75,8 @@ def database_from_url(url: str) -> dict:
             "HOST": parsed.hostname or "",
             "PORT": str(parsed.port or ""),
             "OPTIONS": options,
-            "CONN_MAX_AGE": 60,
-            "CONN_HEALTH_CHECKS": True,
+            # Under ASGI each request runs in a fresh thread: persistent per-thread connections
+            # would pile up, so connections close at the end of each request.
+            "CONN_MAX_AGE": 0,
         }
     raise ImproperlyConfigured(f"DATABASE_URL has an unsupported scheme {scheme!r} (use sqlite:/// or postgres://)")

@@ -212,7 +212,7 @@ class RssSampler:
 
 @dataclass
 class FakeServer:
-    """``python -m tests.fakes.fake_llm`` (via ``bench._fake_nodelay``) as a process."""
+    """``python -m tests.fakes.fake_llm`` as a process."""
 
     chunks: int = 1
     delay: float = 0.0
@@ -222,8 +222,7 @@ class FakeServer:
 
     def start(self, workdir: Path) -> FakeServer:
         self.log_path = workdir / "fake_llm.log"
-        # the fake's own main(), with TCP_NODELAY on its socket (see bench/_fake_nodelay.py)
-        args = [PY, "-m", "bench._fake_nodelay", "--host", HOST, "--port", "0",
+        args = [PY, "-m", "tests.fakes.fake_llm", "--host", HOST, "--port", "0",
                 "--default-chunks", str(self.chunks), "--default-delay", str(self.delay)]  # fmt: skip
         self.proc = subprocess.Popen(
             args, cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=open(self.log_path, "w"),

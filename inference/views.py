@@ -8,16 +8,18 @@ event stream begins; afterwards failures arrive as an ``error`` event.
 from __future__ import annotations
 
 import json
+from importlib import import_module
 from typing import Any, AsyncIterator, Callable
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.contrib.auth import aget_user
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.views.decorators.csrf import csrf_exempt
 from rest_framework.authentication import CSRFCheck
 from rest_framework.exceptions import ValidationError
 from rest_framework.serializers import Serializer
 
+from agentsite.db import db_async
 from agentsite.errors import ApiError, error_response, exception_handler
 from inference.engine.errors import EngineError
 from inference.engine.types import StreamEvent
@@ -35,23 +37,36 @@ class _Refused(Exception):
         self.response = response
 
 
-async def _authenticate(request: HttpRequest) -> Any:
-    header = request.headers.get("Authorization")
-    if header:
-        token = bearer_token(header)
-        user = await sync_to_async(user_for_api_key)(token) if token else None
-        if user is None:
-            raise _Refused(error_response("authentication_failed", BAD_KEY_MESSAGE, 401))
-        return user
-    user = await request.auser()
+async def _session_user(request: HttpRequest) -> Any:
+    """The logged-in browser user, with the CSRF check DRF applies to session auth."""
+    if not hasattr(request, "session"):  # the hot path has no session middleware: load it here
+        request.session = import_module(settings.SESSION_ENGINE).SessionStore(request.COOKIES.get(settings.SESSION_COOKIE_NAME))
+    user = await aget_user(request)
     if not user.is_authenticated:
         raise _Refused(error_response("not_authenticated", "Authentication credentials were not provided.", 401))
-    # Session-authenticated unsafe requests need the CSRF token, exactly as DRF enforces it.
     check = CSRFCheck(lambda req: HttpResponse())
     check.process_request(request)
     if check.process_view(request, None, (), {}) is not None:
         raise _Refused(error_response("permission_denied", "CSRF token missing or incorrect.", 403))
     return user
+
+
+def _key_user(header: str) -> Any:
+    """The owner of a Bearer API key (sync: called inside the request's one ORM hop)."""
+    token = bearer_token(header)
+    user = user_for_api_key(token) if token else None
+    if user is None:
+        raise _Refused(error_response("authentication_failed", BAD_KEY_MESSAGE, 401))
+    return user
+
+
+async def _with_user(request: HttpRequest, work: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Authenticate and run ``work(user, ...)`` — for API keys in one database round trip."""
+    header = request.headers.get("Authorization")
+    if header:
+        return await db_async(lambda: work(_key_user(header), *args, **kwargs))()
+    user = await _session_user(request)
+    return await db_async(work)(user, *args, **kwargs)
 
 
 def _parse(request: HttpRequest, serializer_class: type[Serializer]) -> dict[str, Any]:
@@ -100,11 +115,24 @@ def sse_format(event: StreamEvent) -> bytes:
     return f"event: {event.event}\ndata: {json.dumps(_public(event), ensure_ascii=False)}\n\n".encode()
 
 
+def _parsed_after_auth(request: HttpRequest, serializer_class: type[Serializer]) -> Callable[[], dict[str, Any]]:
+    """Parse now (no I/O), but report a bad body only once the caller is authenticated."""
+    try:
+        data = _parse(request, serializer_class)
+    except _Refused as refused:
+        error = refused
+
+        def fail() -> dict[str, Any]:
+            raise error
+
+        return fail
+    return lambda: data
+
+
 async def _begin_run(request: HttpRequest) -> session_services.BegunRun:
     """Authenticate, validate, lock the session and fit its history; released on failure."""
-    user = await _authenticate(request)
-    data = _parse(request, InferRequestSerializer)
-    begun = await sync_to_async(session_services.begin_run)(user=user, data=data)
+    data = _parsed_after_auth(request, InferRequestSerializer)
+    begun = await _with_user(request, lambda user: session_services.begin_run(user=user, data=data()))
     try:
         await begun.afit()
     except BaseException:
@@ -143,11 +171,15 @@ async def infer_stream(request: HttpRequest) -> HttpResponse:
 @_api_view
 async def call_tool(request: HttpRequest) -> HttpResponse:
     """POST /v1/tools/call: call one tool directly, without a model."""
-    user = await _authenticate(request)
-    data = _parse(request, ToolCallRequestSerializer)
-    if data.get("session_id"):  # the session's scratch folder is only for its owner
-        await sync_to_async(session_services.session_get_for_user)(session_id=data["session_id"], user=user)
-    tool = await sync_to_async(services.tool_for_call)(data=data)
+    parsed = _parsed_after_auth(request, ToolCallRequestSerializer)
+
+    def find_tool(user: Any) -> tuple[Any, dict[str, Any]]:
+        data = parsed()
+        if data.get("session_id"):  # the session's scratch folder is only for its owner
+            session_services.session_get_for_user(session_id=data["session_id"], user=user)
+        return services.tool_for_call(data=data), data
+
+    tool, data = await _with_user(request, find_tool)
     context = services.tool_context(session_id=data.get("session_id"))
     result = await services.get_runtime().acall_tool(tool, data["arguments"], context=context)
     return JsonResponse(result.to_dict())

@@ -15,8 +15,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Sequence
 
-from asgiref.sync import sync_to_async
 from django.db import transaction
+from agentsite.db import db_async
 
 from inference.engine.errors import EngineError
 from inference.engine.http import aclose_clients
@@ -112,7 +112,7 @@ async def afit_history(prepared: PreparedRun, *, session_id: str) -> PreparedRun
     session = await Session.objects.aget(pk=session_id)
     if estimate_tokens(prepared.messages, session.tokens_per_char) <= budget:
         return prepared
-    fold = await sync_to_async(_plan_fold)(session, prepared, budget)
+    fold = await db_async(_plan_fold)(session, prepared, budget)
     if fold is None:
         return prepared
     upto, folded = fold
@@ -122,7 +122,7 @@ async def afit_history(prepared: PreparedRun, *, session_id: str) -> PreparedRun
     from .services import history_for_model  # the same assembly as at the start of every run
 
     refreshed = await Session.objects.aget(pk=session_id)
-    history = await sync_to_async(history_for_model)(refreshed, before_seq=refreshed.message_count - len(prepared.input_messages))
+    history = await db_async(history_for_model)(refreshed, before_seq=refreshed.message_count - len(prepared.input_messages))
     return replace(prepared, messages=history + prepared.input_messages)
 
 

@@ -16,12 +16,12 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from agentsite.db import db_async
 from agentsite.errors import ApiError
 from inference import services as inference_services
 from inference.engine import media
@@ -183,12 +183,12 @@ class SessionHooks(RunHooks):
         self.prepared = prepared
 
     async def on_message(self, message: Message) -> None:
-        await sync_to_async(message_append)(session_id=self.session_id, message=message)
+        await db_async(message_append)(session_id=self.session_id, message=message)
 
     async def on_partial(self, message: Message, *, error: EngineError | None = None) -> None:
         if not (message.text() or message.thinking or error):
             return
-        await sync_to_async(message_append)(
+        await db_async(message_append)(
             session_id=self.session_id, message=message, error=error.to_dict()["error"] if error else None
         )
 
@@ -228,7 +228,7 @@ class BegunRun:
     async def aend(self) -> None:
         if self.session_id:
             runs.unregister(self.session_id, self.control)
-            await sync_to_async(_release)(self.session_id, self.token)
+            await db_async(_release)(self.session_id, self.token)
 
 
 def begin_run(*, user, data: Mapping[str, Any]) -> BegunRun:  # noqa: ANN001

@@ -26,4 +26,7 @@ class Command(BaseCommand):
         host, port = parse_bind(bind)
         self.stdout.write(f"agentsite listening on http://{host}:{port}/  (admin: /admin/, API docs: /api/docs/)")
         sys.stdout.flush()
-        CommandLineInterface().run(["-b", host, "-p", str(port), "--proxy-headers", "agentsite.asgi:application"])
+        # Twisted's default listen backlog is 50: a burst of connections beyond it is refused.
+        interface = host.replace(":", r"\:")
+        endpoint = f"tcp:port={port}:interface={interface}:backlog=4096"
+        CommandLineInterface().run(["-e", endpoint, "--proxy-headers", "agentsite.asgi:application"])

@@ -1,0 +1,35 @@
+"""The inference endpoints served without Django's middleware stack.
+
+``/v1/infer``, ``/v1/infer/stream`` and ``/v1/tools/call`` are async views that authenticate,
+check CSRF and shape errors themselves. Django's middleware runs each request through several
+sync/async thread hops (every ``MiddlewareMixin`` and WhiteNoise), which cost milliseconds per
+request — more than the rest of a model round. Everything else keeps the full stack.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.handlers.asgi import ASGIHandler
+from django.core.handlers.exception import convert_exception_to_response
+
+from .db import pooled
+
+HOT_PATHS = frozenset({"/v1/infer", "/v1/infer/stream", "/v1/tools/call"})
+
+
+class HotPathHandler(ASGIHandler):
+    def load_middleware(self, is_async: bool = False) -> None:
+        self._view_middleware = []
+        self._template_response_middleware = []
+        self._exception_middleware = []
+        self._middleware_chain = convert_exception_to_response(self._get_response_async)
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        # No ThreadSensitiveContext: no per-request thread to create; ORM work goes to the
+        # shared pool (agentsite.db).
+        token = pooled.set(True)
+        try:
+            await self.handle(scope, receive, send)
+        finally:
+            pooled.reset(token)
