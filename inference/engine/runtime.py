@@ -423,6 +423,8 @@ class _Loop:
             self.partial_text, self.partial_thinking = [], []
             self.history.append(assistant)
             self.produced.append(assistant)
+            for call in calls:  # each call as it is complete, then the message that holds them
+                self.emit("tool_call", call.to_dict())
             self.emit("message", assistant.to_dict())
             await self.hooks.on_message(assistant)
             if not calls:
@@ -476,8 +478,6 @@ class _Loop:
         return replace(call, tool_id=tool.tool_id if tool else "")
 
     async def _run_tools(self, calls: Sequence[ToolCall]) -> None:
-        for call in calls:
-            self.emit("tool_call", call.to_dict())
         results = await asyncio.gather(*(self._run_one(c) for c in calls))
         for call, result in zip(calls, results):
             message = Message(

@@ -89,6 +89,9 @@ def test_several_calls_in_one_round_stream(model: LLMModel, adder: Tool, fake_ll
     events = stream(alice_api, {"model_id": model.model_id, "tool_ids": ["math.add"], "text": "both?"})
     names = [e for e, _ in events]
     assert names.count("tool_call") == 2 and names.count("tool_result") == 2
+    # in order of appearance: calls, the assistant message holding them, then results
+    first_message = names.index("message")
+    assert names.index("tool_call") < first_message < names.index("tool_result")
     results = {d["id"]: d for e, d in events if e == "tool_result"}
     calls = [d for e, d in events if e == "tool_call"]
     assert [results[c["id"]]["content"][0]["text"] for c in calls] == ["3", "7"]
