@@ -214,13 +214,13 @@ async def sharing_burst(url: str, headers: dict[str, str], model_id: str, n_dire
 # ---- main ------------------------------------------------------------------------------------
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--calls", type=int, default=300, help="timed calls for (a) and (c)")
     ap.add_argument("--spawns", type=int, default=20, help="fresh processes for (b)")
     ap.add_argument("--agents", type=int, default=50, help="concurrent agents in the sharing bench (half direct, half infer)")
     ap.add_argument("--no-append", action="store_true", help="don't append to docs/benchmarks.md")
-    opts = ap.parse_args()
+    opts = ap.parse_args(argv)
 
     load_before = os.getloadavg()[0]
     with Stack(app=True) as stack:
@@ -318,7 +318,8 @@ def main() -> None:
             + md_table(["figure", "measured", "target", "result"], targets)
         )
         append_results("MCP calls: shared connection vs spawn per call (bench/mcp_call.py)", body)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -2,7 +2,8 @@
 
     .venv/bin/python bench/run_all.py [--no-append]
 
-Each bench is also runnable alone: bench/overhead.py, bench/concurrency.py, bench/tool_loop.py.
+Each bench is also runnable alone: bench/overhead.py, bench/tool_loop.py, bench/concurrency.py,
+bench/mcp_call.py.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench import concurrency, overhead, tool_loop  # noqa: E402
+from bench import concurrency, mcp_call, overhead, tool_loop  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -23,7 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     extra = ["--no-append"] if args.no_append else []
     failed = []
-    for name, mod in (("overhead", overhead), ("tool_loop", tool_loop), ("concurrency", concurrency)):
+    for name, mod in (("overhead", overhead), ("tool_loop", tool_loop), ("concurrency", concurrency), ("mcp_call", mcp_call)):
         print(f"\n==== {name} ====", flush=True)
         t0 = time.monotonic()
         try:
