@@ -48,8 +48,8 @@ class DetectModelsSerializer(StrictSerializer):
 
 
 class ToolSerializer(StrictModelSerializer):
-    server = serializers.SlugRelatedField(slug_field="name", read_only=True)
-    skill = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    server = serializers.SlugRelatedField(slug_field="name", read_only=True, allow_null=True)
+    skill = serializers.SlugRelatedField(slug_field="name", read_only=True, allow_null=True)
     parameters = serializers.DictField(required=False)
 
     class Meta:
