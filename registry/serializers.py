@@ -12,8 +12,15 @@ from . import services
 from .models import ENV_KEY_RE, EnvVar, LLMModel, MCPServer, Skill, Tool, ToolType
 
 
+def validate_header_value(value: str) -> str:
+    """An API key goes into an HTTP header: printable ASCII only (else a 500, or the key echoed in errors)."""
+    if value and not (value.isascii() and value.isprintable()):
+        raise serializers.ValidationError("Must be printable ASCII (it is sent in an HTTP header).")
+    return value
+
+
 class ModelSerializer(StrictModelSerializer):
-    api_key = serializers.CharField(required=False, allow_blank=True, max_length=500)
+    api_key = serializers.CharField(required=False, allow_blank=True, max_length=500, validators=[validate_header_value])
     options = serializers.DictField(required=False)
 
     class Meta:
@@ -44,7 +51,7 @@ class ModelSerializer(StrictModelSerializer):
 class DetectModelsSerializer(StrictSerializer):
     api_protocol = serializers.ChoiceField(choices=["openai", "ollama"])
     api_base = serializers.CharField(max_length=500)
-    api_key = serializers.CharField(required=False, allow_blank=True)
+    api_key = serializers.CharField(required=False, allow_blank=True, validators=[validate_header_value])
 
 
 class ToolSerializer(StrictModelSerializer):

@@ -22,6 +22,7 @@ CONNECT_FAILED = "cannot reach the model server at {base}: {error}"
 TIMED_OUT = "the model server at {base} timed out ({kind})"
 TRUNCATED = "the model stream ended before the response was complete"
 MALFORMED = "the model server sent malformed JSON: {error}"
+BAD_API_KEY = "the api_key for {base} is not a valid HTTP header value (printable ASCII only)"
 ARGS_NOT_JSON = "arguments were not valid JSON: {error}"
 ARGS_NOT_OBJECT = "arguments must be a JSON object, got {kind}"
 
@@ -101,7 +102,14 @@ class ProtocolAdapter(ABC):
         return self.model.api_base.rstrip("/") + path
 
     def headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.model.api_key}"} if self.model.api_key else {}
+        key = self.model.api_key
+        if not key:
+            return {}
+        if not (key.isascii() and key.isprintable()):
+            # httpx would fail with an encoding error (a 500) or quote the whole header, key included.
+            message = BAD_API_KEY.format(base=self.model.api_base)
+            raise model_error(ModelUnavailable, message, None, message)
+        return {"Authorization": f"Bearer {key}"}
 
     def setting(self, options: Mapping[str, Any] | None, key: str) -> Any:
         """One of our ``OWN_OPTIONS``, from the request options or the model's defaults."""
