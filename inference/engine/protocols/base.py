@@ -127,15 +127,15 @@ class ProtocolAdapter(ABC):
             yield
         except httpx.TimeoutException as exc:
             raise model_error(ModelTimeout, TIMED_OUT.format(base=base, kind=type(exc).__name__), None, str(exc)) from exc
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:  # InvalidURL: e.g. a control character in api_base
             error = str(exc) or type(exc).__name__
             err = model_error(ModelUnavailable, CONNECT_FAILED.format(base=base, error=error), None, error)
             err.retryable = True
             raise err from exc
 
     async def request_json(self, method: str, path: str, body: Any = None) -> Any:
-        client = get_client(self.model.api_base, self.model.timeout_s)
         with self.upstream_errors():
+            client = get_client(self.model.api_base, self.model.timeout_s)
             response = await client.request(method, self.url(path), json=body, headers=self.headers())
             if response.status_code >= 400:
                 raise status_error(response.status_code, response.text)
@@ -144,8 +144,8 @@ class ProtocolAdapter(ABC):
     @asynccontextmanager
     async def open_stream(self, path: str, body: Any) -> AsyncIterator[httpx.Response]:
         """POST and hand over a response whose status was checked (E-7: errors are JSON)."""
-        client = get_client(self.model.api_base, self.model.timeout_s)
         with self.upstream_errors():
+            client = get_client(self.model.api_base, self.model.timeout_s)
             async with client.stream("POST", self.url(path), json=body, headers=self.headers()) as response:
                 if response.status_code >= 400:
                     await response.aread()
