@@ -54,6 +54,9 @@ class DetectModelsSerializer(StrictSerializer):
     api_key = serializers.CharField(required=False, allow_blank=True, validators=[validate_header_value])
 
 
+RESERVED_TOOL_IDS = frozenset({"mcp", "skill", "call"})
+
+
 class ToolSerializer(StrictModelSerializer):
     server = serializers.SlugRelatedField(slug_field="name", read_only=True, allow_null=True)
     skill = serializers.SlugRelatedField(slug_field="name", read_only=True, allow_null=True)
@@ -71,6 +74,8 @@ class ToolSerializer(StrictModelSerializer):
     def validate_tool_id(self, value: str) -> str:
         if self.instance is not None and value != self.instance.tool_id:
             raise serializers.ValidationError("tool_id cannot be changed.")
+        if value in RESERVED_TOOL_IDS:  # /v1/tools/{mcp,skill,call} are other endpoints: such a tool could never be read
+            raise serializers.ValidationError(f"{value!r} is reserved (/v1/tools/{value} is another endpoint).")
         return value
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
