@@ -6,7 +6,7 @@ import logging
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
-from django.db import IntegrityError
+from django.db import DataError, IntegrityError
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -66,6 +66,9 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
         return Response(error_body("not_found", str(exc) or "Not found."), status=404)
     if isinstance(exc, DjangoPermissionDenied):
         return Response(error_body("permission_denied", "You do not have permission to do this."), status=403)
+    if isinstance(exc, DataError):  # e.g. a NUL byte in an id, which PostgreSQL text cannot hold
+        log.info("data error mapped to 400: %s", exc)
+        return Response(error_body("invalid_input", "The input cannot be stored or looked up (e.g. a NUL byte)."), status=400)
     if isinstance(exc, IntegrityError):
         log.info("integrity error mapped to 409: %s", exc)
         return Response(error_body("conflict", "This conflicts with an existing record."), status=409)
