@@ -1,0 +1,79 @@
+"""Soak: 2,000 sequential requests against one real worker, mixing /v1/infer, /v1/infer/stream and
+/v1/tools/call, with the fake model answering at once. After a warm-up, the worker's open file
+descriptors, threads and child processes must not grow, and its RSS only boundedly."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import httpx
+import pytest
+
+from registry.models import ApiKey, LLMModel, Tool
+from tests.e2e.conftest import LiveServer
+from tests.fakes.fake_llm import FakeLLMServer
+
+pytestmark = pytest.mark.e2e
+
+TOTAL = int(os.environ.get("AGENTSITE_SOAK_REQUESTS", "2000"))
+WARMUP = 200
+RSS_GROWTH_LIMIT = 50 * 1024 * 1024
+
+
+def snapshot(pid: int) -> dict[str, int]:
+    status = dict(line.split(":", 1) for line in open(f"/proc/{pid}/status").read().splitlines() if ":" in line)
+    children = 0
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                with open(f"/proc/{name}/stat", "rb") as f:
+                    if int(f.read().rsplit(b")", 1)[1].split()[1]) == pid:
+                        children += 1
+            except OSError:
+                continue
+    return {"fds": len(os.listdir(f"/proc/{pid}/fd")), "threads": int(status["Threads"]),
+            "children": children, "rss": int(status["VmRSS"].split()[0]) * 1024}
+
+
+def test_2000_requests_leak_no_fds_threads_children_or_memory(transactional_db, fake_llm: FakeLLMServer,
+                                                              django_user_model) -> None:  # noqa: ANN001
+    user = django_user_model.objects.create_user("soak", password="x")
+    headers = {"Authorization": f"Bearer {ApiKey.generate(user=user)[1]}"}
+    LLMModel.objects.create(model_id="m", api_protocol="openai", api_base=fake_llm.openai_base, model_name="m", timeout_s=10)
+    Tool.objects.create(tool_id="math.add", name="add", callable="tests.tool_fns:add", parameters={
+        "type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}}, "required": ["a", "b"]})
+    server = LiveServer()
+    pid = server.proc.pid
+    calls = [
+        lambda c: c.post("/v1/infer", json={"model_id": "m", "text": "hi"}),
+        lambda c: c.post("/v1/tools/call", json={"tool_id": "math.add", "arguments": {"a": 2, "b": 3}}),
+        lambda c: c.post("/v1/infer/stream", json={"model_id": "m", "text": "hi"}),
+    ]
+    before = middle = after = {}
+    try:
+        with httpx.Client(base_url=server.url, headers=headers, timeout=10) as client:
+            started = time.monotonic()
+            for i in range(TOTAL):
+                if i == WARMUP:
+                    fake_llm.reset()  # the fake's request log is ours, not the worker's, but keep it small
+                    before = snapshot(pid)
+                if i == (WARMUP + TOTAL) // 2:
+                    middle = snapshot(pid)
+                res = calls[i % 3](client)
+                assert res.status_code == 200, (i, res.text)
+                if i % 3 == 2:
+                    assert "event: done" in res.text
+            elapsed = time.monotonic() - started
+            time.sleep(0.2)
+            after = snapshot(pid)
+    finally:
+        server.stop()
+    print(f"\nsoak: {TOTAL} requests in {elapsed:.1f} s ({TOTAL / elapsed:.0f}/s); after warm-up {before}; "
+          f"half-way {middle}; at the end {after}")
+    # A pool may still open one more connection or thread lazily after the warm-up (seen: +1 thread, +2 fds);
+    # a leak grows with the request count: nothing may grow over the second half.
+    for what, slack in (("fds", 2), ("threads", 1), ("children", 0)):
+        assert after[what] <= before[what] + slack, (what, before, middle, after)
+        assert after[what] <= middle[what], (what, before, middle, after)
+    assert after["rss"] - before["rss"] < RSS_GROWTH_LIMIT, (before, after)

@@ -1,0 +1,155 @@
+"""Secrets never leave the server: not in API responses, admin pages, log lines or error messages.
+
+Registered: a model with a literal api_key, an env var marked secret, MCP servers with a secret env
+value and a secret header. Then every list/detail endpoint and admin page is read, and errors that
+involve the secrets are triggered (unreachable model with that key, MCP connect failure with the
+secret in headers), in-process with every log record captured at DEBUG, and once more through a
+real worker whose whole log file is searched.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import sys
+
+import httpx
+import pytest
+from asgiref.sync import async_to_sync
+from rest_framework.test import APIClient
+
+from registry.models import ApiKey, EnvVar, LLMModel, MCPServer
+from tests.e2e.conftest import LiveServer
+from tests.fakes.fake_llm import FakeLLMServer
+
+MODEL_KEY = "sk-LITERALMODELKEY-4b8e2c91d0"
+ENV_SECRET = "env-SECRETVALUE-77f1a9c3e2"
+MCP_ENV_SECRET = "mcp-ENVSECRET-5d2e8a7b1c"
+MCP_HEADER_SECRET = "hdr-HEADERSECRET-9c3b6f0e4a"
+SECRETS = [MODEL_KEY, ENV_SECRET, MCP_ENV_SECRET, MCP_HEADER_SECRET]
+
+
+async def _collect(chunks) -> bytes:  # noqa: ANN001
+    return b"".join([c async for c in chunks])
+
+
+def dead_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def register_everything(post, dead: int) -> list[tuple[str, str]]:  # noqa: ANN001
+    """Register the secrets through the API; returns (what, response text) pairs."""
+    seen = []
+    model = {"model_id": "keyed", "api_protocol": "openai", "api_base": f"http://127.0.0.1:{dead}/v1", "model_name": "m",
+             "api_key": MODEL_KEY}
+    seen.append(("POST /v1/models", post("/v1/models", model)))
+    seen.append(("POST /v1/env", post("/v1/env", {"key": "SEC_REVIEW_TOKEN", "value": ENV_SECRET, "is_secret": True})))
+    servers = {"mcpServers": {
+        # a stdio server that exits at once: connect failure, with a secret in its env
+        "envy": {"command": sys.executable, "args": ["-c", "import sys; sys.exit(3)"], "env": {"TOKEN": MCP_ENV_SECRET}},
+        # an HTTP server nobody listens on: connect failure, with a secret in its headers
+        "hdr": {"url": f"http://127.0.0.1:{dead}/mcp", "transport": "streamable-http",
+                "headers": {"Authorization": f"Bearer {MCP_HEADER_SECRET}", "X-Api-Key": MCP_HEADER_SECRET}},
+    }}  # fmt: skip
+    seen.append(("POST /v1/tools/mcp", post("/v1/tools/mcp", servers)))
+    return seen
+
+
+def trigger_errors(post, dead: int) -> list[tuple[str, str]]:  # noqa: ANN001
+    seen = []
+    seen.append(("infer unreachable", post("/v1/infer", {"model_id": "keyed", "text": "hi"})))
+    seen.append(("stream unreachable", post("/v1/infer/stream", {"model_id": "keyed", "text": "hi"})))
+    seen.append(("detect unreachable", post("/v1/models/detect", {"api_protocol": "openai", "api_base": f"http://127.0.0.1:{dead}/v1",
+                                                                  "api_key": MODEL_KEY})))
+    seen.append(("env detect", post("/v1/env/detect", {})))
+    seen.append(("mcp call hdr", post("/v1/tools/call", {"server": "hdr", "tool": "anything", "arguments": {}})))
+    seen.append(("mcp re-register", post("/v1/tools/mcp", {"mcpServers": {"hdr": {
+        "url": f"http://127.0.0.1:{dead}/mcp", "transport": "streamable-http", "headers": {"Authorization": f"Bearer {MCP_HEADER_SECRET}"}}}})))
+    return seen
+
+
+READS = ["/v1/models", "/v1/models/keyed", "/v1/env", "/v1/tools", "/v1/tools/mcp", "/v1/tools/skill",
+         "/v1/sessions", "/v1/prompt-templates"]
+
+
+def assert_no_secret(where: str, text: str) -> None:
+    for secret in SECRETS:
+        assert secret not in text, f"{secret!r} leaked in {where}"
+        assert secret[4:-4] not in text, f"part of {secret!r} leaked in {where}"
+
+
+@pytest.fixture(autouse=True)
+def _forget_mcp_servers():  # noqa: ANN202
+    yield
+    from inference.engine.mcp import MCPClientManager
+
+    manager = MCPClientManager()
+    for name in manager.servers():
+        manager.remove(name)
+
+
+def test_secrets_stay_out_of_responses_admin_pages_and_logs(staff_user, staff_api: APIClient, alice_api: APIClient,
+                                                            client, caplog) -> None:  # noqa: ANN001
+    caplog.set_level(logging.DEBUG)  # root at DEBUG, as with LOG_LEVEL=DEBUG
+    dead = dead_port()
+
+    def post(path: str, body: dict) -> str:
+        res = staff_api.post(path, body, format="json")
+        assert res.status_code != 500, (path, res.content)
+        return async_to_sync(_collect)(res.streaming_content).decode() if res.streaming else res.content.decode()
+
+    seen = register_everything(post, dead)
+    assert '"status":"error"' in seen[-1][1].replace(" ", "")  # both MCP servers failed to connect
+    assert EnvVar.objects.get(key="SEC_REVIEW_TOKEN").value == ENV_SECRET  # stored, really
+    seen += trigger_errors(post, dead)
+    for api in (staff_api, alice_api):
+        for path in READS:
+            res = api.get(path)
+            assert res.status_code in (200, 403), (path, res.status_code)
+            seen.append((f"GET {path}", res.content.decode()))
+
+    staff_user.is_superuser = True
+    staff_user.save()
+    client.force_login(staff_user)
+    pages = ["/admin/registry/llmmodel/", "/admin/registry/envvar/", "/admin/registry/mcpserver/", "/admin/registry/tool/",
+             "/admin/registry/apikey/"]
+    pages += [f"/admin/registry/llmmodel/{LLMModel.objects.get().pk}/change/",
+              f"/admin/registry/envvar/{EnvVar.objects.get().pk}/change/"]
+    pages += [f"/admin/registry/mcpserver/{s.pk}/change/" for s in MCPServer.objects.all()]
+    for page in pages:
+        res = client.get(page)
+        assert res.status_code == 200, page
+        seen.append((page, res.content.decode()))
+
+    for where, text in seen:
+        assert_no_secret(where, text)
+    for record in caplog.records:
+        assert_no_secret(f"log record {record.name}:{record.levelname}", record.getMessage() + str(record.exc_text or ""))
+    assert_no_secret("the captured log", caplog.text)
+
+
+@pytest.mark.e2e
+def test_secrets_stay_out_of_a_live_workers_log(transactional_db, django_user_model, fake_llm: FakeLLMServer) -> None:  # noqa: ANN001
+    staff = django_user_model.objects.create_user("sec", password="x", is_staff=True)
+    headers = {"Authorization": f"Bearer {ApiKey.generate(user=staff)[1]}"}
+    server = LiveServer({"LOG_LEVEL": "DEBUG"})
+    dead = dead_port()
+    try:
+        with httpx.Client(base_url=server.url, headers=headers, timeout=30) as http:
+            def post(path: str, body: dict) -> str:
+                res = http.post(path, json=body)
+                assert res.status_code != 500, (path, res.text)
+                return res.text
+
+            seen = register_everything(post, dead) + trigger_errors(post, dead)
+            seen += [(f"GET {p}", http.get(p).text) for p in READS]
+            seen.append(("unknown path", http.get("/v1/nope").text))
+    finally:
+        server.stop()
+    for where, text in seen:
+        assert_no_secret(where, text)
+    log = server.log_path.read_text()
+    assert "mcp" in log.lower() or "MCP" in log  # the failures were logged: we searched a real log
+    assert_no_secret(f"the worker's log {server.log_path}", log)
