@@ -40,6 +40,8 @@ class ModelSerializer(StrictModelSerializer):
     def validate_model_id(self, value: str) -> str:
         if self.instance is not None and value != self.instance.model_id:
             raise serializers.ValidationError("model_id cannot be changed; create a new model instead.")
+        if value == "detect":  # /v1/models/detect is another endpoint: such a model could never be read
+            raise serializers.ValidationError("'detect' is reserved (/v1/models/detect is another endpoint).")
         return value
 
     def to_representation(self, instance: LLMModel) -> dict[str, Any]:
@@ -114,6 +116,11 @@ class EnvVarSerializer(StrictModelSerializer):
         read_only_fields = ["updated_at"]
         # upserts: the unique check is the service's job
         extra_kwargs = {"key": {"validators": []}}
+
+    def validate_key(self, value: str) -> str:
+        if value == "detect":  # /v1/env/detect is another endpoint: such a variable could never be deleted
+            raise serializers.ValidationError("'detect' is reserved (/v1/env/detect is another endpoint).")
+        return value
 
     def to_representation(self, instance: EnvVar) -> dict[str, Any]:
         data = super().to_representation(instance)
