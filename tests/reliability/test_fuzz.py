@@ -114,9 +114,15 @@ def _steer(case: Any, fake: FakeLLMServer) -> None:
     """Point generated model ids / api bases at the fake, so runs reach the model and back. Only
     values the schema allows are replaced: a negative case must stay as invalid as it was generated."""
     path = case.operation.path
-    if path == "/v1/tools/{tool_id}" and case.path_parameters and case.path_parameters.get("tool_id") in RESERVED_TOOL_IDS:
-        # /v1/tools/mcp, /skill and /call are other endpoints (so such tool ids are refused at registration).
-        case.path_parameters["tool_id"] = "math.add"
+    # /v1/tools/{mcp,skill,call}, /v1/models/detect and /v1/env/detect are other endpoints (such ids are
+    # refused at registration, see the tests below).
+    params = case.path_parameters or {}
+    if path == "/v1/tools/{tool_id}" and params.get("tool_id") in RESERVED_TOOL_IDS:
+        params["tool_id"] = "math.add"
+    if path in ("/v1/models/{model_id}", "/v1/env/{key}"):
+        for name in ("model_id", "key"):
+            if params.get(name) == "detect":
+                params[name] = "fake" if name == "model_id" else "NO_SUCH_KEY"
     body = case.body
     if not isinstance(body, dict):
         return
@@ -210,6 +216,16 @@ def test_an_api_base_httpx_cannot_parse_is_502_not_500(staff_api, alice_api, pro
     LLMModel.objects.create(model_id="bad", api_protocol=protocol, api_base="http://\x04bad", model_name="m")
     res = alice_api.post("/v1/infer", {"model_id": "bad", "text": "hi"}, format="json")
     assert res.status_code == 502 and res.json()["error"]["code"] == "model_unavailable", res.content
+
+
+def test_ids_shadowed_by_detect_endpoints_are_refused(staff_api) -> None:  # noqa: ANN001
+    """Found by the fuzzer: DELETE /v1/env/detect is the detect endpoint (405), so a variable or a model
+    named "detect" could never be deleted."""
+    res = staff_api.post("/v1/env", {"key": "detect", "value": "x"}, format="json")
+    assert res.status_code == 400 and "key" in res.json()["error"]["detail"], res.content
+    res = staff_api.post("/v1/models", {"model_id": "detect", "api_protocol": "openai", "api_base": "http://x",
+                                        "model_name": "m"}, format="json")
+    assert res.status_code == 400 and "model_id" in res.json()["error"]["detail"], res.content
 
 
 @pytest.mark.parametrize("tool_id", sorted(RESERVED_TOOL_IDS))
