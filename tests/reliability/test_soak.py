@@ -71,9 +71,10 @@ def test_2000_requests_leak_no_fds_threads_children_or_memory(transactional_db, 
         server.stop()
     print(f"\nsoak: {TOTAL} requests in {elapsed:.1f} s ({TOTAL / elapsed:.0f}/s); after warm-up {before}; "
           f"half-way {middle}; at the end {after}")
-    # A pool may still open one more connection or thread lazily after the warm-up (seen: +1 thread, +2 fds);
-    # a leak grows with the request count: nothing may grow over the second half.
-    for what, slack in (("fds", 2), ("threads", 1), ("children", 0)):
+    # Thread pools grow lazily up to their size, at any point of the run (seen: +1 thread and its
+    # SQLite connection's 2 fds, in the second half). A leak grows with the request count instead:
+    # a thousand requests per half would add hundreds, so a few are the bound.
+    for what, slack in (("fds", 4), ("threads", 2), ("children", 0)):
         assert after[what] <= before[what] + slack, (what, before, middle, after)
-        assert after[what] <= middle[what], (what, before, middle, after)
+        assert after[what] <= middle[what] + slack, (what, before, middle, after)
     assert after["rss"] - before["rss"] < RSS_GROWTH_LIMIT, (before, after)
