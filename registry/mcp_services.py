@@ -8,6 +8,7 @@ registered through one worker is usable from every other one.
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any, Iterable, Mapping
 
 from django.conf import settings
@@ -27,6 +28,24 @@ log = logging.getLogger(__name__)
 
 def _manager() -> MCPClientManager:
     return MCPClientManager()
+
+
+# What this worker last handed its manager, per server: (config, the ${VAR} values it uses).
+# Comparing here spares every call a round trip to the manager's thread when nothing changed.
+_configured: dict[str, tuple[dict[str, Any], tuple[str | None, ...]]] = {}
+
+
+def _configure(name: str, config: Mapping[str, Any]) -> None:
+    config = _with_defaults(config)
+    env = tuple(os.environ.get(v) for v in sorted(normalize_server_config(config).referenced_vars()))
+    if _configured.get(name) != (config, env) or name not in _manager().servers():
+        _manager().configure(name, config)
+        _configured[name] = (config, env)
+
+
+def _forget(name: str) -> None:
+    _configured.pop(name, None)
+    _manager().remove(name)
 
 
 def _with_defaults(config: Mapping[str, Any]) -> dict[str, Any]:
@@ -67,10 +86,9 @@ def _sync_tools(server: MCPServer, configs: Iterable[ToolConfig]) -> list[str]:
 
 def mcp_connect(*, server: MCPServer) -> dict[str, Any]:
     """Connect (or reconnect) and re-sync tools; the row records the outcome."""
-    manager = _manager()
     try:
-        manager.configure(server.name, _with_defaults(server.config))
-        tools = manager.connect(server.name)
+        _configure(server.name, server.config)
+        tools = _manager().connect(server.name)
     except EngineError as exc:
         MCPServer.objects.filter(pk=server.pk).update(status=MCPStatus.ERROR, last_error=exc.message, updated_at=timezone.now())
         return {"status": "error", "error": {"code": exc.code, "message": exc.message}}
@@ -89,7 +107,7 @@ def mcp_register(*, servers: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
 
 
 def mcp_reconnect(*, server: MCPServer) -> dict[str, Any]:
-    _manager().remove(server.name)  # drop the old connection (and child process) first
+    _forget(server.name)  # drop the old connection (and child process) first
     return mcp_connect(server=server)
 
 
@@ -97,26 +115,18 @@ def mcp_delete(*, name: str) -> None:
     server = MCPServer.objects.filter(name=name).first()
     if server is None:
         raise ApiError("not_found", f"No MCP server named {name!r}.", status_code=404)
-    _manager().remove(name)
+    _forget(name)
     server.delete()  # its tools go with it (CASCADE)
 
 
 def mcp_ensure_configured(tools: Iterable[ToolConfig]) -> None:
     """Hand this worker's manager the stored config of every MCP server ``tools`` use.
 
-    ``configure`` keeps an open connection when the config is unchanged, so this is cheap.
+    Unchanged configs (and ``${VAR}`` values) are skipped, so this costs one query.
     """
     names = {t.server for t in tools if t.tool_type == "mcp" and t.server}
     if not names:
         return
-    manager = _manager()
     for server in MCPServer.objects.filter(name__in=names).only("name", "config"):
-        manager.configure(server.name, _with_defaults(server.config))
+        _configure(server.name, server.config)
 
-
-def mcp_live_status(*, server: MCPServer) -> dict[str, Any]:
-    """The manager's view of the connection in this worker (pid of the child, if any)."""
-    try:
-        return _manager().status(server.name)
-    except EngineError:
-        return {"status": "disconnected", "error": None, "pid": None}
