@@ -16,8 +16,8 @@ from dataclasses import replace
 from typing import Sequence
 
 from django.db import transaction
-from agentsite.db import db_async
 
+from agentsite.db import db_async
 from inference.engine.errors import EngineError
 from inference.engine.http import aclose_clients
 from inference.engine.protocols import get_adapter

@@ -38,6 +38,7 @@ SESSION_BUSY = "Session {session_id!r} is already running another request."
 STALE_RUN = timedelta(hours=2)
 TITLE_MAX = 80
 
+
 def session_dir(session_id: str) -> Path:
     return Path(settings.AGENTSITE["DATA_DIR"]) / "sessions" / session_id
 

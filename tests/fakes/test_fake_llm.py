@@ -14,7 +14,6 @@ import httpx
 import pytest
 
 from tests.fakes.fake_llm import FakeLLMClient, FakeLLMServer, Reply, openai_error
-from tests.fakes.fixtures import fake_llm  # noqa: F401
 
 REPO = Path(__file__).resolve().parents[2]
 
