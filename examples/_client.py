@@ -1,9 +1,13 @@
-"""Shared bits of the HTTP examples: settings from the environment and the model registration."""
+"""Shared bits of the HTTP examples: settings from the environment, the client, model registration,
+error checking and a small Server-Sent Events parser."""
 
 from __future__ import annotations
 
+import json
 import os
 import sys
+from collections.abc import Iterator
+from typing import Any
 
 import httpx
 
@@ -14,11 +18,15 @@ BASE = os.environ.get("AGENTSITE_MODEL_BASE", "http://127.0.0.1:11434" if PROTOC
 NAME = os.environ.get("AGENTSITE_MODEL_NAME", "qwen3:14b")
 MODEL_ID = os.environ.get("AGENTSITE_MODEL_ID", "example-model")
 
+NO_API_KEY = "Set AGENTSITE_API_KEY (create one with: .venv/bin/python manage.py create_api_key <user>)."
+STREAM_TIMEOUT = httpx.Timeout(30, read=600)  # long reads: a streamed run with tool rounds
 
-def client() -> httpx.Client:
+
+def client(timeout: float | httpx.Timeout = 300, no_key: str = NO_API_KEY) -> httpx.Client:
+    """An httpx client for AGENTSITE_URL with the API key; exits with ``no_key`` when the key is unset."""
     if not API_KEY:
-        sys.exit("Set AGENTSITE_API_KEY (create one with: .venv/bin/python manage.py create_api_key <user>).")
-    return httpx.Client(base_url=URL, headers={"Authorization": f"Bearer {API_KEY}"}, timeout=300)
+        sys.exit(no_key)
+    return httpx.Client(base_url=URL, headers={"Authorization": f"Bearer {API_KEY}"}, timeout=timeout)
 
 
 def ensure_model(c: httpx.Client) -> str:
@@ -34,3 +42,69 @@ def ensure_model(c: httpx.Client) -> str:
         sys.exit(f"Could not register model {MODEL_ID!r}: HTTP {r.status_code} {r.text}")
     print(f"registered model {MODEL_ID!r} -> {PROTOCOL} {BASE} ({NAME})")
     return MODEL_ID
+
+
+def check(resp: httpx.Response) -> Any:
+    """The JSON body (None if empty); on HTTP >= 400 exit with the error envelope's code and message."""
+    if resp.status_code >= 400:
+        try:
+            err = resp.json()["error"]
+            sys.exit(f"{resp.request.method} {resp.request.url.path} -> {resp.status_code} {err['code']}: {err['message']}")
+        except (ValueError, KeyError, TypeError):
+            sys.exit(f"{resp.request.method} {resp.request.url.path} -> {resp.status_code}: {resp.text[:500]}")
+    return resp.json() if resp.content else None
+
+
+def model_id(http: httpx.Client, register: bool, protocol: str | None = None, *,
+             vision: bool = False, verbose: bool = False) -> str:
+    """AGENTSITE_MODEL_ID, or a model registered from AGENTSITE_MODEL_* (--register-model).
+
+    Registering (staff key) creates ``AGENTSITE_MODEL_ID`` or ``example-<protocol>``, or updates it
+    if it exists. ``protocol``: the protocol to register (default AGENTSITE_MODEL_PROTOCOL or
+    "ollama"); without ``register``, a note if the registered model speaks another one.
+    ``vision``: register with ``supports_vision``; without ``register``, a note if it lacks it.
+    ``verbose``: print what was registered.
+    """
+    if not register:
+        mid = os.environ.get("AGENTSITE_MODEL_ID")
+        if not mid:
+            sys.exit(f"Set AGENTSITE_MODEL_ID to a registered {'vision ' if vision else ''}model id, or use --register-model.")
+        if protocol or vision:
+            model = check(http.get(f"/v1/models/{mid}"))
+            if protocol and model["api_protocol"] != protocol:
+                print(f"note: model {mid!r} speaks {model['api_protocol']!r}; --protocol {protocol} is ignored")
+            if vision and not model.get("supports_vision"):
+                print(f"note: model {mid!r} is not registered with supports_vision: true")
+        return mid
+    protocol = protocol or os.environ.get("AGENTSITE_MODEL_PROTOCOL", "ollama")
+    base, name = os.environ.get("AGENTSITE_MODEL_BASE"), os.environ.get("AGENTSITE_MODEL_NAME")
+    if not base or not name:
+        sys.exit("--register-model needs AGENTSITE_MODEL_BASE and AGENTSITE_MODEL_NAME.")
+    mid = os.environ.get("AGENTSITE_MODEL_ID") or f"example-{protocol}"
+    body: dict[str, Any] = {"api_protocol": protocol, "api_base": base, "model_name": name}
+    if vision:
+        body["supports_vision"] = True
+    resp = http.post("/v1/models", json={"model_id": mid, **body})
+    if resp.status_code == 409:  # already there: update it to what we were given
+        check(http.patch(f"/v1/models/{mid}", json=body))
+    else:
+        check(resp)
+    if verbose:
+        print(f"model {mid!r}: {protocol} {base} {name}")
+    return mid
+
+
+def sse_events(resp: httpx.Response) -> Iterator[tuple[str, Any]]:
+    """(event, data) pairs of a text/event-stream body; ': ping' comments are skipped."""
+    event, data = "message", []
+    for line in resp.iter_lines():
+        if not line:
+            if data:
+                yield event, json.loads("\n".join(data))
+            event, data = "message", []
+        elif line.startswith(":"):
+            continue
+        elif line.startswith("event:"):
+            event = line[6:].strip()
+        elif line.startswith("data:"):
+            data.append(line[5:].lstrip(" "))

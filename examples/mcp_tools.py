@@ -42,55 +42,17 @@ import json
 import os
 import shlex
 import sys
-from typing import Any, Iterator
+from pathlib import Path
+from typing import Any
 
 import httpx
 
-URL = os.environ.get("AGENTSITE_URL", "http://127.0.0.1:8080").rstrip("/")
-API_KEY = os.environ.get("AGENTSITE_API_KEY", "")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _client import STREAM_TIMEOUT, check, client, model_id, sse_events  # noqa: E402
+
 DEFAULT_TIME = f"{shlex.quote(sys.executable)} -m mcp_server_time --local-timezone UTC"
 DEFAULT_FETCH = f"{shlex.quote(sys.executable)} -m mcp_server_fetch"
-
-
-def client() -> httpx.Client:
-    if not API_KEY:
-        sys.exit("Set AGENTSITE_API_KEY to a staff user's API key (manage.py create_api_key <user>).")
-    return httpx.Client(base_url=URL, headers={"Authorization": f"Bearer {API_KEY}"}, timeout=httpx.Timeout(30, read=600))
-
-
-def check(resp: httpx.Response) -> Any:
-    if resp.status_code >= 400:
-        try:
-            err = resp.json()["error"]
-            sys.exit(f"{resp.request.method} {resp.request.url.path} -> {resp.status_code} {err['code']}: {err['message']}")
-        except (ValueError, KeyError, TypeError):
-            sys.exit(f"{resp.request.method} {resp.request.url.path} -> {resp.status_code}: {resp.text[:500]}")
-    return resp.json() if resp.content else None
-
-
-def model_id(http: httpx.Client, register: bool, protocol: str | None) -> str:
-    """AGENTSITE_MODEL_ID, or a model registered from AGENTSITE_MODEL_* (--register-model)."""
-    if not register:
-        mid = os.environ.get("AGENTSITE_MODEL_ID")
-        if not mid:
-            sys.exit("Set AGENTSITE_MODEL_ID to a registered model id, or use --register-model.")
-        model = check(http.get(f"/v1/models/{mid}"))
-        if protocol and model["api_protocol"] != protocol:
-            print(f"note: model {mid!r} speaks {model['api_protocol']!r}; --protocol {protocol} is ignored")
-        return mid
-    protocol = protocol or os.environ.get("AGENTSITE_MODEL_PROTOCOL", "ollama")
-    base, name = os.environ.get("AGENTSITE_MODEL_BASE"), os.environ.get("AGENTSITE_MODEL_NAME")
-    if not base or not name:
-        sys.exit("--register-model needs AGENTSITE_MODEL_BASE and AGENTSITE_MODEL_NAME.")
-    mid = os.environ.get("AGENTSITE_MODEL_ID") or f"example-{protocol}"
-    body = {"api_protocol": protocol, "api_base": base, "model_name": name}
-    resp = http.post("/v1/models", json={"model_id": mid, **body})
-    if resp.status_code == 409:  # already there: update it to what we were given
-        check(http.patch(f"/v1/models/{mid}", json=body))
-    else:
-        check(resp)
-    print(f"model {mid!r}: {protocol} {base} {name}")
-    return mid
 
 
 def register_mcp(http: httpx.Client, servers: dict[str, str]) -> dict[str, dict]:
@@ -106,22 +68,6 @@ def register_mcp(http: httpx.Client, servers: dict[str, str]) -> dict[str, dict]
         else:
             print(f"MCP server {name!r}: {st['status']}: {st.get('error', {}).get('message', '')[:300]}")
     return answer
-
-
-def sse_events(resp: httpx.Response) -> Iterator[tuple[str, Any]]:
-    """(event, data) pairs of a text/event-stream body; ': ping' comments are skipped."""
-    event, data = "message", []
-    for line in resp.iter_lines():
-        if not line:
-            if data:
-                yield event, json.loads("\n".join(data))
-            event, data = "message", []
-        elif line.startswith(":"):
-            continue
-        elif line.startswith("event:"):
-            event = line[6:].strip()
-        elif line.startswith("data:"):
-            data.append(line[5:].lstrip(" "))
 
 
 def show_content(items: Any, limit: int = 300) -> str:
@@ -192,8 +138,8 @@ def main() -> None:
     ap.add_argument("--script-fake", metavar="FAKE_URL", help="script tests/fakes/fake_llm.py's replies (dry run)")
     opts = ap.parse_args()
 
-    with client() as http:
-        mid = model_id(http, opts.register_model, opts.protocol)
+    with client(STREAM_TIMEOUT, no_key="Set AGENTSITE_API_KEY to a staff user's API key (manage.py create_api_key <user>).") as http:
+        mid = model_id(http, opts.register_model, opts.protocol, verbose=True)
         time_cmd = os.environ.get("MCP_TIME_COMMAND", DEFAULT_TIME)
         fetch_cmd = os.environ.get("MCP_FETCH_COMMAND", DEFAULT_FETCH)
         status = register_mcp(http, {"time": time_cmd, "fetch": fetch_cmd})

@@ -30,58 +30,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
-from typing import Any, Iterator
 
 import httpx
 
-URL = os.environ.get("AGENTSITE_URL", "http://127.0.0.1:8080").rstrip("/")
-API_KEY = os.environ.get("AGENTSITE_API_KEY", "")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _client import STREAM_TIMEOUT, check, client, model_id, sse_events  # noqa: E402
+
 DEFAULT_SKILL = Path(__file__).resolve().parents[1] / "tests" / "skills" / "data" / "internal-comms"
-
-
-def check(resp: httpx.Response) -> Any:
-    if resp.status_code >= 400:
-        try:
-            err = resp.json()["error"]
-            sys.exit(f"{resp.request.method} {resp.request.url.path} -> {resp.status_code} {err['code']}: {err['message']}")
-        except (ValueError, KeyError, TypeError):
-            sys.exit(f"{resp.request.method} {resp.request.url.path} -> {resp.status_code}: {resp.text[:500]}")
-    return resp.json() if resp.content else None
-
-
-def model_id(http: httpx.Client, register: bool) -> str:
-    if not register:
-        mid = os.environ.get("AGENTSITE_MODEL_ID")
-        if not mid:
-            sys.exit("Set AGENTSITE_MODEL_ID to a registered model id, or use --register-model.")
-        return mid
-    protocol = os.environ.get("AGENTSITE_MODEL_PROTOCOL", "ollama")
-    base, name = os.environ.get("AGENTSITE_MODEL_BASE"), os.environ.get("AGENTSITE_MODEL_NAME")
-    if not base or not name:
-        sys.exit("--register-model needs AGENTSITE_MODEL_BASE and AGENTSITE_MODEL_NAME.")
-    mid = os.environ.get("AGENTSITE_MODEL_ID") or f"example-{protocol}"
-    body = {"api_protocol": protocol, "api_base": base, "model_name": name}
-    resp = http.post("/v1/models", json={"model_id": mid, **body})
-    check(http.patch(f"/v1/models/{mid}", json=body)) if resp.status_code == 409 else check(resp)
-    return mid
-
-
-def sse_events(resp: httpx.Response) -> Iterator[tuple[str, Any]]:
-    event, data = "message", []
-    for line in resp.iter_lines():
-        if not line:
-            if data:
-                yield event, json.loads("\n".join(data))
-            event, data = "message", []
-        elif line.startswith(":"):
-            continue
-        elif line.startswith("event:"):
-            event = line[6:].strip()
-        elif line.startswith("data:"):
-            data.append(line[5:].lstrip(" "))
 
 
 def preview(content: list[dict], limit: int = 240) -> str:
@@ -108,11 +66,8 @@ def main() -> None:
     ap.add_argument("--register-model", action="store_true", help="register the model from AGENTSITE_MODEL_* first")
     ap.add_argument("--script-fake", metavar="FAKE_URL", help="script tests/fakes/fake_llm.py's replies (dry run)")
     opts = ap.parse_args()
-    if not API_KEY:
-        sys.exit("Set AGENTSITE_API_KEY to a staff user's API key (manage.py create_api_key <user>).")
 
-    headers = {"Authorization": f"Bearer {API_KEY}"}
-    with httpx.Client(base_url=URL, headers=headers, timeout=httpx.Timeout(30, read=600)) as http:
+    with client(STREAM_TIMEOUT, no_key="Set AGENTSITE_API_KEY to a staff user's API key (manage.py create_api_key <user>).") as http:
         mid = model_id(http, opts.register_model)
         skill = check(http.post("/v1/tools/skill", json={"path": opts.path}))
         name, tool_id = skill["name"], skill["tool_id"]

@@ -33,18 +33,19 @@ import argparse
 import base64
 import http.server
 import json
-import os
 import struct
 import sys
 import threading
 import zlib
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import httpx
 
-URL = os.environ.get("AGENTSITE_URL", "http://127.0.0.1:8080").rstrip("/")
-API_KEY = os.environ.get("AGENTSITE_API_KEY", "")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _client import API_KEY, STREAM_TIMEOUT, check, client, model_id, sse_events  # noqa: E402
+
 SECRET = "PAPAYA"
 PAGE = f"""<!doctype html><html><head><title>Instruction target</title></head>
 <body><h1>Well done</h1><p>You followed the instruction in the image. The secret word is {SECRET}.</p></body></html>"""
@@ -152,53 +153,6 @@ def serve_page() -> tuple[http.server.HTTPServer, str]:
     return server, f"http://127.0.0.1:{server.server_address[1]}/"
 
 
-# ---- the API -----------------------------------------------------------------------------------
-
-
-def check(resp: httpx.Response) -> Any:
-    if resp.status_code >= 400:
-        try:
-            err = resp.json()["error"]
-            sys.exit(f"{resp.request.method} {resp.request.url.path} -> {resp.status_code} {err['code']}: {err['message']}")
-        except (ValueError, KeyError, TypeError):
-            sys.exit(f"{resp.request.method} {resp.request.url.path} -> {resp.status_code}: {resp.text[:500]}")
-    return resp.json() if resp.content else None
-
-
-def model_id(http: httpx.Client, register: bool) -> str:
-    if not register:
-        mid = os.environ.get("AGENTSITE_MODEL_ID")
-        if not mid:
-            sys.exit("Set AGENTSITE_MODEL_ID to a registered vision model id, or use --register-model.")
-        if not check(http.get(f"/v1/models/{mid}")).get("supports_vision"):
-            print(f"note: model {mid!r} is not registered with supports_vision: true")
-        return mid
-    protocol = os.environ.get("AGENTSITE_MODEL_PROTOCOL", "ollama")
-    base, name = os.environ.get("AGENTSITE_MODEL_BASE"), os.environ.get("AGENTSITE_MODEL_NAME")
-    if not base or not name:
-        sys.exit("--register-model needs AGENTSITE_MODEL_BASE and AGENTSITE_MODEL_NAME.")
-    mid = os.environ.get("AGENTSITE_MODEL_ID") or f"example-{protocol}"
-    body = {"api_protocol": protocol, "api_base": base, "model_name": name, "supports_vision": True}
-    resp = http.post("/v1/models", json={"model_id": mid, **body})
-    check(http.patch(f"/v1/models/{mid}", json=body)) if resp.status_code == 409 else check(resp)
-    return mid
-
-
-def sse_events(resp: httpx.Response) -> Iterator[tuple[str, Any]]:
-    event, data = "message", []
-    for line in resp.iter_lines():
-        if not line:
-            if data:
-                yield event, json.loads("\n".join(data))
-            event, data = "message", []
-        elif line.startswith(":"):
-            continue
-        elif line.startswith("event:"):
-            event = line[6:].strip()
-        elif line.startswith("data:"):
-            data.append(line[5:].lstrip(" "))
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--image", help="send this image instead of the generated one")
@@ -220,9 +174,8 @@ def main() -> None:
             print(f"image written to {opts.save}")
     print(f"image: {len(image)} bytes; instruction points to {page_url}")
 
-    headers = {"Authorization": f"Bearer {API_KEY}"}
-    with httpx.Client(base_url=URL, headers=headers, timeout=httpx.Timeout(30, read=600)) as http:
-        mid = model_id(http, opts.register_model)
+    with client(STREAM_TIMEOUT) as http:  # the key was checked above, before drawing the image
+        mid = model_id(http, opts.register_model, vision=True)
         fetch = check(http.get("/v1/tools/fetch"))
         if not fetch["enabled"]:
             sys.exit("the built-in 'fetch' tool is disabled on this server (PATCH /v1/tools/fetch {\"enabled\": true})")
