@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Sequence
 
-from django.db import transaction
+from django.db import connections, transaction
 
 from agentsite.db import db_async
 from inference.engine.errors import EngineError
@@ -191,8 +191,11 @@ def _extract(model: ModelConfig, session_id: str, turn: list[Message], known: li
     except EngineError as exc:
         log.info("memory extraction for %s skipped: %s", session_id, exc.message)
         return
-    if facts:
-        memory_merge(session_id=session_id, facts=facts)
+    try:
+        if facts:
+            memory_merge(session_id=session_id, facts=facts)
+    finally:
+        connections.close_all()  # this pool thread's connection must not outlive the job
 
 
 def memory_extract_later(*, model: ModelConfig, session_id: str, turn: list[Message], known: list[str]) -> None:
