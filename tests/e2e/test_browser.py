@@ -7,6 +7,7 @@ refreshes ``docs/screenshot-chat.png`` (the README's picture).
 
 from __future__ import annotations
 
+import base64
 import os
 import re
 import shutil
@@ -27,6 +28,8 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
     "--disable-component-update", "--disable-sync", "--no-first-run",
+    # A synthetic microphone (a beep), granted without a prompt: only getUserMedia notices.
+    "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
 ]
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
@@ -350,3 +353,48 @@ def test_an_attached_image_is_previewed_sent_and_shown_again(page: Page, live_se
     img = page.locator(".turn .msg-user img")
     expect(img).to_have_attribute("src", re.compile(r"^/c/s_[0-9a-f]+/files/[0-9a-f]{24}\.png$"))
     page.wait_for_function("document.querySelector('.turn .msg-user img').naturalWidth === 1")
+
+
+def test_a_recording_reaches_the_model_as_wav(page: Page, live_server_proc: LiveServer, world: dict[str, Any],
+                                              fake_llm: FakeLLMServer) -> None:
+    LLMModel.objects.filter(model_id="fake").update(supports_audio=True)
+    log_in(page, live_server_proc.url, "carol")
+    page.get_by_label("Model").select_option("fake")
+
+    # Record about a second from Chromium's fake microphone; the clip is converted to WAV in the page.
+    page.get_by_role("button", name="Record audio").click()
+    stop = page.get_by_role("button", name="Stop recording")
+    expect(stop).to_have_attribute("aria-pressed", "true")
+    expect(page.locator("#rec-timer")).to_be_visible()
+    page.wait_for_timeout(1_100)
+    stop.click()
+    expect(page.get_by_label("Recorded audio")).to_be_visible()
+    expect(page.get_by_role("button", name="Record audio")).to_have_attribute("aria-pressed", "false")
+    expect(page.locator("#rec-timer")).to_be_hidden()
+    shot(page, "14-recorded-audio")
+
+    fake_llm.script([Reply(content="I heard a beep.")])
+    prompt = page.get_by_label("Message", exact=True)
+    prompt.fill("What do you hear?")
+    prompt.press("Enter")
+    expect(page.locator(".turn .msg-assistant .md").last).to_have_text("I heard a beep.")
+    expect(page.locator("#attachments")).to_be_hidden()
+
+    # The model got the text and a WAV input_audio part (16 kHz mono 16-bit: ~32 kB a second).
+    message = chat_requests(fake_llm)[-1].json["messages"][-1]
+    assert message["role"] == "user"
+    parts = {part["type"]: part for part in message["content"]}
+    assert parts["text"]["text"] == "What do you hear?"
+    assert parts["input_audio"]["input_audio"]["format"] == "wav"
+    wav = base64.b64decode(parts["input_audio"]["input_audio"]["data"], validate=True)
+    assert wav[:4] == b"RIFF" and wav[8:12] == b"WAVE" and wav[12:16] == b"fmt ", wav[:16]
+    assert int.from_bytes(wav[4:8], "little") == len(wav) - 8
+    assert 16_000 < len(wav) < 200_000, len(wav)
+
+    # The stored user message keeps the recording, and the page plays it back from the server.
+    session = Session.objects.get(owner=world["user"])
+    stored = SessionMessage.objects.get(session=session, role="user")
+    assert [(a["type"], a["format"]) for a in stored.attachments] == [("audio", "wav")], stored.attachments
+    assert stored.attachments[0]["bytes"] == len(wav)
+    page.reload()
+    expect(page.locator(".msg-user audio")).to_have_attribute("src", re.compile(r"^/c/s_[0-9a-f]+/files/[0-9a-f]{24}\.wav$"))
