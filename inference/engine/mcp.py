@@ -13,6 +13,10 @@ connection, shared by every request, thread and event loop of the process:
   HTTP session terminated) it is closed, reopened once and the request retried; a second
   failure raises ``MCPCallError``.
 * Tool lists are cached per server and dropped on ``notifications/tools/list_changed``.
+* A url configured without a transport type is tried as streamable HTTP; if the server answers
+  the ``initialize`` POST with 400/404/405 (a legacy HTTP+SSE server), the connect is retried
+  once over SSE and the working transport is remembered for that server config (PROTOCOLS.md
+  C.3 era detection, C.8). An explicit ``type``/``transport`` never falls back.
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ from .mcp_config import (
     DEFAULT_TIMEOUT_S,
     MCPTool,
     ServerConfig,
+    Transport,
     llm_tool_name,
     mcp_tool_configs,
     mcp_tool_id,
@@ -92,6 +97,10 @@ _PID_MARKER = "AGENTSITE_MCP_CONNECTION"  # env marker that lets us find our chi
 # JSON-RPC error that merely mentions a session is not mistaken for a lost connection.
 _SESSION_LOST = re.compile(r"\bsession\b.*\b(terminated|not found|expired)", re.IGNORECASE)
 _SESSION_LOST_CODES = (mcp_types.INVALID_REQUEST, -32001)
+# What a legacy HTTP+SSE server answers a streamable HTTP initialize POST with (C.3): 405 when
+# the url is its GET-only SSE endpoint, 404/400 from others. The SDK reports these as generic
+# JSON-RPC errors without the status, so the connection records it from the HTTP response.
+_SSE_FALLBACK_STATUSES = frozenset({400, 404, 405})
 
 try:
     _VERSION = metadata.version("agentsite")
@@ -155,6 +164,8 @@ class _Connection:
         self.closed = False
         self.error: str | None = None
         self.pid: int | None = None
+        self.opened = False  # ever connected (``connected`` is reset when the connection ends)
+        self.http_status: int | None = None  # first error status of a POST before connecting
         self._marker = uuid.uuid4().hex
         self._queue: asyncio.Queue[_Job] = asyncio.Queue()
         self._pending: set[_Job] = set()
@@ -167,7 +178,7 @@ class _Connection:
             with self._scope:
                 async with contextlib.AsyncExitStack() as stack:
                     client = await stack.enter_async_context(await self._client(stack))
-                    self.connected = True
+                    self.connected = self.opened = True
                     self.pid = _find_child(self._marker) if self.config.transport == "stdio" else None
                     self.settled.set()
                     async with anyio.create_task_group() as tg:
@@ -175,6 +186,10 @@ class _Connection:
                             tg.start_soon(self._run_job, client, await self._queue.get())
         except Exception as exc:  # noqa: BLE001 - whatever broke the transport ends this connection
             self.error = self._describe(exc)
+            if not self.opened and self.http_status is not None:
+                self.error = f"the server answered HTTP {self.http_status} to streamable HTTP ({self.error})"
+                if self.http_status in _SSE_FALLBACK_STATUSES and not self.config.transport_inferred:
+                    self.error += '; if it is a legacy SSE server, configure it with "type": "sse"'
             log.warning("MCP server %r: connection %s: %s", self.name, "lost" if self.connected else "failed", self.error)
         finally:
             self.closed = True
@@ -199,7 +214,11 @@ class _Connection:
         else:
             # The SDK's own defaults: 30 s to connect/write, 300 s between bytes of a stream.
             http = await stack.enter_async_context(
-                httpx2.AsyncClient(headers=dict(cfg.headers), timeout=httpx2.Timeout(30.0, read=300.0))
+                httpx2.AsyncClient(
+                    headers=dict(cfg.headers),
+                    timeout=httpx2.Timeout(30.0, read=300.0),
+                    event_hooks={"response": [self._record_status]},
+                )
             )
             transport = streamable_http_client(cfg.url or "", http_client=http)
         # mode="legacy" (the initialize handshake) rather than "auto" + listen(): handshake-era
@@ -213,6 +232,24 @@ class _Connection:
             read_timeout_seconds=cfg.timeout_s,
             cache=None,
             client_info=mcp_types.Implementation(name="agentsite", version=_VERSION),
+        )
+
+    async def _record_status(self, response: httpx2.Response) -> None:
+        # The initialize POST's status tells a legacy SSE server apart (see _SSE_FALLBACK_STATUSES).
+        status = response.status_code
+        if not self.opened and self.http_status is None and response.request.method == "POST" and status >= 400:
+            self.http_status = status
+
+    @property
+    def may_fall_back(self) -> bool:
+        """Connecting failed the way a legacy SSE server fails a streamable HTTP client, and the
+        transport was only inferred from the url."""
+        cfg = self.config
+        return (
+            not self.opened
+            and cfg.transport == "streamable_http"
+            and cfg.transport_inferred
+            and self.http_status in _SSE_FALLBACK_STATUSES
         )
 
     async def _stderr_pipe(self, stack: contextlib.AsyncExitStack) -> Any:
@@ -282,11 +319,17 @@ class _Server:
     tools: tuple[MCPTool, ...] | None = None
     tools_generation: int = 0  # bumped on list_changed so an in-flight fetch can't store stale tools
     error: str | None = None
+    # The transport that worked for an inferred url (C.8); a new _Server per config resets it.
+    transport: Transport | None = None
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def invalidate_tools(self) -> None:
         self.tools = None
         self.tools_generation += 1
+
+    def expanded(self) -> ServerConfig:
+        """The config to connect with: ``${VAR}``s resolved, a detected transport applied."""
+        return _with_transport(self.config.expand(self.lookup), self.transport)
 
     def secrets(self) -> list[str]:
         """The values its ${VAR}s resolve to now (short ones would mask too much to be useful)."""
@@ -463,7 +506,11 @@ class MCPClientManager:
             # pass a fresh lookup each time, and only a changed value should cost a reconnect.
             current.lookup = lookup
             conn = current.conn
-            if conn is None or conn.closed or _expanded_or_none(config, lookup) == conn.config:
+            if conn is None or conn.closed:
+                return
+            expanded = _expanded_or_none(config, lookup)
+            pinned = current.transport  # compare past a detected transport (C.8 fallback)
+            if expanded is not None and _with_transport(expanded, pinned) == _with_transport(conn.config, pinned):
                 return
         self._servers[name] = _Server(config=config, lookup=lookup)
         if current is not None and current.conn is not None:
@@ -494,17 +541,37 @@ class MCPClientManager:
                 if self._closing:
                     raise MCPConnectError(self._connect_message(name, "the MCP client manager is shutting down"))
                 try:
-                    expanded = server.config.expand(server.lookup)
+                    expanded = server.expanded()
                 except EngineError as exc:
                     server.error = exc.message
                     raise MCPConnectError(self._connect_message(name, exc.message), detail={"server": name}) from None
-                conn = server.conn = _Connection(name, expanded, server.secrets(), server.invalidate_tools)
-                server.invalidate_tools()  # a new process may offer other tools
+                conn = await self._open(server, name, expanded)
             await conn.settled.wait()
         if not conn.connected:
             server.error = conn.error or "connection closed"
             raise MCPConnectError(self._connect_message(name, server.error), detail={"server": name})
         server.error = None
+        return conn
+
+    async def _open(self, server: _Server, name: str, expanded: ServerConfig) -> _Connection:
+        """Open a connection; an inferred streamable HTTP that the server refuses with
+        400/404/405 is retried once as legacy SSE. Runs under ``server.lock``."""
+        conn = server.conn = _Connection(name, expanded, server.secrets(), server.invalidate_tools)
+        server.invalidate_tools()  # a new process may offer other tools
+        await conn.settled.wait()
+        if conn.may_fall_back:
+            first = conn
+            log.info("MCP server %r: streamable HTTP refused (HTTP %s); trying legacy SSE", name, first.http_status)
+            conn = server.conn = _Connection(
+                name, _with_transport(expanded, "sse"), server.secrets(), server.invalidate_tools
+            )
+            server.invalidate_tools()
+            await conn.settled.wait()
+            if not conn.opened:
+                conn.error = f"{first.error}; then legacy SSE failed: {conn.error}"
+        if server.config.transport_inferred:
+            # Remember what works; after a failure detect afresh next time (the server may have moved).
+            server.transport = conn.config.transport if conn.opened else None
         return conn
 
     @staticmethod
@@ -664,6 +731,11 @@ def _leaf_message(exc: BaseException) -> str:
     if isinstance(exc, MCPError):
         return exc.message
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+def _with_transport(config: ServerConfig, transport: Transport | None) -> ServerConfig:
+    """``config`` pinned to a detected transport (no further fallback), or as is."""
+    return config if transport is None else replace(config, transport=transport, transport_inferred=False)
 
 
 def _expanded_or_none(config: ServerConfig, lookup: Lookup) -> ServerConfig | None:

@@ -62,6 +62,9 @@ class ServerConfig:
     url: str | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
     timeout_s: float = DEFAULT_TIMEOUT_S
+    # True when a url came without ``type``/``transport``: the transport is then a guess from the
+    # path, and an inferred streamable HTTP falls back to legacy SSE on HTTP 400/404/405 (C.8).
+    transport_inferred: bool = False
 
     def expand(self, lookup: Lookup = os.environ.get) -> ServerConfig:
         """The config with ``${VAR}``/``${VAR:-default}`` resolved; raises InvalidRequest if the
@@ -97,7 +100,8 @@ def normalize_server_config(config: Mapping[str, Any] | ServerConfig) -> ServerC
     ``command`` means stdio; ``type``/``transport`` picks between stdio, ``sse`` and streamable
     HTTP (``http``, ``streamable-http``, ``streamable_http``, ``streamableHttp``); a ``url``
     (or Windsurf's ``serverUrl``) without a type is SSE when its path ends in ``/sse``, else
-    streamable HTTP. Unknown keys (``disabled``, ``autoApprove``, ...) are ignored.
+    streamable HTTP with ``transport_inferred`` set, so the client manager falls back to legacy
+    SSE if the server answers 400/404/405 (C.3 era detection). Unknown keys (``disabled``, ``autoApprove``, ...) are ignored.
     """
     if isinstance(config, ServerConfig):
         return config
@@ -106,6 +110,7 @@ def normalize_server_config(config: Mapping[str, Any] | ServerConfig) -> ServerC
     command = _opt_str(config, "command")
     url = _opt_str(config, "url") or _opt_str(config, "serverUrl")
     kind = config.get("type", config.get("transport"))
+    inferred = False
     if kind is not None:
         if not isinstance(kind, str) or kind.lower() not in _TRANSPORTS:
             raise InvalidRequest(ERR_TRANSPORT.format(value=kind), detail={"field": "type"})
@@ -115,6 +120,7 @@ def normalize_server_config(config: Mapping[str, Any] | ServerConfig) -> ServerC
     elif command:
         transport = "stdio"
     elif url:
+        inferred = True
         transport = "sse" if urlsplit(url).path.rstrip("/").endswith("/sse") else "streamable_http"
     else:
         raise InvalidRequest(ERR_NO_TARGET)
@@ -138,7 +144,13 @@ def normalize_server_config(config: Mapping[str, Any] | ServerConfig) -> ServerC
         raise InvalidRequest(ERR_NEEDS_URL.format(transport=transport), detail={"field": "url"})
     if "${" not in url:  # a url built from variables is checked once expanded
         _check_url(url)
-    return ServerConfig(transport=transport, url=url, headers=_str_map(config, "headers"), timeout_s=float(timeout))
+    return ServerConfig(
+        transport=transport,
+        url=url,
+        headers=_str_map(config, "headers"),
+        timeout_s=float(timeout),
+        transport_inferred=inferred,
+    )
 
 
 def parse_mcp_servers(body: Any) -> dict[str, dict[str, Any]]:

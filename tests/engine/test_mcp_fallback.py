@@ -1,0 +1,149 @@
+"""A url without a transport type: streamable HTTP first, legacy SSE on 400/404/405 (PROTOCOLS.md C.8).
+
+The legacy server is the demo server's own SDK SSE app (``MCPServer.sse_app``) served at
+``/events``, a path that does not end in ``/sse``, so only the fallback can find it: a
+streamable HTTP ``initialize`` POST to its GET-only SSE route is answered 405.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from typing import Any, Iterator
+
+import pytest
+
+from inference.engine import mcp as mcp_module
+from inference.engine.mcp import MCPClientManager, MCPConnectError, normalize_server_config
+from tests.mcp_servers import REPO, free_port, start_demo_server, stop
+
+SSE_APP = (
+    "import uvicorn\n"
+    "from tests.mcp_servers.demo_server import server\n"
+    "uvicorn.run(server.sse_app(sse_path='/events'), host='127.0.0.1', port={port}, log_level='warning')\n"
+)
+
+
+def _start_sse_at_events(port: int, timeout: float = 20.0) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SSE_APP.format(port=port)], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"SSE test server exited with {proc.returncode}")
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return proc
+        time.sleep(0.05)
+    stop(proc)
+    raise RuntimeError(f"SSE test server not listening on {port} after {timeout} s")
+
+
+@pytest.fixture
+def mcp() -> Iterator[MCPClientManager]:
+    manager = MCPClientManager()
+    before = set(manager.servers())
+    yield manager
+    for name in set(manager.servers()) - before:
+        manager.remove(name)
+
+
+@pytest.fixture(scope="module")
+def sse_events_url() -> Iterator[str]:
+    port = free_port()
+    proc = _start_sse_at_events(port)
+    yield f"http://127.0.0.1:{port}/events"
+    stop(proc)
+
+
+@pytest.fixture(scope="module")
+def http_url() -> Iterator[str]:
+    port = free_port()
+    proc = start_demo_server("streamable-http", port)
+    yield f"http://127.0.0.1:{port}/mcp"
+    stop(proc)
+
+
+@pytest.fixture
+def attempts(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The transport of every connection the manager opens, in order."""
+    seen: list[str] = []
+
+    class Spy(mcp_module._Connection):
+        def __init__(self, name: str, config: Any, *args: Any) -> None:
+            seen.append(config.transport)
+            super().__init__(name, config, *args)
+
+    monkeypatch.setattr(mcp_module, "_Connection", Spy)
+    return seen
+
+
+def test_only_a_url_without_a_type_is_inferred() -> None:
+    inferred = normalize_server_config({"url": "http://h:9001/events"})
+    assert (inferred.transport, inferred.transport_inferred) == ("streamable_http", True)
+    assert normalize_server_config({"serverUrl": "http://h:9001/sse"}).transport_inferred
+    for explicit in ({"type": "http", "url": "http://h/events"}, {"transport": "sse", "url": "http://h/events"}):
+        assert not normalize_server_config(explicit).transport_inferred
+    assert not normalize_server_config({"command": "uvx"}).transport_inferred
+
+
+def test_a_legacy_sse_server_without_a_type_is_found_by_fallback(
+    mcp: MCPClientManager, sse_events_url: str, attempts: list[str]
+) -> None:
+    cfg = mcp.configure("legacy", {"url": sse_events_url})
+    assert cfg.transport == "streamable_http" and cfg.transport_inferred
+
+    assert {"echo", "add", "weather"} <= {t.name for t in mcp.list_tools("legacy")}
+    assert mcp.call_tool("legacy", "add", {"a": 2, "b": 40}).structured == {"result": 42}
+    assert mcp.call_tool("legacy", "echo", {"text": "via sse"}).content == ({"type": "text", "text": "via sse"},)
+    assert mcp.status("legacy")["status"] == "connected"
+    assert attempts == ["streamable_http", "sse"]
+
+    # Re-applying the same config keeps the (SSE) connection.
+    conn = mcp._servers["legacy"].conn
+    mcp.configure("legacy", {"url": sse_events_url})
+    assert mcp._servers["legacy"].conn is conn
+
+    # The verdict is remembered: a reconnect goes straight to SSE.
+    assert conn is not None
+    mcp._sync(conn.close())
+    assert mcp.call_tool("legacy", "add", {"a": 1, "b": 1}).structured == {"result": 2}
+    assert attempts == ["streamable_http", "sse", "sse"]
+
+
+def test_an_explicit_http_type_never_falls_back(mcp: MCPClientManager, sse_events_url: str, attempts: list[str]) -> None:
+    mcp.configure("strict", {"type": "http", "url": sse_events_url})
+    with pytest.raises(MCPConnectError) as info:
+        mcp.connect("strict")
+    message = info.value.message
+    assert "'strict'" in message and "answered HTTP 405 to streamable HTTP" in message
+    assert '"type": "sse"' in message and "legacy SSE failed" not in message  # a hint, not an attempt
+    assert attempts == ["streamable_http"]
+    assert mcp.status("strict")["status"] == "error"
+
+
+def test_a_streamable_http_server_without_a_type_needs_no_sse(
+    mcp: MCPClientManager, http_url: str, attempts: list[str]
+) -> None:
+    mcp.configure("modern", {"url": http_url})
+    assert mcp.call_tool("modern", "add", {"a": 20, "b": 22}).structured == {"result": 42}
+    assert attempts == ["streamable_http"]
+
+
+def test_when_both_transports_fail_the_error_names_both(
+    mcp: MCPClientManager, sse_events_url: str, attempts: list[str]
+) -> None:
+    mcp.configure("lost", {"url": sse_events_url.replace("/events", "/nothing-here")})
+    with pytest.raises(MCPConnectError) as info:
+        mcp.connect("lost")
+    message = info.value.message
+    assert "answered HTTP 404 to streamable HTTP" in message and "then legacy SSE failed" in message
+    assert '"type"' not in message
+    assert attempts == ["streamable_http", "sse"]
+    # A failed detection is not remembered: the next connect tries streamable HTTP again.
+    with pytest.raises(MCPConnectError):
+        mcp.connect("lost")
+    assert attempts == ["streamable_http", "sse", "streamable_http", "sse"]
