@@ -259,5 +259,5 @@ AdapterEvent = TextDelta | ReasoningDelta | ToolCallDelta | UsageDelta | Finish
 
 @dataclass(frozen=True, slots=True)
 class StreamEvent:
-    event: Literal["session", "delta", "tool_call", "tool_result", "message", "done", "error"]
+    event: Literal["session", "delta", "tool_call", "tool_result", "message", "done", "error", "ping"]
     data: Mapping[str, Any]
