@@ -14,26 +14,10 @@ import pytest
 from registry.models import ApiKey, LLMModel
 from tests.e2e.conftest import LiveServer
 from tests.fakes.fake_llm import FakeLLMServer, Reply
+from tests.mcp_servers import children_running
 
 pytestmark = pytest.mark.e2e
 TIME = {"command": sys.executable, "args": ["-m", "mcp_server_time", "--local-timezone", "UTC"]}
-
-
-def children_of(pid: int, needle: str) -> list[int]:
-    found = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/stat", "rb") as f:
-                fields = f.read().rsplit(b")", 1)[1].split()
-            with open(f"/proc/{name}/cmdline", "rb") as f:
-                cmd = f.read().replace(b"\0", b" ").decode()
-        except OSError:
-            continue
-        if int(fields[1]) == pid and needle in cmd and fields[0] != b"Z":
-            found.append(int(name))
-    return found
 
 
 @pytest.fixture
@@ -62,7 +46,7 @@ def test_many_users_share_one_mcp_process_and_a_killed_one_comes_back(live_serve
     responses = asyncio.run(burst())
     assert all(r.status_code == 200 for r in responses), [r.text for r in responses if r.status_code != 200][:3]
     assert all(r.json().get("is_error") is False for r in responses[:40])
-    pids = children_of(live_server_proc.proc.pid, "mcp_server_time")
+    pids = children_running("mcp_server_time", live_server_proc.proc.pid)
     assert len(pids) == 1, pids
 
     os.kill(pids[0], signal.SIGKILL)
@@ -70,5 +54,5 @@ def test_many_users_share_one_mcp_process_and_a_killed_one_comes_back(live_serve
     res = httpx.post(url + "/v1/tools/call", json={"tool_id": "time.get_current_time", "arguments": {"timezone": "UTC"}},
                      headers=keys["users"][0], timeout=30)
     assert res.status_code == 200 and res.json()["is_error"] is False, res.text
-    new_pids = children_of(live_server_proc.proc.pid, "mcp_server_time")
+    new_pids = children_running("mcp_server_time", live_server_proc.proc.pid)
     assert len(new_pids) == 1 and new_pids != pids

@@ -42,15 +42,6 @@ def _start_sse_at_events(port: int, timeout: float = 20.0) -> subprocess.Popen[b
     raise RuntimeError(f"SSE test server not listening on {port} after {timeout} s")
 
 
-@pytest.fixture
-def mcp() -> Iterator[MCPClientManager]:
-    manager = MCPClientManager()
-    before = set(manager.servers())
-    yield manager
-    for name in set(manager.servers()) - before:
-        manager.remove(name)
-
-
 @pytest.fixture(scope="module")
 def sse_events_url() -> Iterator[str]:
     port = free_port()

@@ -11,15 +11,6 @@ from inference.engine.mcp import MCPClientManager, MCPConnectError
 from tests.mcp_servers import free_port, start_demo_server, stop
 
 
-@pytest.fixture
-def mcp() -> Iterator[MCPClientManager]:
-    manager = MCPClientManager()
-    before = set(manager.servers())
-    yield manager
-    for name in set(manager.servers()) - before:
-        manager.remove(name)
-
-
 @pytest.fixture(scope="module")
 def http_port() -> Iterator[int]:
     port = free_port()

@@ -28,15 +28,6 @@ DEMO = {"command": sys.executable, "args": ["-m", DEMO_MODULE, "--transport", "s
 DEMO_NEEDLE = "--transport stdio"
 
 
-@pytest.fixture
-def mcp() -> Iterator[MCPClientManager]:
-    manager = MCPClientManager()
-    before = set(manager.servers())
-    yield manager
-    for name in set(manager.servers()) - before:
-        manager.remove(name)
-
-
 @pytest.fixture(scope="module")
 def demo() -> Iterator[str]:
     """One stdio demo server shared by the result-shape tests."""

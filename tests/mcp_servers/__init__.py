@@ -48,9 +48,9 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
         proc.wait()
 
 
-def children() -> dict[int, tuple[str, str]]:
-    """Our direct child processes: pid -> (state letter, command line)."""
-    me, out = os.getpid(), {}
+def children(parent: int | None = None) -> dict[int, tuple[str, str]]:
+    """Direct child processes of ``parent`` (default: us): pid -> (state letter, command line)."""
+    me, out = parent or os.getpid(), {}
     for name in os.listdir("/proc"):
         if not name.isdigit():
             continue
@@ -67,6 +67,6 @@ def children() -> dict[int, tuple[str, str]]:
     return out
 
 
-def children_running(needle: str) -> list[int]:
+def children_running(needle: str, parent: int | None = None) -> list[int]:
     """Live (non-zombie) children whose command line contains ``needle``."""
-    return [pid for pid, (state, cmd) in children().items() if needle in cmd and state != "Z"]
+    return [pid for pid, (state, cmd) in children(parent).items() if needle in cmd and state != "Z"]
