@@ -26,7 +26,7 @@ from rest_framework.test import APIClient
 from registry.models import ApiKey, LLMModel, Tool
 from sessions.models import Session, SessionMessage
 from tests.e2e.conftest import LiveServer
-from tests.e2e.test_mcp_live import children_of
+from tests.mcp_servers import children_running
 from tests.fakes.fake_llm import FakeLLMServer, Reply
 from tests.mcp_servers import DEMO_MODULE, REPO
 
@@ -205,7 +205,7 @@ def test_the_worker_serves_others_while_a_model_hangs_and_a_tool_blocks(live: ht
 def _wait_child(pid: int, needle: str, not_pid: int | None = None, timeout: float = 15) -> int:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        found = [p for p in children_of(pid, needle) if p != not_pid]
+        found = [p for p in children_running(needle, pid) if p != not_pid]
         if found:
             return found[0]
         time.sleep(0.05)
@@ -242,7 +242,7 @@ def test_mcp_child_killed_mid_call_and_between_calls(live: httpx.Client, live_se
         res = live.post("/v1/tools/call", json={"tool_id": "demo_rel.add", "arguments": {"a": 2, "b": 3}})
         assert res.status_code == 200 and res.json()["structured"] == {"result": 5}, res.text
         third = _wait_child(worker, "demo_server", not_pid=second)
-        assert third not in (first, second) and len(children_of(worker, "demo_server")) == 1
+        assert third not in (first, second) and len(children_running("demo_server", worker)) == 1
 
         # Mid-call inside a session's tool loop: the session holds the call, its result, and the answer.
         fake_llm.script([Reply(tool_calls=[("demo_rel_sleep", {"seconds": 1.0})]), Reply(content="rested")], model="fast")
