@@ -352,7 +352,9 @@ def test_an_attached_image_is_previewed_sent_and_shown_again(page: Page, live_se
     # The stored copy is served back to its owner (and allowed by the page's CSP).
     img = page.locator(".turn .msg-user img")
     expect(img).to_have_attribute("src", re.compile(r"^/c/s_[0-9a-f]+/files/[0-9a-f]{24}\.png$"))
-    page.wait_for_function("document.querySelector('.turn .msg-user img').naturalWidth === 1")
+    # A retrying property check, not wait_for_function: polling a string predicate needs eval,
+    # which the page's CSP (rightly) forbids.
+    expect(img).to_have_js_property("naturalWidth", 1)
 
 
 def test_a_recording_reaches_the_model_as_wav(page: Page, live_server_proc: LiveServer, world: dict[str, Any],
