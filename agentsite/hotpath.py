@@ -13,7 +13,7 @@ from typing import Any
 from django.core.handlers.asgi import ASGIHandler
 from django.core.handlers.exception import convert_exception_to_response
 
-from .db import pooled
+from core.db import pooled
 
 HOT_PATHS = frozenset({"/v1/infer", "/v1/infer/stream", "/v1/tools/call"})
 
@@ -27,7 +27,7 @@ class HotPathHandler(ASGIHandler):
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         # No ThreadSensitiveContext: no per-request thread to create; ORM work goes to the
-        # shared pool (agentsite.db).
+        # shared pool (core.db).
         token = pooled.set(True)
         try:
             await self.handle(scope, receive, send)

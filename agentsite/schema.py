@@ -29,7 +29,7 @@ _UNSAFE = {"post", "put", "patch", "delete"}
 
 
 class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):
-    target_class = "registry.auth.ApiKeyAuthentication"
+    target_class = "accounts.auth.ApiKeyAuthentication"
     name = "bearerAuth"
 
     def get_security_definition(self, auto_schema: Any) -> dict[str, Any]:

@@ -1,13 +1,13 @@
 from __future__ import annotations
 
 from django.contrib import admin
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from django.urls import include, path
 from django.views import defaults
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from .errors import json_404, json_500
-from .health import healthz
+from core.api import json_404, json_500
+from core.health import healthz
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
@@ -15,7 +15,8 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("v1/", include("agentsite.api_urls")),
-    path("", include("sessions.page_urls")),
+    path("", include("accounts.urls")),
+    path("", include("web.urls")),
 ]
 
 
@@ -23,9 +24,9 @@ def _is_api(request: HttpRequest) -> bool:
     return request.path.startswith(("/v1/", "/healthz"))
 
 
-def handler404(request: HttpRequest, exception: Exception | None = None):  # noqa: ANN201
+def handler404(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     return json_404(request) if _is_api(request) else defaults.page_not_found(request, exception)
 
 
-def handler500(request: HttpRequest):  # noqa: ANN201
+def handler500(request: HttpRequest) -> HttpResponse:
     return json_500(request) if _is_api(request) else defaults.server_error(request)

@@ -262,11 +262,12 @@ def _stop(proc: subprocess.Popen | None) -> None:
 _SETUP = """
 import json
 from django.contrib.auth import get_user_model
-from registry.models import ApiKey, LLMModel
+from accounts.services import api_key_create
+from registry.models import LLMModel
 cfg = json.loads({cfg!r})
 User = get_user_model()
 user = User.objects.filter(username="bench").first() or User.objects.create_user("bench", is_staff=True)
-_, key = ApiKey.generate(user=user, name="bench")
+_, key = api_key_create(user=user, name="bench")
 for m in cfg["models"]:
     LLMModel.objects.update_or_create(model_id=m["model_id"], defaults=m)
 print("BENCH_KEY=" + key)

@@ -37,8 +37,7 @@ from bench._harness import FAKE_MODEL, PROTOCOLS, Stack, append_results, machine
 from bench._tools import aecho, echo  # noqa: E402
 from bench.overhead import client as sync_client  # noqa: E402
 from inference.engine.http import aclose_clients  # noqa: E402
-from inference.engine.registries import ModelRegistry, ToolRegistry  # noqa: E402
-from inference.engine.runtime import Runtime  # noqa: E402
+from inference.engine import ModelRegistry, Runtime, ToolRegistry  # noqa: E402
 from inference.engine.types import InferenceRequest, ModelConfig  # noqa: E402
 
 ROUNDS = 10

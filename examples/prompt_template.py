@@ -19,8 +19,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from inference.engine.registries import ModelRegistry, TemplateRegistry  # noqa: E402
-from inference.engine.runtime import Runtime  # noqa: E402
+from inference.engine import ModelRegistry, Runtime, TemplateRegistry  # noqa: E402
 from inference.engine.types import InferenceRequest, Message, ModelConfig  # noqa: E402
 
 TEMPLATE_NAME = "example-summarize"

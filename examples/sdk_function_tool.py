@@ -15,8 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere in the checkout
 
-from inference.engine.registries import ModelRegistry, ToolRegistry  # noqa: E402
-from inference.engine.runtime import Runtime  # noqa: E402
+from inference.engine import ModelRegistry, Runtime, ToolRegistry  # noqa: E402
 from inference.engine.tools.functions import tool  # noqa: E402
 from inference.engine.types import InferenceRequest, ModelConfig  # noqa: E402
 

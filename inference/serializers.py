@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.conf import settings
 from rest_framework import serializers
 
-from agentsite.serializers import StrictSerializer
+from core.serializers import StrictSerializer
 
 
 class AudioSerializer(StrictSerializer):
@@ -60,16 +59,11 @@ class InferRequestSerializer(StrictSerializer):
     messages = MessageSerializer(many=True, required=False, default=list)
     text = serializers.CharField(required=False, trim_whitespace=False)
     session_id = serializers.CharField(required=False, allow_null=True, max_length=40)
+    # Its upper bound is the runtime's (Runtime.prepare), for the SDK and the server alike.
     max_tool_rounds = serializers.IntegerField(required=False, default=10, min_value=0)
     options = serializers.DictField(required=False, default=dict)
     think = ThinkField(required=False, allow_null=True)
     stream = serializers.BooleanField(required=False, default=False)
-
-    def validate_max_tool_rounds(self, value: int) -> int:
-        limit = settings.AGENTSITE["MAX_TOOL_ROUNDS_LIMIT"]
-        if value > limit:
-            raise serializers.ValidationError(f"max_tool_rounds may be at most {limit}.")
-        return value
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if not attrs.get("messages") and "text" not in attrs:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 
 from django import forms
 from django.contrib import admin, messages
@@ -15,13 +14,12 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from agentsite.errors import ApiError
-from inference.engine.errors import EngineError
+from inference.engine import DomainError, protocol_choices
 from inference.engine.mcp_config import normalize_server_config
 from inference.engine.skills import find_skill_file
 
-from . import mcp_services, model_services, services, skill_services
-from .models import ApiKey, EnvVar, LLMModel, MCPServer, Protocol, Skill, Tool
+from . import env_store, mcp_services, model_services, services, skill_services
+from .models import EnvVar, LLMModel, MCPServer, Skill, Tool
 
 
 class SecretInput(forms.PasswordInput):
@@ -71,7 +69,7 @@ class LLMModelAdmin(admin.ModelAdmin):
     DETECT_SESSION_KEY = "registry_llmmodel_detect"
 
     class DetectForm(forms.Form):
-        api_protocol = forms.ChoiceField(choices=Protocol.choices, initial=Protocol.OLLAMA, label="Protocol")
+        api_protocol = forms.ChoiceField(choices=protocol_choices, initial="ollama", label="Protocol")
         api_base = forms.CharField(
             max_length=500, initial="http://localhost:11434", label="Base URL",
             help_text="Ollama: the server root (http://localhost:11434). OpenAI-compatible: including /v1.",
@@ -95,31 +93,15 @@ class LLMModelAdmin(admin.ModelAdmin):
         detect = path("detect/", self.admin_site.admin_view(self.detect_view), name="registry_llmmodel_detect")
         return [detect, *super().get_urls()]
 
-    @staticmethod
-    def _model_id_for(name: str, taken: set[str]) -> str:
-        base = re.sub(r"[^A-Za-z0-9._:-]+", "-", name).strip("-")[:90] or "model"
-        candidate, n = base, 2
-        while candidate in taken:
-            candidate, n = f"{base}-{n}", n + 1
-        return candidate
-
     def _register_detected(self, request: HttpRequest) -> HttpResponse:
         params = request.session.get(self.DETECT_SESSION_KEY)
         chosen = request.POST.getlist("model_name")
         if not params or not chosen:
             self.message_user(request, "Choose at least one model (detect again if this page is old).", messages.WARNING)
             return redirect(request.path)
-        taken = set(LLMModel.objects.values_list("model_id", flat=True))
-        existing = set(LLMModel.objects.filter(api_base=params["api_base"]).values_list("model_name", flat=True))
-        created = []
-        for name in dict.fromkeys(chosen):
-            if name in existing:
-                continue
-            model_id = self._model_id_for(name, taken)
-            taken.add(model_id)
-            LLMModel.objects.create(model_id=model_id, api_protocol=params["api_protocol"], api_base=params["api_base"],
-                                    model_name=name, api_key=params.get("api_key", ""), display_name=name)
-            created.append(model_id)
+        created = services.models_register_detected(
+            api_protocol=params["api_protocol"], api_base=params["api_base"], api_key=params.get("api_key", ""), model_names=chosen
+        )
         request.session.pop(self.DETECT_SESSION_KEY, None)
         if created:
             self.message_user(request, f"Registered {len(created)} model(s): {', '.join(created)}.", messages.SUCCESS)
@@ -140,7 +122,7 @@ class LLMModelAdmin(admin.ModelAdmin):
             params = {**form.cleaned_data, "api_base": form.cleaned_data["api_base"].strip().rstrip("/")}
             try:
                 found = model_services.models_detect(**params)
-            except EngineError as exc:
+            except DomainError as exc:
                 error = exc.message
             else:
                 # The key stays on the server between the two steps, never echoed into the page.
@@ -184,7 +166,7 @@ class MCPServerForm(forms.ModelForm):
         config = self.cleaned_data["config"]
         try:
             normalize_server_config(config)
-        except EngineError as exc:
+        except DomainError as exc:
             raise forms.ValidationError(exc.message) from None
         return config
 
@@ -278,7 +260,7 @@ class SkillAdmin(admin.ModelAdmin):
         if request.method == "POST" and form.is_valid():
             try:
                 skill = skill_services.skill_register_zip(upload=form.cleaned_data["file"])
-            except (ApiError, EngineError) as exc:
+            except DomainError as exc:
                 form.add_error("file", exc.message)
             else:
                 self.message_user(request, f"Skill {skill.name!r} registered as tool skill.{skill.name}.", messages.SUCCESS)
@@ -290,7 +272,7 @@ class SkillAdmin(admin.ModelAdmin):
     def skill_md(self, obj: Skill) -> str:
         try:
             text = find_skill_file(obj.path).read_text(errors="replace")
-        except (OSError, EngineError) as exc:
+        except (OSError, DomainError) as exc:
             return f"(unreadable: {exc})"
         return format_html('<pre style="white-space:pre-wrap;max-height:32em;overflow:auto">{}</pre>', text[:50_000])
 
@@ -320,29 +302,11 @@ class EnvVarAdmin(admin.ModelAdmin):
         return services.mask_secret(obj.value) if obj.is_secret else obj.value
 
     def save_model(self, request, obj: EnvVar, form, change) -> None:  # noqa: ANN001
-        services.env_set(key=obj.key, value=obj.value, is_secret=obj.is_secret)
+        env_store.env_set(key=obj.key, value=obj.value, is_secret=obj.is_secret)
 
     def delete_model(self, request, obj: EnvVar) -> None:  # noqa: ANN001
-        services.env_delete(key=obj.key)
+        env_store.env_delete(key=obj.key)
 
     def delete_queryset(self, request, queryset) -> None:  # noqa: ANN001
         for obj in queryset:
-            services.env_delete(key=obj.key)
-
-
-@admin.register(ApiKey)
-class ApiKeyAdmin(admin.ModelAdmin):
-    list_display = ["prefix", "name", "user", "is_active", "created_at", "last_used_at"]
-    list_filter = ["is_active"]
-    search_fields = ["name", "prefix", "user__username"]
-    list_select_related = ["user"]
-    fields = ["user", "name", "is_active", "prefix", "created_at", "last_used_at"]
-    readonly_fields = ["prefix", "created_at", "last_used_at"]
-
-    def save_model(self, request, obj: ApiKey, form, change) -> None:  # noqa: ANN001
-        if change:
-            super().save_model(request, obj, form, change)
-            return
-        key, plaintext = ApiKey.generate(user=obj.user, name=obj.name)
-        obj.pk, obj.prefix, obj.key_hash = key.pk, key.prefix, key.key_hash
-        messages.warning(request, f"New API key (shown once, copy it now): {plaintext}")
+            env_store.env_delete(key=obj.key)

@@ -8,19 +8,17 @@ registered through one worker is usable from every other one.
 from __future__ import annotations
 
 import logging
-import os
 from typing import Any, Iterable, Mapping
 
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from agentsite.errors import ApiError
-from inference.engine.errors import EngineError, InvalidRequest
-from inference.engine.mcp import MCPClientManager
+from core.errors import DomainError, InvalidRequest, NotFound
+from inference.engine import MCPClientManager, ToolConfig
 from inference.engine.mcp_config import mcp_tool_configs, normalize_server_config, parse_mcp_servers
-from inference.engine.types import ToolConfig
 
+from .env_store import env_values
 from .models import MCPServer, MCPStatus, Tool, ToolType
 
 log = logging.getLogger(__name__)
@@ -37,9 +35,11 @@ _configured: dict[str, tuple[dict[str, Any], tuple[str | None, ...]]] = {}
 
 def _configure(name: str, config: Mapping[str, Any]) -> None:
     config = _with_defaults(config)
-    env = tuple(os.environ.get(v) for v in sorted(normalize_server_config(config).referenced_vars()))
+    values = env_values(normalize_server_config(config).referenced_vars())
+    env = tuple(values[v] for v in sorted(values))
     if _configured.get(name) != (config, env) or name not in _manager().servers():
-        _manager().configure(name, config)
+        # Resolved here, in sync code: the manager expands ${VAR} on its own loop thread.
+        _manager().configure(name, config, lookup=values.get)
         _configured[name] = (config, env)
 
 
@@ -49,7 +49,7 @@ def _forget(name: str) -> None:
 
 
 def _with_defaults(config: Mapping[str, Any]) -> dict[str, Any]:
-    # Every call has a timeout (C-4); a server's own "timeout_s" wins over the setting.
+    # Every call has a timeout (docs/protocols.md C-4); a server's own "timeout_s" wins over the setting.
     return {"timeout_s": settings.AGENTSITE["MCP_CALL_TIMEOUT_S"], **config}
 
 
@@ -65,7 +65,7 @@ def mcp_parse_body(body: Any) -> dict[str, dict[str, Any]]:
             problems[name] = exc.message
     if problems:
         first = next(iter(problems.items()))
-        raise ApiError("invalid_mcp_config", f"{first[0]}: {first[1]}", detail={"servers": problems})
+        raise InvalidRequest(f"{first[0]}: {first[1]}", detail={"servers": problems}, code="invalid_mcp_config")
     return servers
 
 
@@ -89,7 +89,7 @@ def mcp_connect(*, server: MCPServer) -> dict[str, Any]:
     try:
         _configure(server.name, server.config)
         tools = _manager().connect(server.name)
-    except EngineError as exc:
+    except DomainError as exc:
         MCPServer.objects.filter(pk=server.pk).update(status=MCPStatus.ERROR, last_error=exc.message, updated_at=timezone.now())
         return {"status": "error", "error": {"code": exc.code, "message": exc.message}}
     tool_ids = _sync_tools(server, mcp_tool_configs(server.name, tools))
@@ -114,7 +114,7 @@ def mcp_reconnect(*, server: MCPServer) -> dict[str, Any]:
 def mcp_delete(*, name: str) -> None:
     server = MCPServer.objects.filter(name=name).first()
     if server is None:
-        raise ApiError("not_found", f"No MCP server named {name!r}.", status_code=404)
+        raise NotFound(f"No MCP server named {name!r}.", code="not_found")
     _forget(name)
     server.delete()  # its tools go with it (CASCADE)
 

@@ -10,14 +10,11 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from inference.engine.envvars import expand_vars
-from inference.engine.errors import EngineError
-from inference.engine.protocols import get_adapter
-from inference.engine.runtime import run_sync
-from inference.engine.types import Message, ModelConfig
+from inference.engine import DomainError, Message, ModelConfig, expand_vars, get_adapter, run_sync
 
+from .env_store import env_lookup
 from .models import LLMModel
-from .services import model_to_config
+from .selectors import model_to_config
 
 
 async def _detect(config: ModelConfig) -> list[dict[str, Any]]:
@@ -35,8 +32,8 @@ async def _detect(config: ModelConfig) -> list[dict[str, Any]]:
 
 def models_detect(*, api_protocol: str, api_base: str, api_key: str = "") -> list[dict[str, Any]]:
     """The models a server offers (Ollama ``/api/tags``, OpenAI ``/models``), marked if registered."""
-    config = ModelConfig(model_id="detect", api_protocol=api_protocol, api_base=expand_vars(api_base).rstrip("/"),  # type: ignore[arg-type]
-                         model_name="", api_key=expand_vars(api_key) or None, timeout_s=15)
+    config = ModelConfig(model_id="detect", api_protocol=api_protocol, api_base=expand_vars(api_base, env_lookup).rstrip("/"),
+                         model_name="", api_key=expand_vars(api_key, env_lookup) or None, timeout_s=15)
     found = run_sync(_detect(config))
     registered = set(LLMModel.objects.filter(api_base=api_base.rstrip("/")).values_list("model_name", flat=True))
     for item in found:
@@ -48,7 +45,7 @@ async def _ping(config: ModelConfig) -> tuple[bool, str]:
     started = time.perf_counter()
     try:
         result = await get_adapter(config).complete([Message(role="user", content="Reply with the word: ok")], options={})
-    except EngineError as exc:
+    except DomainError as exc:
         return False, exc.message
     ms = (time.perf_counter() - started) * 1000
     return True, f"answered in {ms:.0f} ms: {result.content[:60]!r}"

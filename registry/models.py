@@ -1,27 +1,20 @@
-"""The registries: models, tools, MCP servers, skills, env vars, and per-user API keys.
+"""The registries: models, tools, MCP servers, skills and env vars.
 
 Constraints live in the database (unique ids, valid choices), not only in serializers.
 """
 
 from __future__ import annotations
 
-import hashlib
-import secrets
-
-from django.conf import settings
 from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import Q
+
+from inference.engine import protocol_choices
 
 MODEL_ID_RE = r"^[A-Za-z0-9._:-]{1,100}$"
 TOOL_NAME_RE = r"^[A-Za-z0-9_-]{1,64}$"
 SERVER_NAME_RE = r"^[A-Za-z0-9_-]{1,64}$"
 ENV_KEY_RE = r"^[A-Za-z_][A-Za-z0-9_]{0,199}$"
-
-
-class Protocol(models.TextChoices):
-    OPENAI = "openai", "OpenAI-compatible"
-    OLLAMA = "ollama", "Ollama"
 
 
 class ToolType(models.TextChoices):
@@ -47,7 +40,8 @@ class Timestamped(models.Model):
 
 class LLMModel(Timestamped):
     model_id = models.CharField(max_length=100, unique=True, validators=[RegexValidator(MODEL_ID_RE)])
-    api_protocol = models.CharField(max_length=16, choices=Protocol.choices)
+    # Choices come from the engine's adapters: a new wire protocol needs no change here.
+    api_protocol = models.CharField(max_length=16, choices=protocol_choices)
     api_base = models.CharField(max_length=500)
     model_name = models.CharField(max_length=200)
     api_key = models.CharField(max_length=500, blank=True, default="", help_text="Literal or ${ENV_VAR}; write-only.")
@@ -63,7 +57,6 @@ class LLMModel(Timestamped):
         verbose_name = "model"
         ordering = ["model_id"]
         constraints = [
-            models.CheckConstraint(condition=Q(api_protocol__in=Protocol.values), name="llmmodel_valid_protocol"),
             models.CheckConstraint(condition=Q(timeout_s__gt=0), name="llmmodel_positive_timeout"),
         ]
 
@@ -146,35 +139,3 @@ class EnvVar(Timestamped):
 
     def __str__(self) -> str:
         return self.key
-
-
-KEY_PREFIX = "ask_"
-
-
-def hash_api_key(plaintext: str) -> str:
-    # Keys are 256-bit random tokens, so a fast hash is enough: nothing to brute-force.
-    return hashlib.sha256(plaintext.encode()).hexdigest()
-
-
-class ApiKey(models.Model):
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_keys")
-    name = models.CharField(max_length=100, blank=True, default="")
-    prefix = models.CharField(max_length=16, help_text="First characters, to recognise the key.")
-    key_hash = models.CharField(max_length=64, unique=True, editable=False)
-    created_at = models.DateTimeField(auto_now_add=True)
-    last_used_at = models.DateTimeField(null=True, blank=True)
-    is_active = models.BooleanField(default=True)
-
-    class Meta:
-        verbose_name = "API key"
-        ordering = ["-created_at"]
-
-    def __str__(self) -> str:
-        return f"{self.prefix}… ({self.user})"
-
-    @classmethod
-    def generate(cls, *, user, name: str = "") -> tuple[ApiKey, str]:
-        """Create a key; the plaintext is returned once and never stored."""
-        plaintext = KEY_PREFIX + secrets.token_urlsafe(32)
-        key = cls.objects.create(user=user, name=name, prefix=plaintext[:10], key_hash=hash_api_key(plaintext))
-        return key, plaintext

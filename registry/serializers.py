@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.validators import RegexValidator
 from rest_framework import serializers
 
-from agentsite.serializers import StrictModelSerializer, StrictSerializer
+from core.serializers import StrictModelSerializer, StrictSerializer
+from inference.engine import protocol_choices
 
 from . import services
-from .models import ENV_KEY_RE, EnvVar, LLMModel, MCPServer, Skill, Tool, ToolType
+from .models import ENV_KEY_RE, MODEL_ID_RE, EnvVar, LLMModel, MCPServer, Skill, Tool, ToolType
 
 
 def validate_header_value(value: str) -> str:
@@ -30,7 +32,9 @@ class ModelSerializer(StrictModelSerializer):
             "options", "supports_vision", "supports_audio", "timeout_s", "enabled", "created_at", "updated_at",
         ]
         read_only_fields = ["created_at", "updated_at"]
-        extra_kwargs = {"context_window": {"min_value": 1}, "timeout_s": {"min_value": 0.1, "max_value": 86400}}
+        # A taken model_id is the database's to refuse (409 conflict), not a 400 from a pre-check.
+        extra_kwargs = {"context_window": {"min_value": 1}, "timeout_s": {"min_value": 0.1, "max_value": 86400},
+                        "model_id": {"validators": [RegexValidator(MODEL_ID_RE)]}}
 
     def validate_api_base(self, value: str) -> str:
         if not value.startswith(("http://", "https://", "${")):
@@ -51,7 +55,7 @@ class ModelSerializer(StrictModelSerializer):
 
 
 class DetectModelsSerializer(StrictSerializer):
-    api_protocol = serializers.ChoiceField(choices=["openai", "ollama"])
+    api_protocol = serializers.ChoiceField(choices=protocol_choices())
     api_base = serializers.CharField(max_length=500)
     api_key = serializers.CharField(required=False, allow_blank=True, validators=[validate_header_value])
 
@@ -71,7 +75,7 @@ class ToolSerializer(StrictModelSerializer):
             "server", "remote_name", "skill", "timeout_s", "created_at", "updated_at",
         ]
         read_only_fields = ["server", "remote_name", "skill", "created_at", "updated_at"]
-        extra_kwargs = {"timeout_s": {"min_value": 0.1, "max_value": 3600}}
+        extra_kwargs = {"timeout_s": {"min_value": 0.1, "max_value": 3600}, "tool_id": {"validators": []}}
 
     def validate_tool_id(self, value: str) -> str:
         if self.instance is not None and value != self.instance.tool_id:
@@ -81,9 +85,8 @@ class ToolSerializer(StrictModelSerializer):
         return value
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        merged = {f: getattr(self.instance, f) for f in ("tool_type", "callable", "endpoint", "parameters")} if self.instance else {}
-        merged.update(attrs)
-        tool_type = merged.get("tool_type", ToolType.FUNCTION)
+        """The shape of the input; importing the callable and checking the schema are the service's."""
+        tool_type = attrs.get("tool_type", self.instance.tool_type if self.instance else ToolType.FUNCTION)
         if self.instance is None and tool_type != ToolType.FUNCTION:
             raise serializers.ValidationError(
                 {"tool_type": "Only function tools are created here; MCP tools come from /v1/tools/mcp, skills from /v1/tools/skill."}
@@ -91,17 +94,12 @@ class ToolSerializer(StrictModelSerializer):
         if self.instance is not None and "tool_type" in attrs and attrs["tool_type"] != self.instance.tool_type:
             raise serializers.ValidationError({"tool_type": "tool_type cannot be changed."})
         if tool_type == ToolType.FUNCTION:
-            callable_path, endpoint = merged.get("callable") or "", merged.get("endpoint") or ""
-            if bool(callable_path) == bool(endpoint):
-                raise serializers.ValidationError({"callable": "A function tool needs exactly one of callable or endpoint."})
-            if "callable" in attrs and callable_path:
-                services.import_callable(callable_path)
-            if "endpoint" in attrs and endpoint and not endpoint.startswith(("http://", "https://", "${")):
+            endpoint = attrs.get("endpoint") or ""
+            if endpoint and not endpoint.startswith(("http://", "https://", "${")):
                 raise serializers.ValidationError({"endpoint": "endpoint must be an http(s) URL."})
         elif {"callable", "endpoint"} & {k for k, v in attrs.items() if v}:
             raise serializers.ValidationError({"callable": f"{tool_type} tools take no callable or endpoint."})
-        if "parameters" in attrs:
-            services.validate_parameters_schema(attrs["parameters"])
+        attrs.pop("tool_type", None)  # only function tools are created here, and a type never changes
         return attrs
 
 

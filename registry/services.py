@@ -1,29 +1,27 @@
-"""Registry services (writes) and selectors (reads): ORM rows <-> engine dataclasses."""
+"""Registry services (writes) and the secret masking every read of the registries goes through."""
 
 from __future__ import annotations
 
-import importlib
-import logging
-import os
-import threading
-from typing import Any, Iterable
+import re
+from typing import Any, Iterable, Mapping
 
 import jsonschema
+from django.db import IntegrityError, transaction
 
-from agentsite.broadcast import broadcast
-from agentsite.errors import ApiError
-from inference.engine.envvars import expand_vars, find_vars
-from inference.engine.errors import ModelNotFound, ToolNotFound
-from inference.engine.types import ModelConfig, ToolConfig
+from core.errors import Conflict, InvalidRequest, ValidationFailed
+from inference.engine import find_vars
+from inference.engine.tools.functions import import_dotted
 
-from .models import EnvVar, LLMModel, MCPServer, Tool
-
-log = logging.getLogger(__name__)
+from .models import LLMModel, Tool, ToolType
 
 CALLABLE_IMPORT_FAILED = "Callable {path!r} could not be imported: {error}"
 CALLABLE_NOT_CALLABLE = "{path!r} is not callable."
 SCHEMA_INVALID = "parameters is not a valid JSON Schema: {error}"
 SCHEMA_NOT_OBJECT = 'parameters must be a JSON Schema object with "type": "object".'
+MODEL_EXISTS = "A model with id {model_id!r} already exists."
+TOOL_EXISTS = "A tool with id {tool_id!r} already exists."
+TOOL_NOT_DELETABLE = "{tool_id!r} is a built-in or belongs to an MCP server or skill; disable it, or delete its server or skill."
+ONE_TARGET = "A function tool needs exactly one of callable or endpoint."
 
 
 # ---- secrets ---------------------------------------------------------------------------------
@@ -40,11 +38,11 @@ def mask_secret(value: str) -> str:
     return f"{value[:3]}…{value[-4:]}"
 
 
-def mask_mapping(values: dict[str, Any] | None) -> dict[str, Any]:
+def mask_mapping(values: Mapping[str, Any] | None) -> dict[str, Any]:
     return {k: mask_secret(v) if isinstance(v, str) else v for k, v in (values or {}).items()}
 
 
-def mask_mcp_config(config: dict[str, Any]) -> dict[str, Any]:
+def mask_mcp_config(config: Mapping[str, Any]) -> dict[str, Any]:
     """An MCP server config for display: ``env`` and ``headers`` values masked."""
     out = dict(config)
     for field in ("env", "headers"):
@@ -53,175 +51,114 @@ def mask_mcp_config(config: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-# ---- function tool validation ---------------------------------------------------------------
+# ---- validation ------------------------------------------------------------------------------
 
 
-def import_callable(path: str) -> Any:
-    """``pkg.mod:func`` or ``pkg.mod.func`` -> the object. Raises ApiError(400) on failure."""
+def callable_check(path: str) -> None:
+    """``pkg.mod:func`` or ``pkg.mod.func`` must import to a callable (400 ``invalid_callable``)."""
     module_name, _, attr = path.partition(":") if ":" in path else path.rpartition(".")
     if not module_name or not attr:
-        raise ApiError("invalid_callable", CALLABLE_IMPORT_FAILED.format(path=path, error="expected 'module:function'"))
+        raise InvalidRequest(CALLABLE_IMPORT_FAILED.format(path=path, error="expected 'module:function'"), code="invalid_callable")
     try:
-        obj: Any = importlib.import_module(module_name)
-        for part in attr.split("."):
-            obj = getattr(obj, part)
+        obj = import_dotted(path)
     except Exception as exc:  # any import-time error is the registrant's problem, reported as 400
-        raise ApiError("invalid_callable", CALLABLE_IMPORT_FAILED.format(path=path, error=exc)) from None
+        raise InvalidRequest(CALLABLE_IMPORT_FAILED.format(path=path, error=exc), code="invalid_callable") from None
     if not callable(obj):
-        raise ApiError("invalid_callable", CALLABLE_NOT_CALLABLE.format(path=path))
-    return obj
+        raise InvalidRequest(CALLABLE_NOT_CALLABLE.format(path=path), code="invalid_callable")
 
 
-def validate_parameters_schema(schema: Any) -> None:
+def parameters_schema_check(schema: Any) -> None:
     if not isinstance(schema, dict) or schema.get("type", "object") != "object":
-        raise ApiError("invalid_schema", SCHEMA_NOT_OBJECT, detail={"parameters": SCHEMA_NOT_OBJECT})
+        raise InvalidRequest(SCHEMA_NOT_OBJECT, code="invalid_schema", detail={"parameters": SCHEMA_NOT_OBJECT})
     try:
         jsonschema.validators.validator_for(schema).check_schema(schema)
     except jsonschema.SchemaError as exc:
         msg = SCHEMA_INVALID.format(error=exc.message)
-        raise ApiError("invalid_schema", msg, detail={"parameters": msg}) from None
+        raise InvalidRequest(msg, code="invalid_schema", detail={"parameters": msg}) from None
 
 
-# ---- env store -------------------------------------------------------------------------------
-
-# Process values that a database entry shadowed, restored when the entry is deleted.
-_shadowed: dict[str, str | None] = {}
-_env_lock = threading.Lock()
+# ---- models ----------------------------------------------------------------------------------
 
 
-def env_apply(key: str, value: str) -> None:
-    with _env_lock:
-        if key not in _shadowed:
-            _shadowed[key] = os.environ.get(key)
-        os.environ[key] = value
+def _saved(row: Any, conflict: str) -> Any:
+    try:
+        with transaction.atomic():
+            row.save()
+    except IntegrityError:
+        raise Conflict(conflict) from None
+    return row
 
 
-def env_unapply(key: str) -> None:
-    with _env_lock:
-        if key in _shadowed:
-            original = _shadowed.pop(key)
-            if original is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = original
+def model_create(*, data: Mapping[str, Any]) -> LLMModel:
+    return _saved(LLMModel(**data), MODEL_EXISTS.format(model_id=data.get("model_id")))
 
 
-def env_apply_all() -> int:
-    """Apply every stored value to this process (at start, and on cross-worker signals)."""
-    count = 0
-    for key, value in EnvVar.objects.values_list("key", "value"):
-        env_apply(key, value)
-        count += 1
-    return count
+def model_update(*, model: LLMModel, data: Mapping[str, Any]) -> LLMModel:
+    for key, value in data.items():
+        setattr(model, key, value)
+    return _saved(model, MODEL_EXISTS.format(model_id=model.model_id))
 
 
-def env_reload_key(key: str) -> None:
-    """Make this process match the database for one key (after a change in any worker)."""
-    value = EnvVar.objects.filter(key=key).values_list("value", flat=True).first()
-    if value is None:
-        env_unapply(key)
-    else:
-        env_apply(key, value)
+def model_delete(*, model: LLMModel) -> None:
+    model.delete()
 
 
-def env_set(*, key: str, value: str, is_secret: bool) -> tuple[EnvVar, bool]:
-    var, created = EnvVar.objects.update_or_create(key=key, defaults={"value": value, "is_secret": is_secret})
-    env_apply(key, value)
-    broadcast({"type": "env.changed", "key": key})
-    return var, created
+def _model_id_for(name: str, taken: set[str]) -> str:
+    base = re.sub(r"[^A-Za-z0-9._:-]+", "-", name).strip("-")[:90] or "model"
+    candidate, n = base, 2
+    while candidate in taken:
+        candidate, n = f"{base}-{n}", n + 1
+    return candidate
 
 
-def env_delete(*, key: str) -> None:
-    deleted, _ = EnvVar.objects.filter(key=key).delete()
-    if not deleted:
-        raise ApiError("not_found", f"No environment variable {key!r}.", status_code=404)
-    env_unapply(key)
-    broadcast({"type": "env.changed", "key": key})
+@transaction.atomic
+def models_register_detected(*, api_protocol: str, api_base: str, api_key: str, model_names: Iterable[str]) -> list[str]:
+    """Register the chosen models a server offers (skipping those registered already); new ids."""
+    taken = set(LLMModel.objects.values_list("model_id", flat=True))
+    existing = set(LLMModel.objects.filter(api_base=api_base).values_list("model_name", flat=True))
+    created = []
+    for name in dict.fromkeys(model_names):
+        if name in existing:
+            continue
+        model_id = _model_id_for(name, taken)
+        taken.add(model_id)
+        LLMModel.objects.create(model_id=model_id, api_protocol=api_protocol, api_base=api_base, model_name=name,
+                                api_key=api_key, display_name=name)
+        created.append(model_id)
+    return created
 
 
-def env_detect() -> list[dict[str, Any]]:
-    """Every ``${VAR}`` the registries reference, whether it is set, and from where."""
-    refs: dict[str, set[str]] = {}
-
-    def add(names: Iterable[str], where: str) -> None:
-        for name in names:
-            refs.setdefault(name, set()).add(where)
-
-    for m in LLMModel.objects.only("model_id", "api_key", "api_base"):
-        add(find_vars([m.api_key, m.api_base]), f"model:{m.model_id}")
-    for s in MCPServer.objects.only("name", "config"):
-        add(find_vars(s.config), f"mcp:{s.name}")
-    for t in Tool.objects.exclude(endpoint="").only("tool_id", "endpoint"):
-        add(find_vars(t.endpoint), f"tool:{t.tool_id}")
-    stored = set(EnvVar.objects.filter(key__in=refs).values_list("key", flat=True))
-    out = []
-    for name in sorted(refs):
-        source = "database" if name in stored else "process" if name in os.environ else "missing"
-        out.append({"key": name, "set": source != "missing", "source": source, "referenced_by": sorted(refs[name])})
-    return out
+# ---- function tools --------------------------------------------------------------------------
 
 
-# ---- selectors: rows -> engine configs -------------------------------------------------------
+def _tool_check(merged: Mapping[str, Any], changed: Mapping[str, Any]) -> None:
+    """A function tool runs exactly one importable callable or one endpoint; its schema is valid."""
+    callable_path, endpoint = merged.get("callable") or "", merged.get("endpoint") or ""
+    if bool(callable_path) == bool(endpoint):
+        raise ValidationFailed(f"callable: {ONE_TARGET}", detail={"callable": [ONE_TARGET]})
+    if changed.get("callable"):
+        callable_check(changed["callable"])
+    if "parameters" in changed:
+        parameters_schema_check(changed["parameters"])
 
 
-def model_to_config(row: LLMModel) -> ModelConfig:
-    return ModelConfig(
-        model_id=row.model_id,
-        api_protocol=row.api_protocol,  # type: ignore[arg-type]
-        api_base=expand_vars(row.api_base),
-        model_name=row.model_name,
-        api_key=expand_vars(row.api_key) or None,
-        display_name=row.display_name,
-        context_window=row.context_window,
-        options=dict(row.options or {}),
-        supports_vision=row.supports_vision,
-        supports_audio=row.supports_audio,
-        timeout_s=row.timeout_s,
-        enabled=row.enabled,
-    )
+def tool_create(*, data: Mapping[str, Any]) -> Tool:
+    _tool_check(data, data)
+    return _saved(Tool(tool_type=ToolType.FUNCTION, **data), TOOL_EXISTS.format(tool_id=data.get("tool_id")))
 
 
-def model_config_get(*, model_id: str) -> ModelConfig:
-    row = LLMModel.objects.filter(model_id=model_id, enabled=True).first()
-    if row is None:
-        raise ModelNotFound(f"No model with id {model_id!r}.")
-    return model_to_config(row)
+def tool_update(*, tool: Tool, data: Mapping[str, Any]) -> Tool:
+    if tool.tool_type == ToolType.FUNCTION:
+        merged = {"callable": tool.callable, "endpoint": tool.endpoint, **data}
+        _tool_check(merged, data)
+    elif "parameters" in data:
+        parameters_schema_check(data["parameters"])
+    for key, value in data.items():
+        setattr(tool, key, value)
+    return _saved(tool, TOOL_EXISTS.format(tool_id=tool.tool_id))
 
 
-def tool_to_config(row: Tool) -> ToolConfig:
-    return ToolConfig(
-        tool_id=row.tool_id,
-        tool_type=row.tool_type,  # type: ignore[arg-type]
-        name=row.name,
-        description=row.description,
-        parameters=row.parameters or {"type": "object", "properties": {}},
-        enabled=row.enabled,
-        callable=row.callable or None,
-        endpoint=expand_vars(row.endpoint) or None,
-        server=row.server.name if row.server_id else None,
-        remote_name=row.remote_name or None,
-        skill=row.skill.name if row.skill_id else None,
-        skill_path=row.skill.path if row.skill_id else None,
-        timeout_s=row.timeout_s,
-    )
-
-
-def tool_configs_get(*, tool_ids: Iterable[str], enabled_only: bool = True) -> list[ToolConfig]:
-    """Tools in the order asked; unknown (or disabled) ids -> ToolNotFound naming them."""
-    wanted = list(dict.fromkeys(tool_ids))
-    qs = Tool.objects.select_related("server", "skill").filter(tool_id__in=wanted)
-    if enabled_only:
-        qs = qs.filter(enabled=True)
-    rows = {t.tool_id: t for t in qs}
-    missing = [t for t in wanted if t not in rows]
-    if missing:
-        raise ToolNotFound(f"No enabled tool with id {missing[0]!r}.", detail={"missing": missing})
-    return [tool_to_config(rows[t]) for t in wanted]
-
-
-def tool_configs_all(*, enabled_only: bool = True) -> list[ToolConfig]:
-    qs = Tool.objects.select_related("server", "skill")
-    if enabled_only:
-        qs = qs.filter(enabled=True)
-    return [tool_to_config(t) for t in qs]
-
+def tool_delete(*, tool: Tool) -> None:
+    if tool.tool_type in (ToolType.MCP, ToolType.SKILL, ToolType.BUILTIN):
+        raise Conflict(TOOL_NOT_DELETABLE.format(tool_id=tool.tool_id))
+    tool.delete()

@@ -9,7 +9,7 @@ from typing import BinaryIO
 from django.conf import settings
 from django.db import transaction
 
-from agentsite.errors import ApiError
+from core.errors import InvalidRequest, NotFound
 from inference.engine.archive import extract_skill_zip
 from inference.engine.skills import Skill as ParsedSkill
 from inference.engine.skills import parse_skill, skill_tool_config
@@ -44,7 +44,7 @@ def _upsert(parsed: ParsedSkill, *, uploaded: bool) -> Skill:
 def skill_register_path(*, path: str) -> Skill:
     folder = Path(path)
     if not folder.is_dir():
-        raise ApiError("invalid_skill", NOT_A_FOLDER.format(path=path))
+        raise InvalidRequest(NOT_A_FOLDER.format(path=path), code="invalid_skill")
     return _upsert(parse_skill(folder.resolve()), uploaded=False)
 
 
@@ -59,7 +59,7 @@ def skill_register_zip(*, upload: BinaryIO) -> Skill:
 def skill_delete(*, name: str) -> None:
     skill = Skill.objects.filter(name=name).first()
     if skill is None:
-        raise ApiError("not_found", f"No skill named {name!r}.", status_code=404)
+        raise NotFound(f"No skill named {name!r}.", code="not_found")
     path, uploaded = Path(skill.path), skill.uploaded
     skill.delete()
     if uploaded and path.is_relative_to(skills_root()):  # never delete a folder we didn't create

@@ -4,36 +4,36 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db import IntegrityError, transaction
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from agentsite.errors import ApiError
+from core.errors import InvalidRequest, NotFound
+from core.permissions import IsStaff, IsStaffOrReadOnly
 
-from . import mcp_services, model_services, services, skill_services
-from .auth import IsStaff, IsStaffOrReadOnly
+from . import env_store, mcp_services, model_services, services, skill_services
 from .models import EnvVar, LLMModel, MCPServer, Skill, Tool
 from .serializers import DetectModelsSerializer, EnvVarSerializer, MCPServerSerializer, ModelSerializer, SkillSerializer, ToolSerializer
 
 ListOf = lambda name, ser: inline_serializer(name, {"data": ser(many=True)})  # noqa: E731
 
 
-def _get_or_404(qs, message: str, **lookup: Any):  # noqa: ANN001, ANN202
+SKILL_BODY = 'Send {"path": "/dir/on/server"} or a multipart "file" (.zip).'
+
+
+def _get_or_404(qs: Any, message: str, **lookup: Any) -> Any:
     obj = qs.filter(**lookup).first()
     if obj is None:
-        raise ApiError("not_found", message, status_code=404)
+        raise NotFound(message)
     return obj
 
 
-def _save(serializer: serializers.ModelSerializer, conflict: str) -> Any:
-    try:
-        with transaction.atomic():
-            return serializer.save()
-    except IntegrityError:
-        raise ApiError("conflict", conflict, status_code=409) from None
+def _valid(serializer_class: type[serializers.Serializer], data: Any, **kwargs: Any) -> dict[str, Any]:
+    ser = serializer_class(data=data, **kwargs)
+    ser.is_valid(raise_exception=True)
+    return dict(ser.validated_data)
 
 
 class ModelListView(APIView):
@@ -45,12 +45,7 @@ class ModelListView(APIView):
 
     @extend_schema(request=ModelSerializer, responses={201: ModelSerializer})
     def post(self, request: Request) -> Response:
-        ser = ModelSerializer(data=request.data)
-        model_id = request.data.get("model_id") if isinstance(request.data, dict) else None
-        if model_id and LLMModel.objects.filter(model_id=model_id).exists():
-            raise ApiError("conflict", f"A model with id {model_id!r} already exists.", status_code=409)
-        ser.is_valid(raise_exception=True)
-        row = _save(ser, f"A model with id {model_id!r} already exists.")
+        row = services.model_create(data=_valid(ModelSerializer, request.data))
         return Response(ModelSerializer(row).data, status=status.HTTP_201_CREATED)
 
 
@@ -64,9 +59,7 @@ class ModelDetectView(APIView):
             "parameter_size": serializers.CharField(), "registered": serializers.BooleanField()}, many=True)}),
     )
     def post(self, request: Request) -> Response:
-        ser = DetectModelsSerializer(data=request.data)
-        ser.is_valid(raise_exception=True)
-        return Response({"data": model_services.models_detect(**ser.validated_data)})
+        return Response({"data": model_services.models_detect(**_valid(DetectModelsSerializer, request.data))})
 
 
 class ModelDetailView(APIView):
@@ -81,16 +74,16 @@ class ModelDetailView(APIView):
 
     @extend_schema(request=ModelSerializer, responses=ModelSerializer)
     def put(self, request: Request, model_id: str) -> Response:
-        # PUT and PATCH both update only the fields given (API.md).
-        ser = ModelSerializer(self._get(model_id), data=request.data, partial=True)
-        ser.is_valid(raise_exception=True)
-        return Response(ModelSerializer(_save(ser, "Conflicting model.")).data)
+        # PUT and PATCH both update only the fields given (docs/api.md).
+        model = self._get(model_id)
+        data = _valid(ModelSerializer, request.data, instance=model, partial=True)
+        return Response(ModelSerializer(services.model_update(model=model, data=data)).data)
 
     patch = put
 
     @extend_schema(responses={204: None})
     def delete(self, request: Request, model_id: str) -> Response:
-        self._get(model_id).delete()
+        services.model_delete(model=self._get(model_id))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -107,12 +100,7 @@ class ToolListView(APIView):
 
     @extend_schema(request=ToolSerializer, responses={201: ToolSerializer})
     def post(self, request: Request) -> Response:
-        tool_id = request.data.get("tool_id") if isinstance(request.data, dict) else None
-        if tool_id and Tool.objects.filter(tool_id=tool_id).exists():
-            raise ApiError("conflict", f"A tool with id {tool_id!r} already exists.", status_code=409)
-        ser = ToolSerializer(data=request.data)
-        ser.is_valid(raise_exception=True)
-        row = _save(ser, f"A tool with id {tool_id!r} already exists.")
+        row = services.tool_create(data=_valid(ToolSerializer, request.data))
         return Response(ToolSerializer(row).data, status=status.HTTP_201_CREATED)
 
 
@@ -128,22 +116,15 @@ class ToolDetailView(APIView):
 
     @extend_schema(request=ToolSerializer, responses=ToolSerializer)
     def put(self, request: Request, tool_id: str) -> Response:
-        ser = ToolSerializer(self._get(tool_id), data=request.data, partial=True)
-        ser.is_valid(raise_exception=True)
-        return Response(ToolSerializer(_save(ser, "Conflicting tool.")).data)
+        tool = self._get(tool_id)
+        data = _valid(ToolSerializer, request.data, instance=tool, partial=True)
+        return Response(ToolSerializer(services.tool_update(tool=tool, data=data)).data)
 
     patch = put
 
     @extend_schema(responses={204: None})
     def delete(self, request: Request, tool_id: str) -> Response:
-        tool = self._get(tool_id)
-        if tool.tool_type in ("mcp", "skill", "builtin"):
-            raise ApiError(
-                "conflict",
-                f"{tool_id!r} is a built-in or belongs to an MCP server or skill; disable it, or delete its server or skill.",
-                status_code=409,
-            )
-        tool.delete()
+        services.tool_delete(tool=self._get(tool_id))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -156,9 +137,7 @@ class EnvListView(APIView):
 
     @extend_schema(request=EnvVarSerializer, responses={200: EnvVarSerializer, 201: EnvVarSerializer})
     def post(self, request: Request) -> Response:
-        ser = EnvVarSerializer(data=request.data)
-        ser.is_valid(raise_exception=True)
-        var, created = services.env_set(**ser.validated_data)
+        var, created = env_store.env_set(**_valid(EnvVarSerializer, request.data))
         return Response(EnvVarSerializer(var).data, status=201 if created else 200)
 
 
@@ -167,7 +146,7 @@ class EnvDetailView(APIView):
 
     @extend_schema(responses={204: None})
     def delete(self, request: Request, key: str) -> Response:
-        services.env_delete(key=key)
+        env_store.env_delete(key=key)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -193,7 +172,7 @@ class EnvDetectView(APIView):
         ),
     )
     def post(self, request: Request) -> Response:
-        return Response({"data": services.env_detect()})
+        return Response({"data": env_store.env_detect()})
 
 
 class MCPServerListView(APIView):
@@ -243,8 +222,7 @@ class SkillListView(APIView):
         elif isinstance(request.data, dict) and isinstance(request.data.get("path"), str):
             skill = skill_services.skill_register_path(path=request.data["path"])
         else:
-            raise ApiError("validation_error", 'Send {"path": "/dir/on/server"} or a multipart "file" (.zip).',
-                           detail={"path": "Required unless a file is uploaded."})
+            raise InvalidRequest(SKILL_BODY, code="validation_error", detail={"path": "Required unless a file is uploaded."})
         return Response(SkillSerializer(skill).data, status=status.HTTP_201_CREATED)
 
 

@@ -1,26 +1,33 @@
 """Runs in progress in this worker process, so a cancel request can reach them.
 
 A cancel is first tried locally; otherwise (several workers, ``REDIS_URL`` set) it is
-broadcast on the channel layer, and the worker holding the run cancels it.
+broadcast on the bus, and the worker holding the run cancels it.
 """
 
 from __future__ import annotations
 
 import threading
+from typing import Any, Protocol
 
-from agentsite.broadcast import broadcast
-from inference.engine.runtime import RunControl
+from core import bus
 
-_runs: dict[str, RunControl] = {}
+CANCEL = "run.cancel"
+
+
+class Cancellable(Protocol):
+    def cancel(self) -> None: ...
+
+
+_runs: dict[str, Cancellable] = {}
 _lock = threading.Lock()
 
 
-def register(session_id: str, control: RunControl) -> None:
+def register(session_id: str, control: Cancellable) -> None:
     with _lock:
         _runs[session_id] = control
 
 
-def unregister(session_id: str, control: RunControl) -> None:
+def unregister(session_id: str, control: Cancellable) -> None:
     with _lock:
         if _runs.get(session_id) is control:
             del _runs[session_id]
@@ -38,4 +45,9 @@ def cancel_local(session_id: str) -> bool:
 def cancel(session_id: str) -> None:
     """Cancel here if the run is here; otherwise tell the other workers."""
     if not cancel_local(session_id):
-        broadcast({"type": "run.cancel", "session_id": session_id})
+        bus.broadcast({"type": CANCEL, "session_id": session_id})
+
+
+@bus.on(CANCEL)
+def _on_cancel(message: dict[str, Any]) -> None:
+    cancel_local(str(message.get("session_id", "")))

@@ -27,7 +27,7 @@ class SessionMessageSerializer(serializers.ModelSerializer):
 
     def to_representation(self, instance: SessionMessage) -> dict[str, Any]:
         data = super().to_representation(instance)
-        # Only the fields that mean something for this role, as in API.md's message shapes.
+        # Only the fields that mean something for this role, as in docs/api.md's message shapes.
         if instance.role != "tool":
             for key in ("tool_call_id", "tool_id", "is_error", "duration_ms"):
                 data.pop(key)

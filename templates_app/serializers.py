@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from agentsite.serializers import StrictModelSerializer, StrictSerializer
+from core.serializers import StrictModelSerializer, StrictSerializer
 from inference.engine.templates import template_variables
 
 from .models import PromptTemplate, PromptTemplateVersion

@@ -6,16 +6,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from agentsite.errors import ApiError
-from registry.auth import IsStaffOrReadOnly
+from core.permissions import IsStaffOrReadOnly
 
 from . import services
-from .models import PromptTemplate
 from .serializers import PromptTemplateSerializer, PromptTemplateVersionSerializer, RenderResultSerializer, RenderSerializer
-
-
-def _conflict(name: str) -> ApiError:
-    return ApiError("conflict", f"A prompt template named {name!r} already exists.", status_code=409)
 
 
 class TemplateListView(APIView):
@@ -23,14 +17,12 @@ class TemplateListView(APIView):
 
     @extend_schema(responses=inline_serializer("TemplateList", {"data": PromptTemplateSerializer(many=True)}))
     def get(self, request: Request) -> Response:
-        return Response({"data": PromptTemplateSerializer(PromptTemplate.objects.all(), many=True).data})
+        return Response({"data": PromptTemplateSerializer(services.template_list(), many=True).data})
 
     @extend_schema(request=PromptTemplateSerializer, responses={201: PromptTemplateSerializer})
     def post(self, request: Request) -> Response:
         ser = PromptTemplateSerializer(data=request.data)
         ser.is_valid(raise_exception=True)
-        if PromptTemplate.objects.filter(name=ser.validated_data["name"]).exists():
-            raise _conflict(ser.validated_data["name"])
         tpl = services.template_create(**ser.validated_data)
         return Response(PromptTemplateSerializer(tpl).data, status=status.HTTP_201_CREATED)
 
@@ -47,9 +39,6 @@ class TemplateDetailView(APIView):
         tpl = services.template_get(id_or_name=id_or_name)
         ser = PromptTemplateSerializer(tpl, data=request.data, partial=True)
         ser.is_valid(raise_exception=True)
-        new_name = ser.validated_data.get("name")
-        if new_name and new_name != tpl.name and PromptTemplate.objects.filter(name=new_name).exists():
-            raise _conflict(new_name)
         tpl = services.template_update(template=tpl, changes=ser.validated_data)
         return Response(PromptTemplateSerializer(tpl).data)
 
@@ -57,7 +46,7 @@ class TemplateDetailView(APIView):
 
     @extend_schema(responses={204: None})
     def delete(self, request: Request, id_or_name: str) -> Response:
-        services.template_get(id_or_name=id_or_name).delete()
+        services.template_delete(template=services.template_get(id_or_name=id_or_name))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

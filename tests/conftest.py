@@ -20,9 +20,9 @@ def _no_memory_extraction(settings) -> None:  # noqa: ANN001
 
 
 def _client_for(user) -> APIClient:  # noqa: ANN001
-    from registry.models import ApiKey
+    from accounts.services import api_key_create
 
-    _, key = ApiKey.generate(user=user, name="test")
+    _, key = api_key_create(user=user, name="test")
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
     return client

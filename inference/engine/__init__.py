@@ -1,1 +1,61 @@
-"""The agentsite engine: no Django import anywhere in this package."""
+"""The agentsite engine: any model with any tools, as a plain Python library.
+
+No Django import anywhere in this package. This module is its public API; callers (the
+server's apps, SDK users, tests) import from here::
+
+    from inference.engine import InferenceRequest, ModelConfig, Runtime, ModelRegistry
+
+    runtime = Runtime(ModelRegistry([ModelConfig("m", "ollama", "http://localhost:11434", "qwen3")]))
+    print(runtime.infer(InferenceRequest.of("m", "Hello")).content)
+"""
+
+from .envvars import expand_vars, find_vars
+from .errors import (
+    DomainError,
+    InputTooLarge,
+    InvalidArguments,
+    InvalidRequest,
+    ModelError,
+    ModelNotFound,
+    ModelTimeout,
+    ModelUnavailable,
+    NotFound,
+    TemplateNotFound,
+    TemplateVariablesMissing,
+    ToolError,
+    ToolNotFound,
+    UnsupportedInput,
+    ValidationFailed,
+)
+from .executors import default_executors
+from .mcp import MCPClientManager
+from .protocols import ADAPTERS, ProtocolAdapter, get_adapter, protocol_choices
+from .registries import ModelRegistry, ModelSource, TemplateRegistry, TemplateSource, ToolRegistry, ToolSource
+from .runtime import Limits, PreparedRun, RunControl, RunHooks, Runtime
+from .sync import iterate_sync, run_sync
+from .templates import render_template, template_variables
+from .tools.base import ToolContext, ToolExecutor, ToolSettings
+from .tools.functions import tool
+from .types import (
+    AudioInput,
+    InferenceRequest,
+    InferenceResult,
+    Message,
+    ModelConfig,
+    StreamEvent,
+    ToolCall,
+    ToolConfig,
+    ToolResult,
+    Usage,
+)
+
+__all__ = [
+    "ADAPTERS", "AudioInput", "DomainError", "InferenceRequest", "InferenceResult", "InputTooLarge",
+    "InvalidArguments", "InvalidRequest", "Limits", "MCPClientManager", "Message", "ModelConfig", "ModelError",
+    "ModelNotFound", "ModelRegistry", "ModelSource", "ModelTimeout", "ModelUnavailable", "NotFound", "PreparedRun",
+    "ProtocolAdapter", "RunControl", "RunHooks", "Runtime", "StreamEvent", "TemplateNotFound", "TemplateRegistry",
+    "TemplateSource", "TemplateVariablesMissing", "ToolCall", "ToolConfig", "ToolContext", "ToolError",
+    "ToolExecutor", "ToolNotFound", "ToolRegistry", "ToolResult", "ToolSettings", "ToolSource", "Usage",
+    "UnsupportedInput", "ValidationFailed", "default_executors", "expand_vars", "find_vars", "get_adapter",
+    "iterate_sync", "protocol_choices", "render_template", "run_sync", "template_variables", "tool",
+]

@@ -1,29 +1,18 @@
-"""Engine errors. Each carries the stable ``code`` and HTTP ``status`` of API.md's envelope,
-so the HTTP layer maps them without knowing the engine's internals."""
+"""The engine's errors: specific kinds of the one domain error (``core.errors``, framework-free).
+
+Each carries the stable ``code`` and HTTP ``status`` of the API's envelope, so the HTTP layer
+maps them without knowing the engine's internals.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from core.errors import DomainError, InvalidRequest, NotFound, ValidationFailed
 
-
-class EngineError(Exception):
-    code = "engine_error"
-    status = 500
-
-    def __init__(self, message: str, *, detail: dict[str, Any] | None = None, code: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.detail = detail or {}
-        if code:
-            self.code = code
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"error": {"code": self.code, "message": self.message, "detail": self.detail}}
-
-
-class InvalidRequest(EngineError):
-    code = "invalid_request"
-    status = 400
+__all__ = [
+    "DomainError", "InvalidRequest", "ValidationFailed", "NotFound", "UnsupportedInput", "InputTooLarge",
+    "InvalidArguments", "TemplateVariablesMissing", "ModelNotFound", "ToolNotFound", "TemplateNotFound",
+    "ModelError", "ModelUnavailable", "ModelTimeout", "ToolError",
+]
 
 
 class UnsupportedInput(InvalidRequest):
@@ -42,11 +31,6 @@ class TemplateVariablesMissing(InvalidRequest):
     code = "template_variables_missing"
 
 
-class NotFound(EngineError):
-    code = "not_found"
-    status = 404
-
-
 class ModelNotFound(NotFound):
     code = "model_not_found"
 
@@ -59,7 +43,7 @@ class TemplateNotFound(NotFound):
     code = "template_not_found"
 
 
-class ModelError(EngineError):
+class ModelError(DomainError):
     """Raised by protocol adapters. ``retryable`` says whether trying again may help."""
 
     code = "model_unavailable"
@@ -78,7 +62,7 @@ class ModelTimeout(ModelError):
     retryable = True
 
 
-class ToolError(EngineError):
+class ToolError(DomainError):
     """A tool failed. The tool loop turns it into an error result for the model."""
 
     code = "tool_error"

@@ -29,7 +29,7 @@ _transport_factory: TransportFactory | None = None
 
 
 def timeout_for(timeout_s: float) -> httpx.Timeout:
-    """Connect fast, but let a slow model think for ``timeout_s`` between bytes (E-6)."""
+    """Connect fast, but let a slow model think for ``timeout_s`` between bytes (docs/protocols.md E-6)."""
     return httpx.Timeout(connect=10.0, read=timeout_s, write=30.0, pool=10.0)
 
 

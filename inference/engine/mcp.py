@@ -1,4 +1,4 @@
-"""The shared MCP client manager: one connection per MCP server per process (DESIGN.md).
+"""The shared MCP client manager: one connection per MCP server per process (docs/design.md).
 
 The pain this fixes is one MCP child process per agent. Here every server has exactly one
 connection, shared by every request, thread and event loop of the process:
@@ -6,7 +6,7 @@ connection, shared by every request, thread and event loop of the process:
 * ``MCPClientManager`` is a process-wide singleton owning one daemon thread that runs an
   asyncio loop. Each connection is owned by ONE long-lived task on that loop, which enters and
   exits the SDK ``Client`` itself: SDK sessions are anyio task groups and break when closed
-  from another task (PROTOCOLS.md C-3). Requests are queued to that task, run concurrently in
+  from another task (docs/protocols.md C-3). Requests are queued to that task, run concurrently in
   its task group, and their results come back through futures; callers on other threads or
   loops wait through ``run_coroutine_threadsafe``.
 * Connections start lazily. When one dies under a request (child killed, connection closed,
@@ -15,7 +15,7 @@ connection, shared by every request, thread and event loop of the process:
 * Tool lists are cached per server and dropped on ``notifications/tools/list_changed``.
 * A url configured without a transport type is tried as streamable HTTP; if the server answers
   the ``initialize`` POST with 400/404/405 (a legacy HTTP+SSE server), the connect is retried
-  once over SSE and the working transport is remembered for that server config (PROTOCOLS.md
+  once over SSE and the working transport is remembered for that server config (docs/protocols.md
   C.3 era detection, C.8). An explicit ``type``/``transport`` never falls back.
 """
 
@@ -46,7 +46,7 @@ from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
 
 from .envvars import Lookup
-from .errors import EngineError, NotFound, ToolError
+from .errors import DomainError, NotFound, ToolError
 from .mcp_config import (
     DEFAULT_TIMEOUT_S,
     MCPTool,
@@ -60,7 +60,7 @@ from .mcp_config import (
     parse_mcp_servers,
     validate_server_name,
 )
-from .tools.base import ToolContext, ToolExecutor, register_executor
+from .tools.base import ToolContext, ToolExecutor
 from .types import ContentItem, ToolConfig, ToolResult, text_result
 
 __all__ = [
@@ -542,7 +542,7 @@ class MCPClientManager:
                     raise MCPConnectError(self._connect_message(name, "the MCP client manager is shutting down"))
                 try:
                     expanded = server.expanded()
-                except EngineError as exc:
+                except DomainError as exc:
                     server.error = exc.message
                     raise MCPConnectError(self._connect_message(name, exc.message), detail={"server": name}) from None
                 conn = await self._open(server, name, expanded)
@@ -683,19 +683,18 @@ class MCPToolExecutor(ToolExecutor):
             return text_result(tool.tool_id, f"Tool {tool.tool_id!r} has no MCP server or remote name.", is_error=True)
         try:
             result = await MCPClientManager().acall_tool(tool.server, tool.remote_name, arguments, timeout_s=tool.timeout_s)
-        except EngineError as exc:  # unreachable or unconfigured server: the model sees why
+        except DomainError as exc:  # unreachable or unconfigured server: the model sees why
             return text_result(tool.tool_id, exc.message, is_error=True)
         return replace(result, tool_id=tool.tool_id)
 
 
-register_executor("mcp", MCPToolExecutor())
 
 
 # ---- helpers -------------------------------------------------------------------------------
 
 
 def _tool_result(tool_id: str, result: Any) -> ToolResult:
-    """A ``CallToolResult`` in API.md's shapes: MCP wire content items (camelCase)."""
+    """A ``CallToolResult`` in docs/api.md's shapes: MCP wire content items (camelCase)."""
     content: list[ContentItem] = [
         block.model_dump(by_alias=True, exclude_none=True, mode="json") for block in result.content
     ]
@@ -741,7 +740,7 @@ def _with_transport(config: ServerConfig, transport: Transport | None) -> Server
 def _expanded_or_none(config: ServerConfig, lookup: Lookup) -> ServerConfig | None:
     try:
         return config.expand(lookup)
-    except EngineError:
+    except DomainError:
         return None
 
 

@@ -1,4 +1,4 @@
-"""MCP server configs and tool metadata, without the SDK (PROTOCOLS.md C.8, C-1, C-14).
+"""MCP server configs and tool metadata, without the SDK (docs/protocols.md C.8, C-1, C-14).
 
 The ``mcpServers`` dialects of Claude Desktop, Claude Code, Cursor, VS Code and Windsurf are
 normalised into one ``ServerConfig`` at the edge; ``${VAR}`` references stay in it and are

@@ -1,31 +1,34 @@
 """The Runtime: any model, any tools, composed per request; the tool loop and its events.
 
-``astream()`` is the one implementation. The loop runs as a producer task that puts
-``StreamEvent``s on a queue; the consumer (an SSE view, ``ainfer()``, or an SDK user) reads
-them. This split gives three things cheaply: keep-alive pings while the queue is idle,
-cancellation by ``RunControl.cancel()`` from any thread (the producer is cancelled, keeps the
-partial answer and still emits ``done``), and cleanup when the consumer goes away (the
-producer is cancelled, the upstream request is closed, the partial answer is handed to the
-hooks marked incomplete).
+``Runtime.prepare`` is the one place a run is resolved and validated, for SDK users and for
+the server alike (the server builds its Runtime with database-backed sources). ``astream()`` is
+the one implementation of a run. The loop runs as a producer task that puts ``StreamEvent``s
+on a queue; the consumer (an SSE view, ``ainfer()``, or an SDK user) reads them. This split
+gives three things cheaply: keep-alive pings while the queue is idle, cancellation by
+``RunControl.cancel()`` from any thread (the producer is cancelled, keeps the partial answer
+and still emits ``done``), and cleanup when the consumer goes away (the producer is cancelled,
+the upstream request is closed, the partial answer is handed to the hooks marked incomplete).
 """
 
 from __future__ import annotations
 
 import asyncio
-import queue
+import os
 import re
-import threading
+import tempfile
 from dataclasses import dataclass, field, replace
-from typing import Any, AsyncIterator, Iterator, Mapping, Sequence
+from typing import Any, AsyncIterator, Callable, Iterator, Mapping, Sequence
 
 from . import media
-from .errors import EngineError, InvalidRequest, UnsupportedInput
-from .protocols import get_adapter
+from .disclosure import skill_extra_tools
+from .errors import DomainError, InvalidRequest, UnsupportedInput, ValidationFailed
+from .executors import default_executors
+from .protocols import adapter_class, get_adapter
 from .protocols.base import RoundResult
 from .registries import ModelRegistry, ModelSource, TemplateRegistry, TemplateSource, ToolRegistry, ToolSource
-from .disclosure import skill_extra_tools
+from .sync import iterate_sync, run_sync
 from .templates import render_template
-from .tools.base import ToolContext
+from .tools.base import Executors, ToolContext, ToolSettings
 from .tools.execute import check_arguments, execute_tool
 from .types import (
     Finish,
@@ -46,11 +49,15 @@ from .types import (
 
 IMAGES_NOT_SUPPORTED = "Model {model!r} does not accept images (supports_vision is off)."
 AUDIO_NOT_SUPPORTED = "Model {model!r} does not accept audio (supports_audio is off)."
-AUDIO_NOT_ON_OLLAMA = "Audio input is not supported by the ollama protocol."
+AUDIO_NOT_ON_PROTOCOL = "Audio input is not supported by the {protocol} protocol."
 UNKNOWN_TOOL_NAME = "The model called {name!r}, which is not one of the tools offered."
 NO_MESSAGES = "The request has no messages."
 
 _NAME_BAD = re.compile(r"[^A-Za-z0-9_-]")
+
+
+TOO_MANY_ROUNDS = "max_tool_rounds may be at most {limit}."
+NEGATIVE_ROUNDS = "max_tool_rounds must be 0 or more."
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +96,7 @@ class RunHooks:
     async def on_message(self, message: Message) -> None:
         """A produced message (assistant turn or tool result), once complete."""
 
-    async def on_partial(self, message: Message, *, error: EngineError | None = None) -> None:
+    async def on_partial(self, message: Message, *, error: DomainError | None = None) -> None:
         """The assistant text produced before a cancel, disconnect or failure (``incomplete``)."""
 
     async def on_done(self, result: InferenceResult) -> None:
@@ -122,7 +129,7 @@ class RunControl:
 
 
 def model_facing_names(tools: Sequence[ToolConfig], taken: set[str] | None = None) -> dict[str, ToolConfig]:
-    """Names the model sees: ``^[A-Za-z0-9_-]{1,64}$``, unique within the request (C-1)."""
+    """Names the model sees: ``^[A-Za-z0-9_-]{1,64}$``, unique within the request (docs/protocols.md C-1)."""
     out: dict[str, ToolConfig] = {}
     used = set(taken or ())
     for tool in tools:
@@ -151,8 +158,8 @@ def validate_inputs(model: ModelConfig, messages: Sequence[Message], limits: Lim
             for image in m.images:
                 media.normalize_image(image, max_bytes=limits.max_image_bytes)
         if m.audio:
-            if model.api_protocol == "ollama":
-                raise UnsupportedInput(AUDIO_NOT_ON_OLLAMA)
+            if not adapter_class(model.api_protocol).accepts_audio:
+                raise UnsupportedInput(AUDIO_NOT_ON_PROTOCOL.format(protocol=model.api_protocol))
             if not model.supports_audio:
                 raise UnsupportedInput(AUDIO_NOT_SUPPORTED.format(model=model.model_id))
             for clip in m.audio:
@@ -178,8 +185,23 @@ def _ping() -> StreamEvent:
 # ---- the runtime -----------------------------------------------------------------------------
 
 
+def check_limits(request: InferenceRequest, limits: Limits) -> None:
+    """Request-level limits; a field out of range is a ``validation_error`` naming it."""
+    if request.max_tool_rounds < 0:
+        raise ValidationFailed(f"max_tool_rounds: {NEGATIVE_ROUNDS}", detail={"max_tool_rounds": [NEGATIVE_ROUNDS]})
+    if request.max_tool_rounds > limits.max_tool_rounds_limit:
+        message = TOO_MANY_ROUNDS.format(limit=limits.max_tool_rounds_limit)
+        raise ValidationFailed(f"max_tool_rounds: {message}", detail={"max_tool_rounds": [message]})
+
+
+def default_scratch_dir(session_id: str | None) -> str:
+    """SDK default: a per-session folder under the system's temporary directory."""
+    return os.path.join(tempfile.gettempdir(), "agentsite-scratch", session_id or "stateless")
+
+
 class Runtime:
-    """Usable as a plain SDK (in-memory registries) or fed ``PreparedRun``s by Django."""
+    """Any model with any tools. SDK users give in-memory registries; the server gives
+    database-backed sources; both run through the same ``prepare`` and tool loop."""
 
     def __init__(
         self,
@@ -188,38 +210,55 @@ class Runtime:
         template_registry: TemplateSource | None = None,
         *,
         limits: Limits | None = None,
-        settings: Mapping[str, Any] | None = None,
+        tool_settings: ToolSettings | None = None,
+        scratch_dir_for: Callable[[str | None], str] = default_scratch_dir,
+        executors: Executors | None = None,
     ) -> None:
         self.models = model_registry or ModelRegistry()
         self.tools = tool_registry or ToolRegistry()
         self.templates = template_registry or TemplateRegistry()
         self.limits = limits or Limits()
-        self.settings = dict(settings or {})
+        self.tool_settings = tool_settings or ToolSettings()
+        self.scratch_dir_for = scratch_dir_for
+        self.executors: Executors = executors if executors is not None else default_executors()
 
     # -- preparing ---------------------------------------------------------------------------
 
-    def prepare(self, request: InferenceRequest) -> PreparedRun:
+    def prepare(self, request: InferenceRequest, *, history: Sequence[Message] = ()) -> PreparedRun:
+        """Resolve model, tools and templates, and refuse what the run can't take (4xx errors).
+
+        ``history`` (a session's earlier turns, summary and memory) goes to the model before
+        the request's own messages; only the request's messages are validated and echoed.
+        """
+        check_limits(request, self.limits)
         model = self.models.get(request.model_id)
         tools = tuple(self.tools.get_many(request.tool_ids))
         messages = resolve_templates(request.messages, self.templates)
         validate_inputs(model, messages, self.limits)
-        lookup = {}
+        return PreparedRun(
+            model=model,
+            messages=tuple(history) + messages,
+            tools=tools,
+            input_messages=messages,
+            max_tool_rounds=request.max_tool_rounds,
+            options=request.options,
+            think=request.think,
+            session_id=request.session_id,
+            context=self.tool_context(request.session_id),
+            tool_lookup=self._tool_lookup(tools),
+        )
+
+    def tool_context(self, session_id: str | None = None) -> ToolContext:
+        return ToolContext(session_id=session_id, scratch_dir=self.scratch_dir_for(session_id), settings=self.tool_settings)
+
+    def _tool_lookup(self, tools: Sequence[ToolConfig]) -> dict[str, ToolConfig]:
+        """Registered tools by lower-cased name and id, for the tools a skill may bring."""
+        lookup: dict[str, ToolConfig] = {}
         if any(t.tool_type == "skill" for t in tools):
             for t in self.tools.all():
                 lookup.setdefault(t.name.lower(), t)
                 lookup.setdefault(t.tool_id.lower(), t)
-        return PreparedRun(
-            model=model,
-            messages=messages,
-            tools=tools,
-            input_messages=messages,
-            max_tool_rounds=min(request.max_tool_rounds, self.limits.max_tool_rounds_limit),
-            options=request.options,
-            think=request.think,
-            session_id=request.session_id,
-            context=ToolContext(session_id=request.session_id, settings=self.settings),
-            tool_lookup=lookup,
-        )
+        return lookup
 
     def _prepared(self, run: InferenceRequest | PreparedRun) -> PreparedRun:
         return run if isinstance(run, PreparedRun) else self.prepare(run)
@@ -237,7 +276,8 @@ class Runtime:
             if event.event == "done":
                 done = event.data
         assert done is not None
-        return done["result"]
+        result: InferenceResult = done["result"]
+        return result
 
     async def astream(
         self,
@@ -248,14 +288,14 @@ class Runtime:
         ping_s: float | None = None,
         stream_upstream: bool = True,
     ) -> AsyncIterator[StreamEvent]:
-        """Events as API.md's SSE table (plus ``ping`` when ``ping_s`` is set).
+        """Events as docs/api.md's SSE table (plus ``ping`` when ``ping_s`` is set).
 
         ``done`` carries ``{"result": InferenceResult, **result.to_dict()}``; ``error`` carries
-        ``{"exception": EngineError, **error envelope}``.
+        ``{"exception": DomainError, **error envelope}``.
         """
         prepared = self._prepared(run)
         events: asyncio.Queue[StreamEvent | None] = asyncio.Queue()
-        loop = _Loop(prepared, hooks or RunHooks(), control or RunControl(), events, self.limits, stream_upstream)
+        loop = _Loop(self, prepared, hooks or RunHooks(), control or RunControl(), events, stream_upstream)
         task = asyncio.create_task(loop.run())
         loop.control._attach(task)
         try:
@@ -285,24 +325,7 @@ class Runtime:
 
     def infer_stream(self, request: InferenceRequest | PreparedRun) -> Iterator[StreamEvent]:
         """Events as they come, from a private event loop in a helper thread."""
-        q: queue.Queue[StreamEvent | BaseException | None] = queue.Queue()
-
-        async def pump() -> None:
-            try:
-                async for ev in self.astream(request):
-                    q.put(ev)
-            except BaseException as exc:  # handed to the consuming thread
-                q.put(exc)
-            finally:
-                q.put(None)
-
-        thread = threading.Thread(target=lambda: run_sync(pump()), daemon=True)
-        thread.start()
-        while (item := q.get()) is not None:
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-        thread.join()
+        return iterate_sync(lambda: self.astream(request))
 
     # -- direct tool calls -------------------------------------------------------------------
 
@@ -312,26 +335,15 @@ class Runtime:
         """Call a tool without a model. Bad arguments raise InvalidArguments (400)."""
         config = tool if isinstance(tool, ToolConfig) else self.tools.get_many([tool])[0]
         check_arguments(config, arguments)
-        timeout = config.timeout_s or self.limits.tool_timeout_s
-        ctx = context or ToolContext(settings=self.settings)
-        return await execute_tool(config, arguments, ctx, timeout_s=timeout, validate=False)
+        return await self.execute(config, arguments, context or self.tool_context(), validate=False)
 
     def call_tool(self, tool: str | ToolConfig, arguments: Mapping[str, Any]) -> ToolResult:
         return run_sync(self.acall_tool(tool, arguments))
 
-
-def run_sync(coro: Any) -> Any:
-    """Run a coroutine on a private event loop (not usable inside a running loop), closing the
-    HTTP clients that loop opened — never the clients other loops' requests are using."""
-    from .http import aclose_clients
-
-    async def main() -> Any:
-        try:
-            return await coro
-        finally:
-            await aclose_clients()
-
-    return asyncio.run(main())
+    async def execute(self, tool: ToolConfig, arguments: Mapping[str, Any], context: ToolContext, *, validate: bool = True) -> ToolResult:
+        """One tool call with its timeout; a tool's own failure is an ``is_error`` result."""
+        timeout = tool.timeout_s or self.limits.tool_timeout_s
+        return await execute_tool(tool, arguments, context, executors=self.executors, timeout_s=timeout, validate=validate)
 
 
 class _Loop:
@@ -339,18 +351,18 @@ class _Loop:
 
     def __init__(
         self,
+        runtime: Runtime,
         run: PreparedRun,
         hooks: RunHooks,
         control: RunControl,
         events: asyncio.Queue[StreamEvent | None],
-        limits: Limits,
         stream_upstream: bool,
     ) -> None:
+        self.runtime = runtime
         self.run_ = run
         self.hooks = hooks
         self.control = control
         self.events = events
-        self.limits = limits
         self.stream_upstream = stream_upstream
         self.consumer_gone = False
         self.adapter = get_adapter(run.model)
@@ -381,7 +393,7 @@ class _Loop:
             if self.consumer_gone or not self.control.cancelled:
                 raise
             await self._done("cancelled")
-        except EngineError as exc:
+        except DomainError as exc:
             await self._keep_partial(exc)
             self.emit("error", {"exception": exc, **exc.to_dict()})
         finally:
@@ -402,7 +414,7 @@ class _Loop:
         await self.hooks.on_done(result)
         self.emit("done", {"result": result, **result.to_dict()})
 
-    async def _keep_partial(self, error: EngineError | None) -> None:
+    async def _keep_partial(self, error: DomainError | None) -> None:
         text, thinking = "".join(self.partial_text), "".join(self.partial_thinking)
         message = Message(role="assistant", content=text, thinking=thinking, incomplete=True)
         if text or thinking:
@@ -506,8 +518,7 @@ class _Loop:
             return ToolResult(call.tool_id, ({"type": "text", "text": UNKNOWN_TOOL_NAME.format(name=call.name)},), True)
         if call.arguments_error:
             return ToolResult(tool.tool_id, ({"type": "text", "text": call.arguments_error},), True)
-        timeout = tool.timeout_s or self.limits.tool_timeout_s
-        return await execute_tool(tool, call.arguments, self.run_.context, timeout_s=timeout)
+        return await self.runtime.execute(tool, call.arguments, self.run_.context)
 
     def _disclose(self, call: ToolCall, result: ToolResult) -> None:
         """After a skill is activated, offer the tools it brings from the next round on."""

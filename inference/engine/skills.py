@@ -2,7 +2,7 @@
 
 A skill becomes two tools: ``skill.{name}`` (tier 1 is its description; calling it returns
 tier 2, the instructions, plus the folder's listing) and ``skill.{name}.read`` (tier 3: one
-bundled file, strictly inside the skill folder). Parsing is lenient as PROTOCOLS.md D.4 asks:
+bundled file, strictly inside the skill folder). Parsing is lenient as docs/protocols.md D.4 asks:
 third-party skills often bend the spec, so we warn where we can and refuse only what we cannot
 use (no description, unparseable YAML, no SKILL.md).
 """
@@ -21,7 +21,7 @@ from typing import Any, Mapping
 import yaml
 
 from .errors import InvalidRequest
-from .tools.base import ToolContext, ToolExecutor, register_executor
+from .tools.base import ToolContext, ToolExecutor
 from .types import ToolConfig, ToolResult, text_result
 
 SKILL_FILENAMES = ("SKILL.md", "skill.md")
@@ -373,4 +373,3 @@ class SkillExecutor(ToolExecutor):
             return text_result(tool.tool_id, f"Cannot read the skill: {exc}", is_error=True)
 
 
-register_executor("skill", SkillExecutor())

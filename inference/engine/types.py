@@ -2,7 +2,7 @@
 
 Everything that crosses the engine boundary is a frozen dataclass defined here. The Django
 apps turn ORM rows into these (selectors) and turn results back into JSON; the engine never
-sees a QuerySet. JSON shapes produced by ``to_dict()`` are the ones API.md specifies.
+sees a QuerySet. JSON shapes produced by ``to_dict()`` are the ones docs/api.md specifies.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from typing import Any, Literal, Mapping
 
 Role = Literal["system", "user", "assistant", "tool"]
 FinishReason = Literal["stop", "length", "max_tool_rounds", "cancelled", "error"]
-ApiProtocol = Literal["openai", "ollama"]
 ToolType = Literal["function", "mcp", "skill", "builtin"]
 
 # A content item in MCP's shapes: {"type": "text", "text": ...}, {"type": "image", "data",
@@ -62,6 +61,33 @@ class Message:
     # an assistant message cut short by a disconnect or a cancel
     incomplete: bool = False
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Message:
+        """A message from its JSON shape: a request's ``messages`` item, or a stored record."""
+        calls = tuple(
+            ToolCall(id=str(c.get("id", "")), name=str(c.get("name", "")), arguments=c.get("arguments") or {},
+                     tool_id=str(c.get("tool_id", "")))
+            for c in data.get("tool_calls") or ()
+        )
+        template = data.get("prompt_template")
+        content = data.get("content") or ""
+        return cls(
+            role=data.get("role", "user"),
+            content=content if isinstance(content, (str, list)) else str(content),
+            thinking=data.get("thinking") or "",
+            images=tuple(data.get("images") or ()),
+            audio=tuple(AudioInput(a["data"], a["format"]) for a in data.get("audio") or ()),
+            tool_calls=calls,
+            tool_call_id=data.get("tool_call_id") or "",
+            tool_id=data.get("tool_id") or "",
+            tool_name=data.get("tool_name") or "",
+            is_error=bool(data.get("is_error")),
+            duration_ms=data.get("duration_ms"),
+            prompt_template=template,
+            arguments=data.get("arguments") if template else None,
+            incomplete=bool(data.get("incomplete")),
+        )
+
     def text(self) -> str:
         """The message's text; for tool results, the text items joined."""
         if isinstance(self.content, str):
@@ -100,7 +126,7 @@ class Message:
 @dataclass(frozen=True, slots=True)
 class ModelConfig:
     model_id: str
-    api_protocol: ApiProtocol
+    api_protocol: str  # a key of inference.engine.protocols.ADAPTERS
     api_base: str
     model_name: str
     api_key: str | None = None  # already resolved (no ${VAR} left)
@@ -115,7 +141,7 @@ class ModelConfig:
 
 @dataclass(frozen=True, slots=True)
 class ToolConfig:
-    """A registered tool. Which fields matter depends on ``tool_type`` (see API.md)."""
+    """A registered tool. Which fields matter depends on ``tool_type`` (see docs/api.md)."""
 
     tool_id: str
     tool_type: ToolType
@@ -254,7 +280,7 @@ class Finish:
 AdapterEvent = TextDelta | ReasoningDelta | ToolCallDelta | UsageDelta | Finish
 
 
-# ---- events the runtime yields to clients (names and payloads as API.md's SSE table) -------
+# ---- events the runtime yields to clients (names and payloads as docs/api.md's SSE table) -------
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,10 @@ import os
 import pytest
 from rest_framework.test import APIClient
 
-from registry.models import ApiKey, EnvVar, LLMModel
+from accounts.services import api_key_create
+from accounts.models import ApiKey
+from registry.env_store import env_lookup
+from registry.models import EnvVar, LLMModel
 
 MODEL = {"model_id": "qwen3-14b", "api_protocol": "ollama", "api_base": "http://127.0.0.1:11434", "model_name": "qwen3:14b",
          "api_key": "sk-secret-value-f3a9", "context_window": 32768, "options": {"temperature": 0.7}}
@@ -111,19 +114,20 @@ def test_endpoint_tool_is_accepted(staff_api: APIClient) -> None:
     assert res.status_code == 201
 
 
-def test_env_applied_and_masked_and_restored(staff_api: APIClient) -> None:
-    os.environ.pop("AGENTSITE_TEST_TOKEN", None)
+def test_env_resolves_from_the_store_without_touching_the_process_environment(staff_api: APIClient, monkeypatch) -> None:  # noqa: ANN001
+    monkeypatch.setenv("AGENTSITE_TEST_TOKEN", "from-process")
     res = staff_api.post("/v1/env", {"key": "AGENTSITE_TEST_TOKEN", "value": "tok-1234567890abcd", "is_secret": True}, format="json")
     assert res.status_code == 201
-    assert os.environ["AGENTSITE_TEST_TOKEN"] == "tok-1234567890abcd"
+    assert env_lookup("AGENTSITE_TEST_TOKEN") == "tok-1234567890abcd"
+    assert os.environ["AGENTSITE_TEST_TOKEN"] == "from-process"
     assert staff_api.get("/v1/env").json()["data"] == [
         {"key": "AGENTSITE_TEST_TOKEN", "value": "tok…abcd", "is_secret": True, "updated_at": res.json()["updated_at"]}
     ]
     res = staff_api.post("/v1/env", {"key": "AGENTSITE_TEST_TOKEN", "value": "plain", "is_secret": False}, format="json")
     assert res.status_code == 200 and res.json()["value"] == "plain"
-    assert os.environ["AGENTSITE_TEST_TOKEN"] == "plain"
+    assert env_lookup("AGENTSITE_TEST_TOKEN") == "plain"
     assert staff_api.delete("/v1/env/AGENTSITE_TEST_TOKEN").status_code == 204
-    assert "AGENTSITE_TEST_TOKEN" not in os.environ
+    assert env_lookup("AGENTSITE_TEST_TOKEN") == "from-process"
     assert_error(staff_api.delete("/v1/env/AGENTSITE_TEST_TOKEN"), 404, "not_found")
     assert_error(staff_api.post("/v1/env", {"key": "1BAD", "value": "x"}, format="json"), 400, "validation_error")
 

@@ -11,7 +11,8 @@ import time
 import httpx
 import pytest
 
-from registry.models import ApiKey, LLMModel
+from accounts.services import api_key_create
+from registry.models import LLMModel
 from tests.e2e.conftest import LiveServer
 from tests.fakes.fake_llm import FakeLLMServer, Reply
 from tests.mcp_servers import children_running
@@ -24,8 +25,8 @@ TIME = {"command": sys.executable, "args": ["-m", "mcp_server_time", "--local-ti
 def keys(transactional_db, django_user_model):  # noqa: ANN001, ANN201
     staff = django_user_model.objects.create_user("root", password="x", is_staff=True)
     users = [django_user_model.objects.create_user(f"u{i}", password="x") for i in range(5)]
-    return {"staff": {"Authorization": f"Bearer {ApiKey.generate(user=staff)[1]}"},
-            "users": [{"Authorization": f"Bearer {ApiKey.generate(user=u)[1]}"} for u in users]}
+    return {"staff": {"Authorization": f"Bearer {api_key_create(user=staff)[1]}"},
+            "users": [{"Authorization": f"Bearer {api_key_create(user=u)[1]}"} for u in users]}
 
 
 def test_many_users_share_one_mcp_process_and_a_killed_one_comes_back(live_server_proc: LiveServer, keys, fake_llm: FakeLLMServer) -> None:  # noqa: ANN001

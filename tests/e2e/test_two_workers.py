@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from registry.models import ApiKey
+from accounts.services import api_key_create
 from tests.e2e.conftest import LiveServer, sse_events
 from tests.fakes.fake_llm import FakeLLMServer, Reply
 
@@ -29,7 +29,7 @@ def workers(django_db_setup, django_db_blocker) -> Iterator[tuple[LiveServer, Li
 @pytest.fixture
 def staff(transactional_db, django_user_model) -> dict[str, str]:  # noqa: ANN001
     user = django_user_model.objects.create_user("ops", password="x", is_staff=True)
-    return {"Authorization": f"Bearer {ApiKey.generate(user=user)[1]}"}
+    return {"Authorization": f"Bearer {api_key_create(user=user)[1]}"}
 
 
 def test_two_workers_share_registries_env_cancel_and_locks(workers, staff, fake_llm: FakeLLMServer) -> None:  # noqa: ANN001

@@ -11,16 +11,17 @@ from typing import Any
 import pytest
 
 from inference.engine.tools import builtins
-from inference.engine.tools.base import ToolContext, executor_for
+from inference.engine import default_executors
+from inference.engine.tools.base import ToolContext, ToolSettings, executor_kind
 from inference.engine.tools.builtins import BashExecutor, bash_tool_config, bwrap_status
 
 TOOL = bash_tool_config()
 
 
 async def run(command: str, scratch: Path, **settings: Any):  # noqa: ANN201
-    settings = {"BASH_ENABLED": True, **settings}
-    ctx = ToolContext(scratch_dir=str(scratch), settings=settings)
-    return await executor_for(TOOL).execute(TOOL, {"command": command}, ctx)
+    options = {"bash_enabled": True, **{k.lower(): v for k, v in settings.items()}}
+    ctx = ToolContext(scratch_dir=str(scratch), settings=ToolSettings(**options))
+    return await BashExecutor().execute(TOOL, {"command": command}, ctx)
 
 
 def text_of(result) -> str:  # noqa: ANN001
@@ -30,17 +31,17 @@ def text_of(result) -> str:  # noqa: ANN001
 def test_config_shape() -> None:
     assert TOOL.tool_id == TOOL.name == "bash" and TOOL.tool_type == "builtin"
     assert TOOL.parameters["required"] == ["command"]
-    assert isinstance(executor_for(TOOL), BashExecutor)
+    assert isinstance(default_executors()[executor_kind(TOOL)], BashExecutor)
 
 
 async def test_disabled_by_default(tmp_path: Path) -> None:
-    result = await executor_for(TOOL).execute(TOOL, {"command": "echo hi"}, ToolContext(scratch_dir=str(tmp_path)))
+    result = await BashExecutor().execute(TOOL, {"command": "echo hi"}, ToolContext(scratch_dir=str(tmp_path)))
     assert result.is_error and "staff must enable" in text_of(result)
     assert list(tmp_path.iterdir()) == []
 
 
 async def test_requires_a_scratch_dir() -> None:
-    result = await executor_for(TOOL).execute(TOOL, {"command": "echo hi"}, ToolContext(settings={"BASH_ENABLED": True}))
+    result = await BashExecutor().execute(TOOL, {"command": "echo hi"}, ToolContext(settings=ToolSettings(bash_enabled=True)))
     assert result.is_error and "scratch" in text_of(result)
 
 
@@ -76,8 +77,8 @@ async def test_timeout_kills_the_whole_group(tmp_path: Path, sandbox: bool) -> N
 
 
 async def test_model_timeout_cannot_exceed_the_setting(tmp_path: Path) -> None:
-    ctx = ToolContext(scratch_dir=str(tmp_path), settings={"BASH_ENABLED": True, "BASH_TIMEOUT_S": 0.5})
-    result = await executor_for(TOOL).execute(TOOL, {"command": "sleep 10", "timeout_s": 60}, ctx)
+    ctx = ToolContext(scratch_dir=str(tmp_path), settings=ToolSettings(bash_enabled=True, bash_timeout_s=0.5))
+    result = await BashExecutor().execute(TOOL, {"command": "sleep 10", "timeout_s": 60}, ctx)
     assert result.is_error and "timed out after 0.5s" in text_of(result)
 
 

@@ -20,7 +20,8 @@ import httpx
 import pytest
 
 from inference.engine.tools import builtins
-from inference.engine.tools.base import ToolContext, executor_for
+from inference.engine import default_executors
+from inference.engine.tools.base import ToolContext, ToolSettings, executor_kind
 from inference.engine.tools.builtins import FetchExecutor, blocked_reason, fetch_tool_config
 
 TOOL = fetch_tool_config()
@@ -159,9 +160,9 @@ def dialed() -> list[str]:
 
 async def fetch(dialed: list[str], url: str, allow: list[str] | None = None, **extra: Any):  # noqa: ANN201
     executor = FetchExecutor(transport=lambda: GuardedTransport(dialed))
-    settings: dict[str, Any] = {"FETCH_ALLOW_HOSTS": allow or []}
-    settings.update({k: extra.pop(k) for k in list(extra) if k.isupper()})
-    ctx = ToolContext(settings=settings)
+    settings: dict[str, Any] = {"fetch_allow_hosts": tuple(allow or ())}
+    settings.update({k.lower(): extra.pop(k) for k in list(extra) if k.isupper()})
+    ctx = ToolContext(settings=ToolSettings(**settings))
     return await executor.execute(TOOL, {"url": url, **extra}, ctx)
 
 
@@ -289,7 +290,7 @@ async def test_timeout(server: int, dialed: list[str]) -> None:
 
 async def test_registered_executor_uses_the_guard(server: int) -> None:
     # The production executor (real transport, stub DNS) refuses before dialing anything.
-    result = await executor_for(TOOL).execute(TOOL, {"url": f"http://evil.test:{server}/page"}, ToolContext())
+    result = await FetchExecutor().execute(TOOL, {"url": f"http://evil.test:{server}/page"}, ToolContext())
     assert result.is_error and "127.0.0.1, a loopback address" in text_of(result)
 
 
@@ -340,4 +341,4 @@ def test_blocked_reason(address: str, blocked: bool) -> None:
 def test_config_shape() -> None:
     assert TOOL.tool_id == TOOL.name == "fetch" and TOOL.tool_type == "builtin"
     assert TOOL.parameters["required"] == ["url"]
-    assert isinstance(executor_for(TOOL), FetchExecutor)
+    assert isinstance(default_executors()[executor_kind(TOOL)], FetchExecutor)

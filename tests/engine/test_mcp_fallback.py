@@ -1,4 +1,4 @@
-"""A url without a transport type: streamable HTTP first, legacy SSE on 400/404/405 (PROTOCOLS.md C.8).
+"""A url without a transport type: streamable HTTP first, legacy SSE on 400/404/405 (docs/protocols.md C.8).
 
 The legacy server is the demo server's own SDK SSE app (``MCPServer.sse_app``) served at
 ``/events``, a path that does not end in ``/sse``, so only the fallback can find it: a

@@ -19,7 +19,8 @@ from inference.engine.mcp import (
     MCPServerNotFound,
     mcp_tool_configs,
 )
-from inference.engine.tools.base import ToolContext, executor_for
+from inference.engine.mcp import MCPToolExecutor
+from inference.engine.tools.base import ToolContext
 from inference.engine.types import ToolConfig
 from tests.mcp_servers import DEMO_MODULE, REPO, children, children_running
 
@@ -143,11 +144,11 @@ def test_tool_configs_come_from_the_tool_list(mcp: MCPClientManager, demo: str) 
 
 async def test_the_mcp_executor_runs_mcp_tools(mcp: MCPClientManager, demo: str) -> None:
     tool = ToolConfig(tool_id="demo.add", tool_type="mcp", name="demo_add", server=demo, remote_name="add")
-    result = await executor_for(tool).execute(tool, {"a": 2, "b": 2}, ToolContext())
+    result = await MCPToolExecutor().execute(tool, {"a": 2, "b": 2}, ToolContext())
     assert (result.tool_id, result.structured, result.is_error) == ("demo.add", {"result": 4}, False)
 
     orphan = ToolConfig(tool_id="gone.x", tool_type="mcp", name="gone_x", server="gone", remote_name="x")
-    result = await executor_for(orphan).execute(orphan, {}, ToolContext())
+    result = await MCPToolExecutor().execute(orphan, {}, ToolContext())
     assert result.is_error and "gone" in result.content[0]["text"]
 
 
@@ -233,7 +234,7 @@ def test_env_is_expanded_at_connect_time_and_a_change_reconnects(
     pid = mcp.status("envy")["pid"]
     environ = child_environ(pid)
     assert environ["DEMO_TOKEN"] == "first-token" and environ["DEMO_MODE"] == "plain"
-    assert "PATH" in environ and "MCP_TEST_NOT_PASSED" not in environ  # C-13: only the safe set + env
+    assert "PATH" in environ and "MCP_TEST_NOT_PASSED" not in environ  # docs/protocols.md C-13: only the safe set + env
 
     mcp.configure("envy", config)  # unchanged: the connection is kept
     mcp.configure("envy", config, lookup=lambda key: os.environ.get(key))  # same values, other lookup

@@ -1,4 +1,4 @@
-"""Ollama native adapter against hand-written wire payloads (PROTOCOLS.md B)."""
+"""Ollama native adapter against hand-written wire payloads (docs/protocols.md B)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""OpenAI chat-completions adapter against hand-written wire payloads (PROTOCOLS.md A)."""
+"""OpenAI chat-completions adapter against hand-written wire payloads (docs/protocols.md A)."""
 
 from __future__ import annotations
 
@@ -176,7 +176,7 @@ async def test_think_mapping(server: Server, think: Any, options: dict[str, Any]
 
 
 async def test_a_fragmented_tool_call_is_assembled(server: Server) -> None:
-    # PROTOCOLS.md A.6's sequence
+    # docs/protocols.md A.6's sequence
     server.handler = sse(
         delta(role="assistant", content=""),
         delta(content="Let me check"),

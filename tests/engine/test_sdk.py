@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 
 from inference.engine.errors import InvalidArguments, ModelNotFound, TemplateVariablesMissing, ToolNotFound
-from inference.engine.registries import ModelRegistry, TemplateRegistry, ToolRegistry
-from inference.engine.runtime import Runtime
+from inference.engine import ModelRegistry, Runtime, TemplateRegistry, ToolRegistry
 from inference.engine.tools.functions import tool
 from inference.engine.types import InferenceRequest, Message, ModelConfig
 from tests.fakes.fake_llm import FakeLLMServer, Reply

@@ -18,9 +18,10 @@ from inference.engine.skills import (
     skill_read_tool_config,
     skill_tool_config,
 )
-from inference.engine.tools.base import ToolContext, executor_for
+from inference.engine import default_executors
+from inference.engine.tools.base import ToolContext, executor_kind
 
-SHARED = Path(__file__).resolve().parents[1] / "skills" / "data"  # copies of ../shared/skills
+SHARED = Path(__file__).resolve().parents[1] / "skills" / "data"  # copies of two public anthropics/skills skills
 INTERNAL_COMMS = SHARED / "internal-comms"
 THEME_FACTORY = SHARED / "theme-factory"
 TOOL_NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -57,7 +58,7 @@ def test_activation_text_has_body_base_dir_and_listing_without_contents() -> Non
     assert text.startswith('<skill_content name="internal-comms">\n## When to use this skill')
     assert "</skill_content>" in text
     assert "license: Complete terms" not in text  # frontmatter stripped
-    assert str(INTERNAL_COMMS) in text  # absolute base directory (D-5)
+    assert str(INTERNAL_COMMS) in text  # absolute base directory (docs/protocols.md D-5)
     assert "- examples/faq-answers.md" in text
     faq = (INTERNAL_COMMS / "examples" / "faq-answers.md").read_text()
     assert faq.splitlines()[1] not in text  # listed, not loaded
@@ -110,12 +111,12 @@ def test_tool_names_are_sanitised_and_bounded(tmp_path: Path) -> None:
 
 
 async def call(tool, arguments=None):  # noqa: ANN001, ANN201
-    return await executor_for(tool).execute(tool, arguments or {}, ToolContext())
+    return await SkillExecutor().execute(tool, arguments or {}, ToolContext())
 
 
 async def test_executor_is_registered_and_activates() -> None:
     tool = skill_tool_config(parse_skill(INTERNAL_COMMS))
-    assert isinstance(executor_for(tool), SkillExecutor)
+    assert isinstance(default_executors()[executor_kind(tool)], SkillExecutor)
     result = await call(tool)
     assert not result.is_error
     assert result.content[0]["text"] == skill_activation_text(parse_skill(INTERNAL_COMMS))

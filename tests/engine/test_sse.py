@@ -23,7 +23,7 @@ async def test_it_parses_every_line_ending_at_every_chunk_boundary(newline: str,
     events = await events_of(STREAM.replace("\n", newline).encode(), size)
     assert events == [
         SSEEvent("message", "one"),
-        SSEEvent("update", '{"a":\n1}', "7"),  # multi-line data joined with \n (E-4)
+        SSEEvent("update", '{"a":\n1}', "7"),  # multi-line data joined with \n (docs/protocols.md E-4)
         SSEEvent("message", "x", "7"),  # id persists (E-5)
     ]
 

@@ -1,5 +1,5 @@
 """A fake LLM model server speaking the OpenAI chat-completions and Ollama native wire
-protocols (docs: /work/shared/PROTOCOLS.md sections A, B and E), including their quirks.
+protocols (docs/protocols.md sections A, B and E), including their quirks.
 
 Tests script replies per model, then assert on the recorded requests. Two ways to run it,
 sharing one implementation (:class:`FakeLLM`):
@@ -47,7 +47,7 @@ THINKING_STYLES = ("reasoning_content", "reasoning", "think_tags", "prefilled")
 
 @dataclass
 class Reply:
-    """One scripted model answer. Quirk fields name the PROTOCOLS.md gotcha they reproduce."""
+    """One scripted model answer. Quirk fields name the docs/protocols.md gotcha they reproduce."""
 
     content: str = ""
     thinking: str = ""

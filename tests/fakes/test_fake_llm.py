@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def sse_data(lines: Iterator[str]) -> list[str]:
-    """Minimal WHATWG SSE reader (section E.1): comments skipped, data lines joined."""
+    """Minimal WHATWG SSE reader (docs/protocols.md E.1): comments skipped, data lines joined."""
     events, buf = [], []
     for line in lines:
         if not line:

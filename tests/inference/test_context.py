@@ -8,7 +8,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from registry.models import LLMModel, Tool
-from sessions.context import MEMORY_PROMPT, SUMMARY_PROMPT
+from inference.context import MEMORY_PROMPT, SUMMARY_PROMPT
 from sessions.models import Session, SessionMessage
 from tests.fakes.fake_llm import FakeLLMServer, Reply
 

@@ -144,7 +144,7 @@ def test_mcp_tools_in_the_loop_and_images_reach_the_model(vision_model: LLMModel
     assert all(not r["is_error"] for r in results)
     sent = sent_messages(fake_llm)
     if vision_model.api_protocol == "openai":
-        # tool messages are text-only: the image follows in a user message
+        # tool messages are text-only (docs/protocols.md A-11): the image follows in a user message
         image_parts = [p for m in sent if m["role"] == "user" and isinstance(m["content"], list) for p in m["content"]
                        if p.get("type") == "image_url"]
         assert image_parts and image_parts[0]["image_url"]["url"].startswith("data:image/png;base64,")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sessions.markdown import render_markdown, sanitize_html
+from web.markdown import render_markdown, sanitize_html
 
 
 def test_it_renders_markdown() -> None:

@@ -8,7 +8,7 @@ import pytest
 from django.test import Client
 
 from sessions.models import Session, SessionMessage
-from sessions.pages import CONTENT_SECURITY_POLICY
+from core.http import CONTENT_SECURITY_POLICY
 from templates_app.services import template_create
 
 pytestmark = pytest.mark.django_db

@@ -23,7 +23,8 @@ from asgiref.sync import async_to_sync
 from django.db import connection
 from rest_framework.test import APIClient
 
-from registry.models import ApiKey, LLMModel, Tool
+from accounts.services import api_key_create
+from registry.models import LLMModel, Tool
 from sessions.models import Session, SessionMessage
 from tests.e2e.conftest import LiveServer
 from tests.mcp_servers import children_running
@@ -171,7 +172,7 @@ def live(transactional_db, live_server_proc: LiveServer, fake_llm: FakeLLMServer
     Tool.objects.create(tool_id="block", name="block", callable="tests.tool_fns:block", timeout_s=0.3,
                         parameters={"type": "object", "properties": {"seconds": {"type": "number"}}})
     client = httpx.Client(base_url=live_server_proc.url, timeout=30,
-                          headers={"Authorization": f"Bearer {ApiKey.generate(user=staff)[1]}"})
+                          headers={"Authorization": f"Bearer {api_key_create(user=staff)[1]}"})
     yield client
     client.close()
 

@@ -35,7 +35,8 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from inference.engine import http as engine_http
-from registry.models import ApiKey, LLMModel, Tool
+from accounts.services import api_key_create
+from registry.models import LLMModel, Tool
 from registry.serializers import RESERVED_TOOL_IDS
 from tests.fakes.fake_llm import FakeLLMServer
 from templates_app.models import PromptTemplate
@@ -79,7 +80,7 @@ def world(keep_connection, django_user_model, fake_llm: FakeLLMServer) -> Iterat
     headers = {}
     for role in ("staff", "user"):
         user = django_user_model.objects.create_user(f"fuzz-{role}", password="x", is_staff=role == "staff")
-        headers[role] = {"Authorization": f"Bearer {ApiKey.generate(user=user, name='fuzz')[1]}"}
+        headers[role] = {"Authorization": f"Bearer {api_key_create(user=user, name='fuzz')[1]}"}
     # Something real to hit, so generated ids sometimes resolve.
     LLMModel.objects.create(model_id="fake", api_protocol="openai", api_base=fake_llm.openai_base, model_name="fake-model",
                             timeout_s=5)

@@ -10,7 +10,8 @@ import time
 import httpx
 import pytest
 
-from registry.models import ApiKey, LLMModel, Tool
+from accounts.services import api_key_create
+from registry.models import LLMModel, Tool
 from tests.e2e.conftest import LiveServer
 from tests.fakes.fake_llm import FakeLLMServer
 
@@ -39,7 +40,7 @@ def snapshot(pid: int) -> dict[str, int]:
 def test_2000_requests_leak_no_fds_threads_children_or_memory(transactional_db, fake_llm: FakeLLMServer,
                                                               django_user_model) -> None:  # noqa: ANN001
     user = django_user_model.objects.create_user("soak", password="x")
-    headers = {"Authorization": f"Bearer {ApiKey.generate(user=user)[1]}"}
+    headers = {"Authorization": f"Bearer {api_key_create(user=user)[1]}"}
     LLMModel.objects.create(model_id="m", api_protocol="openai", api_base=fake_llm.openai_base, model_name="m", timeout_s=10)
     Tool.objects.create(tool_id="math.add", name="add", callable="tests.tool_fns:add", parameters={
         "type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}}, "required": ["a", "b"]})

@@ -18,7 +18,8 @@ import pytest
 from asgiref.sync import async_to_sync
 from rest_framework.test import APIClient
 
-from registry.models import ApiKey, EnvVar, LLMModel, MCPServer
+from accounts.services import api_key_create
+from registry.models import EnvVar, LLMModel, MCPServer
 from tests.e2e.conftest import LiveServer
 from tests.fakes.fake_llm import FakeLLMServer
 
@@ -114,7 +115,7 @@ def test_secrets_stay_out_of_responses_admin_pages_and_logs(staff_user, staff_ap
     staff_user.save()
     client.force_login(staff_user)
     pages = ["/admin/registry/llmmodel/", "/admin/registry/envvar/", "/admin/registry/mcpserver/", "/admin/registry/tool/",
-             "/admin/registry/apikey/"]
+             "/admin/accounts/apikey/"]
     pages += [f"/admin/registry/llmmodel/{LLMModel.objects.get().pk}/change/",
               f"/admin/registry/envvar/{EnvVar.objects.get().pk}/change/"]
     pages += [f"/admin/registry/mcpserver/{s.pk}/change/" for s in MCPServer.objects.all()]
@@ -133,7 +134,7 @@ def test_secrets_stay_out_of_responses_admin_pages_and_logs(staff_user, staff_ap
 @pytest.mark.e2e
 def test_secrets_stay_out_of_a_live_workers_log(transactional_db, django_user_model, fake_llm: FakeLLMServer) -> None:  # noqa: ANN001
     staff = django_user_model.objects.create_user("sec", password="x", is_staff=True)
-    headers = {"Authorization": f"Bearer {ApiKey.generate(user=staff)[1]}"}
+    headers = {"Authorization": f"Bearer {api_key_create(user=staff)[1]}"}
     server = LiveServer({"LOG_LEVEL": "DEBUG"})
     dead = dead_port()
     try:

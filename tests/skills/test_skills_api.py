@@ -15,7 +15,7 @@ from tests.api.test_registries import assert_error
 from tests.fakes.fake_llm import FakeLLMServer, Reply
 from tests.inference.conftest import sent_messages
 
-# Copies of the public skills in ../shared/skills (Apache-2.0, unmodified), so a clone is self-contained.
+# Copies of two public skills from github.com/anthropics/skills (Apache-2.0, unmodified), so a clone is self-contained.
 SHARED = Path(__file__).parent / "data"
 COMMS = SHARED / "internal-comms"
 THEMES = SHARED / "theme-factory"

@@ -11,7 +11,7 @@ from .base import ProtocolAdapter, RoundResult
 from .ollama import OllamaAdapter
 from .openai import OpenAIAdapter
 
-__all__ = ["ADAPTERS", "ProtocolAdapter", "RoundResult", "get_adapter"]
+__all__ = ["ADAPTERS", "ProtocolAdapter", "RoundResult", "adapter_class", "get_adapter", "protocol_choices"]
 
 UNKNOWN_PROTOCOL = "unknown api_protocol {protocol!r}; expected one of: {known}"
 
@@ -21,9 +21,17 @@ ADAPTERS: dict[str, type[ProtocolAdapter]] = {
 }
 
 
-def get_adapter(model: ModelConfig) -> ProtocolAdapter:
+def adapter_class(protocol: str) -> type[ProtocolAdapter]:
     try:
-        cls = ADAPTERS[model.api_protocol]
+        return ADAPTERS[protocol]
     except KeyError:
-        raise InvalidRequest(UNKNOWN_PROTOCOL.format(protocol=model.api_protocol, known=", ".join(ADAPTERS))) from None
-    return cls(model)
+        raise InvalidRequest(UNKNOWN_PROTOCOL.format(protocol=protocol, known=", ".join(ADAPTERS))) from None
+
+
+def get_adapter(model: ModelConfig) -> ProtocolAdapter:
+    return adapter_class(model.api_protocol)(model)
+
+
+def protocol_choices() -> list[tuple[str, str]]:
+    """``(api_protocol, label)`` pairs, for model fields, serializers and pickers."""
+    return [(name, cls.label or name) for name, cls in ADAPTERS.items()]

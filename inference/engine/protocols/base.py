@@ -27,7 +27,7 @@ ARGS_NOT_JSON = "arguments were not valid JSON: {error}"
 ARGS_NOT_OBJECT = "arguments must be a JSON object, got {kind}"
 
 # Our own keys that may sit in ``ModelConfig.options``; they configure the adapter and are
-# never sent upstream. ``think_prefilled``: the chat template pre-fills ``<think>`` (A.8).
+# never sent upstream. ``think_prefilled``: the chat template pre-fills ``<think>`` (docs/protocols.md A.8).
 # ``reasoning_field``: replay assistant reasoning under this name (A-8 DeepSeek
 # ``reasoning_content``, vLLM ``reasoning``).
 OWN_OPTIONS = frozenset({"think_prefilled", "reasoning_field"})
@@ -69,6 +69,11 @@ class ProtocolAdapter(ABC):
     str}`` and ``retryable`` says whether trying again may help. Inputs the protocol cannot
     carry raise ``InvalidRequest`` subclasses before any request is sent.
     """
+
+    #: Shown in pickers and the admin.
+    label: str = ""
+    #: Whether the wire format can carry audio input at all (a model may still not accept it).
+    accepts_audio: bool = True
 
     def __init__(self, model: ModelConfig) -> None:
         self.model = model

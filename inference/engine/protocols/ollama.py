@@ -1,4 +1,4 @@
-"""Ollama's native chat API (``POST /api/chat``, NDJSON streaming; PROTOCOLS.md B).
+"""Ollama's native chat API (``POST /api/chat``, NDJSON streaming; docs/protocols.md B).
 
 ``think`` is passed through as Ollama's ``think`` (bool or level). ``options`` go into the
 ``options`` object, except ``format`` and ``keep_alive``, which Ollama reads only at the top
@@ -32,6 +32,9 @@ TOP_LEVEL_OPTIONS = ("format", "keep_alive")
 
 
 class OllamaAdapter(ProtocolAdapter):
+    label = "Ollama"
+    accepts_audio = False  # /api/chat has no audio input
+
     async def stream(
         self,
         messages: Sequence[Message],

@@ -1,6 +1,6 @@
 """OpenAI Chat Completions (OpenAI, vLLM, llama.cpp, LiteLLM, DeepSeek, DashScope, Ollama /v1).
 
-``think`` mapping (the field names each server family understands, PROTOCOLS.md A.2):
+``think`` mapping (the field names each server family understands, docs/protocols.md A.2):
 
 * ``None``: nothing is sent; the server's default applies.
 * ``True`` / ``False``: ``chat_template_kwargs: {"enable_thinking": ...}`` (vLLM and llama.cpp
@@ -59,6 +59,8 @@ IMAGES_INTRO = "Images returned by the tool calls above:"
 
 
 class OpenAIAdapter(ProtocolAdapter):
+    label = "OpenAI-compatible"
+
     async def stream(
         self,
         messages: Sequence[Message],

@@ -1,4 +1,4 @@
-"""Server-Sent Events parsing (WHATWG rules, PROTOCOLS.md E.1) and a strict line splitter.
+"""Server-Sent Events parsing (WHATWG rules, docs/protocols.md E.1) and a strict line splitter.
 
 We split lines ourselves instead of using ``httpx.Response.aiter_lines``: that one follows
 ``str.splitlines`` and also breaks on U+2028, U+0085 and friends, which may appear unescaped

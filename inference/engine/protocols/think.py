@@ -1,4 +1,4 @@
-"""Splitting inline ``<think>…</think>`` reasoning out of model text (PROTOCOLS.md A.8).
+"""Splitting inline ``<think>…</think>`` reasoning out of model text (docs/protocols.md A.8).
 
 Servers without a reasoning parser leave the tags in ``content``. The streaming splitter holds
 back a possible partial tag at a chunk's end (``<thi`` + ``nk>``) so no tag fragment leaks into

@@ -1,16 +1,29 @@
 """The tool executor contract: one executor per tool type, looked up by ``tool_type``.
 
-Adding a tool type is one executor class plus one ``register_executor`` line; the tool loop
-and ``/v1/tools/call`` never special-case a type.
+Adding a tool type is one executor class plus one line in ``inference.engine.executors``; the
+tool loop and ``/v1/tools/call`` never special-case a type.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Mapping
 
 from ..types import ToolConfig, ToolResult
+
+
+@dataclass(frozen=True, slots=True)
+class ToolSettings:
+    """The limits of the built-in tools (the server fills them from its settings)."""
+
+    bash_enabled: bool = False
+    bash_sandbox: bool = True  # use bubblewrap when it is installed and works
+    bash_timeout_s: float = 30.0
+    bash_output_cap: int = 16 * 1024  # bytes per stream (stdout, stderr)
+    fetch_allow_hosts: tuple[str, ...] = ()
+    fetch_max_bytes: int = 2 * 1024 * 1024
+    fetch_timeout_s: float = 20.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,7 +32,7 @@ class ToolContext:
 
     session_id: str | None = None
     scratch_dir: str | None = None  # per-session working folder (bash)
-    settings: Mapping[str, Any] = field(default_factory=dict)  # the AGENTSITE settings dict
+    settings: ToolSettings = field(default_factory=ToolSettings)
 
 
 class ToolExecutor(ABC):
@@ -35,21 +48,15 @@ class ToolExecutor(ABC):
     async def execute(self, tool: ToolConfig, arguments: Mapping[str, Any], ctx: ToolContext) -> ToolResult: ...
 
 
-_EXECUTORS: dict[str, ToolExecutor] = {}
+Executors = Mapping[str, ToolExecutor]
 
 
-def register_executor(kind: str, executor: ToolExecutor) -> None:
-    _EXECUTORS[kind] = executor
-
-
-def executor_for(tool: ToolConfig) -> ToolExecutor:
-    """Function tools split by how they run: in-process (``fn``/``callable``) or ``endpoint``."""
+def executor_kind(tool: ToolConfig) -> str:
+    """Function tools split by how they run: in-process (``fn``/``callable``) or ``endpoint``;
+    built-ins are keyed by their fixed tool_id."""
     kind = tool.tool_type
     if kind == "function" and tool.endpoint and not (tool.fn or tool.callable):
-        kind = "endpoint"
-    elif kind == "builtin":  # built-ins are registered under their fixed tool_id
-        kind = f"builtin:{tool.tool_id}"
-    try:
-        return _EXECUTORS[kind]
-    except KeyError:
-        raise LookupError(f"No executor for tool type {kind!r}") from None
+        return "endpoint"
+    if kind == "builtin":
+        return f"builtin:{tool.tool_id}"
+    return kind

@@ -1,8 +1,7 @@
 """Built-in tools: ``bash`` (off by default, sandboxed where possible) and ``fetch`` (SSRF-guarded).
 
-Both are registered as ``builtin:{tool_id}`` executors. Their limits come from ``ctx.settings``
-(the AGENTSITE settings dict), each with the default documented in ``BASH_DEFAULTS`` /
-``FETCH_DEFAULTS``.
+Both run as ``builtin:{tool_id}`` executors. Their limits come from ``ctx.settings``
+(``ToolSettings``, whose defaults are the documented ones).
 """
 
 from __future__ import annotations
@@ -22,25 +21,7 @@ from typing import Any, Awaitable, Callable, Mapping
 import httpx
 
 from ..types import ToolConfig, ToolResult, text_result
-from .base import ToolContext, ToolExecutor, register_executor
-
-BASH_DEFAULTS: dict[str, Any] = {
-    "BASH_ENABLED": False,
-    "BASH_TIMEOUT_S": 30,
-    "BASH_OUTPUT_CAP": 16 * 1024,  # bytes per stream (stdout, stderr)
-    "BASH_SANDBOX": True,  # use bubblewrap when it is installed and works
-}
-FETCH_DEFAULTS: dict[str, Any] = {
-    "FETCH_ALLOW_HOSTS": [],
-    "FETCH_MAX_BYTES": 2 * 1024 * 1024,
-    "FETCH_TIMEOUT_S": 20,
-}
-
-
-def _setting(ctx: ToolContext, key: str, defaults: Mapping[str, Any]) -> Any:
-    value = (ctx.settings or {}).get(key)
-    return defaults[key] if value is None else value
-
+from .base import ToolContext, ToolExecutor
 
 # ==== bash ===================================================================================
 
@@ -178,7 +159,7 @@ def _kill_group(proc: asyncio.subprocess.Process) -> None:
 class BashExecutor(ToolExecutor):
     async def execute(self, tool: ToolConfig, arguments: Mapping[str, Any], ctx: ToolContext) -> ToolResult:
         tid = tool.tool_id
-        if not _setting(ctx, "BASH_ENABLED", BASH_DEFAULTS):
+        if not ctx.settings.bash_enabled:
             return text_result(tid, "The bash tool is disabled on this server; staff must enable it (setting BASH_ENABLED).", is_error=True)
         command = arguments.get("command")
         if not isinstance(command, str) or not command.strip():
@@ -188,13 +169,13 @@ class BashExecutor(ToolExecutor):
         scratch = os.path.abspath(ctx.scratch_dir)
         os.makedirs(scratch, exist_ok=True)
 
-        limit = float(_setting(ctx, "BASH_TIMEOUT_S", BASH_DEFAULTS))
+        limit = float(ctx.settings.bash_timeout_s)
         requested = arguments.get("timeout_s")
         timeout = min(float(requested), limit) if isinstance(requested, (int, float)) and requested > 0 else limit
-        cap = int(_setting(ctx, "BASH_OUTPUT_CAP", BASH_DEFAULTS))
+        cap = int(ctx.settings.bash_output_cap)
 
         shell = shutil.which("bash") or "/bin/sh"
-        if _setting(ctx, "BASH_SANDBOX", BASH_DEFAULTS) is False:
+        if not ctx.settings.bash_sandbox:
             probe = _SandboxProbe(False, "disabled by the BASH_SANDBOX setting")
         else:
             probe = await bwrap_status()
@@ -410,11 +391,11 @@ class FetchExecutor(ToolExecutor):
         raw_url = arguments.get("url")
         if not isinstance(raw_url, str) or not raw_url.strip():
             return text_result(tid, "'url' must be a non-empty string", is_error=True)
-        limit = int(_setting(ctx, "FETCH_MAX_BYTES", FETCH_DEFAULTS))
+        limit = int(ctx.settings.fetch_max_bytes)
         requested = arguments.get("max_bytes")
         max_bytes = min(int(requested), limit) if isinstance(requested, int) and requested > 0 else limit
-        timeout = float(_setting(ctx, "FETCH_TIMEOUT_S", FETCH_DEFAULTS))
-        allow_hosts = {str(h).lower().rstrip(".") for h in _setting(ctx, "FETCH_ALLOW_HOSTS", FETCH_DEFAULTS)}
+        timeout = float(ctx.settings.fetch_timeout_s)
+        allow_hosts = {str(h).lower().rstrip(".") for h in ctx.settings.fetch_allow_hosts}
         try:
             async with asyncio.timeout(timeout):
                 return await self._fetch(tid, httpx.URL(raw_url.strip()), max_bytes, timeout, allow_hosts)
@@ -462,5 +443,3 @@ class FetchExecutor(ToolExecutor):
         return text_result(tid, f"{header}\n\n{body}", is_error=response.status_code >= 400, structured=structured)
 
 
-register_executor("builtin:bash", BashExecutor())
-register_executor("builtin:fetch", FetchExecutor())

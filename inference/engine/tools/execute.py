@@ -10,13 +10,14 @@ from typing import Any, Mapping
 
 import jsonschema
 
-from ..errors import EngineError, InvalidArguments
+from ..errors import DomainError, InvalidArguments, ToolError
 from ..types import ToolConfig, ToolResult, text_result
-from .base import ToolContext, executor_for
+from .base import Executors, ToolContext, executor_kind
 
 INVALID_ARGUMENTS = "Invalid arguments for {tool}: {error}"
 TIMED_OUT = "Tool {tool} timed out after {seconds:g} s."
 FAILED = "Tool {tool} failed: {error}"
+NO_EXECUTOR = "No executor for tool type {kind!r} in this runtime."
 
 
 @lru_cache(maxsize=1024)
@@ -40,19 +41,28 @@ def check_arguments(tool: ToolConfig, arguments: Any) -> None:
 
 
 async def execute_tool(
-    tool: ToolConfig, arguments: Mapping[str, Any], ctx: ToolContext, *, timeout_s: float, validate: bool = True
+    tool: ToolConfig,
+    arguments: Mapping[str, Any],
+    ctx: ToolContext,
+    *,
+    executors: Executors,
+    timeout_s: float,
+    validate: bool = True,
 ) -> ToolResult:
     """Never raises for a tool's own failure: the model (or caller) gets ``is_error=True``."""
     start = time.perf_counter()
     try:
         if validate:
             check_arguments(tool, arguments)
-        result = await asyncio.wait_for(executor_for(tool).execute(tool, arguments, ctx), timeout=timeout_s)
+        executor = executors.get(executor_kind(tool))
+        if executor is None:
+            raise ToolError(NO_EXECUTOR.format(kind=executor_kind(tool)))
+        result = await asyncio.wait_for(executor.execute(tool, arguments, ctx), timeout=timeout_s)
     except InvalidArguments as exc:
         result = text_result(tool.tool_id, exc.message, is_error=True)
     except (TimeoutError, asyncio.TimeoutError):
         result = text_result(tool.tool_id, TIMED_OUT.format(tool=tool.tool_id, seconds=timeout_s), is_error=True)
-    except EngineError as exc:
+    except DomainError as exc:
         result = text_result(tool.tool_id, FAILED.format(tool=tool.tool_id, error=exc.message), is_error=True)
     except Exception as exc:  # a tool's bug must not end the run; the model sees what happened
         result = text_result(tool.tool_id, FAILED.format(tool=tool.tool_id, error=f"{type(exc).__name__}: {exc}"), is_error=True)

@@ -16,7 +16,7 @@ import httpx
 from ..errors import ToolError
 from ..http import get_client
 from ..types import ContentItem, ToolConfig, ToolResult, text_result
-from .base import ToolContext, ToolExecutor, register_executor
+from .base import ToolContext, ToolExecutor
 
 TOOL_ATTR = "__agentsite_tool__"
 ENDPOINT_FAILED = "endpoint answered HTTP {status}: {body}"
@@ -197,5 +197,3 @@ class EndpointExecutor(ToolExecutor):
         return to_content(body, tool.tool_id)
 
 
-register_executor("function", PythonFunctionExecutor())
-register_executor("endpoint", EndpointExecutor())

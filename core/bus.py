@@ -1,16 +1,15 @@
-"""Signals between worker processes over the channel layer (only when REDIS_URL is set).
+"""Signals between worker processes over the channel layer (only when ``REDIS_URL`` is set).
 
-One listener task per worker, started on its first request, receives:
-- ``run.cancel``: cancel a run held by this worker (``POST /v1/sessions/{id}/cancel`` sent to
-  another worker);
-- ``env.changed``: re-read one env-store key from the database into this process's environment.
+Apps register what they handle (``on("run.cancel")(handler)``) in their ``AppConfig.ready``;
+the bus itself knows none of them. One listener task per worker, started on its first request,
+dispatches each message to the handler registered for its ``type``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from typing import Any, Awaitable, Callable
 
 from asgiref.sync import async_to_sync, sync_to_async
 from channels.layers import get_channel_layer
@@ -21,7 +20,20 @@ from django.core.signals import request_started
 log = logging.getLogger(__name__)
 
 GROUP = "agentsite.broadcast"
+Handler = Callable[[dict[str, Any]], None]
+
+_handlers: dict[str, Handler] = {}
 _listener: asyncio.Task[None] | None = None
+
+
+def on(kind: str) -> Callable[[Handler], Handler]:
+    """Register the (sync) handler of one message type; it runs in a worker thread."""
+
+    def register(handler: Handler) -> Handler:
+        _handlers[kind] = handler
+        return handler
+
+    return register
 
 
 def broadcast(message: dict[str, Any]) -> None:
@@ -31,16 +43,12 @@ def broadcast(message: dict[str, Any]) -> None:
     async_to_sync(get_channel_layer().group_send)(GROUP, message)
 
 
-async def _handle(message: dict[str, Any]) -> None:
-    kind = message.get("type")
-    if kind == "run.cancel":
-        from sessions.runs import cancel_local
-
-        cancel_local(str(message.get("session_id", "")))
-    elif kind == "env.changed":
-        from registry.services import env_reload_key
-
-        await sync_to_async(env_reload_key)(str(message.get("key", "")))
+async def _dispatch(message: dict[str, Any]) -> None:
+    handler = _handlers.get(str(message.get("type", "")))
+    if handler is None:
+        log.warning("no handler for broadcast message type %r", message.get("type"))
+        return
+    await sync_to_async(handler, thread_sensitive=False)(message)
 
 
 async def _stay_in_group(layer: Any, channel: str) -> None:
@@ -58,7 +66,7 @@ async def _listen() -> None:
             channel = await layer.new_channel()
             keeper = asyncio.create_task(_stay_in_group(layer, channel))
             while True:
-                await _handle(await layer.receive(channel))
+                await _dispatch(await layer.receive(channel))
         except asyncio.CancelledError:
             raise
         except Exception:  # Redis went away: keep trying, a worker must not lose its listener
@@ -78,4 +86,8 @@ async def _start_listener(sender: Any, **kwargs: Any) -> None:
         _listener = asyncio.get_running_loop().create_task(_listen())
 
 
-request_started.connect(_start_listener, dispatch_uid="agentsite-broadcast-listener")
+def connect() -> None:
+    """Start this worker's listener with its first request (called from ``CoreConfig.ready``)."""
+    request_started.connect(_start_listener, dispatch_uid="agentsite-broadcast-listener")
+
+

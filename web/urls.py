@@ -1,8 +1,7 @@
-"""The chat pages and the login/logout routes (the /v1 API lives in agentsite/api_urls.py)."""
+"""The chat pages (the /v1 API lives in agentsite/api_urls.py, login in accounts/urls.py)."""
 
 from __future__ import annotations
 
-from django.contrib.auth import views as auth_views
 from django.urls import path
 
 from . import pages
@@ -17,10 +16,4 @@ urlpatterns = [
     path("c/<str:session_id>/files/<str:name>", pages.attachment, name="attachment"),
     path("sidebar/", pages.sidebar, name="sidebar"),
     path("templates/fields/", pages.template_fields, name="template-fields"),
-    path(
-        "login/",
-        pages.csp(auth_views.LoginView.as_view(template_name="chat/login.html", redirect_authenticated_user=True)),
-        name="login",
-    ),
-    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
 ]

@@ -1,12 +1,12 @@
 """Keeping long sessions inside the model's context window: rolling summary and memory.
 
-Stored messages are never deleted: folding only moves ``Session.summarized_upto`` forward, so
-the model gets "summary + recent turns" while ``GET /v1/sessions/{id}`` still has everything.
+Stored messages are never deleted: folding only moves the session's ``summarized_upto`` forward,
+so the model gets "summary + recent turns" while ``GET /v1/sessions/{id}`` still has everything.
+The session itself is read and written through the sessions app's storage interface.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import math
@@ -15,21 +15,16 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Sequence
 
-from django.db import connections, transaction
+from django.db import connections
 
-from agentsite.db import db_async
-from inference.engine.errors import EngineError
-from inference.engine.http import aclose_clients
-from inference.engine.protocols import get_adapter
-from inference.engine.runtime import PreparedRun
-from inference.engine.types import Message, ModelConfig
-
-from .models import Session, SessionMessage
+from core.db import db_async
+from inference.engine import DomainError, Message, ModelConfig, PreparedRun, get_adapter, run_sync
+from sessions import selectors as session_selectors
+from sessions import services as session_store
 
 log = logging.getLogger(__name__)
 
 CHARS_PER_TOKEN = 3.5  # conservative for English prose and code, used until the server reports usage
-MEMORY_MAX_FACTS = 40
 MEMORY_MAX_FACT_CHARS = 300
 
 # Why this wording: the summary replaces the turns it covers for good, so it must keep what
@@ -78,10 +73,24 @@ def budget_for(model: ModelConfig) -> int | None:
     return model.context_window - max(256, model.context_window // 4)
 
 
-def _turn_starts(rows: Sequence[SessionMessage]) -> list[int]:
+def _turn_starts(messages: Sequence[Message]) -> list[int]:
     # A turn starts at a user message, so an assistant's tool calls and their results always
     # stay together on one side of a cut.
-    return [i for i, r in enumerate(rows) if r.role == "user"]
+    return [i for i, m in enumerate(messages) if m.role == "user"]
+
+
+def history_messages(*, session_id: str, before_seq: int | None = None) -> tuple[Message, ...]:
+    """Summary + memory as one system note, then the turns not yet folded into the summary."""
+    history = session_store.session_history(session_id=session_id, before_seq=before_seq)
+    messages = [Message.from_dict(r) for r in history.records]
+    note = []
+    if history.summary:
+        note.append(f"Summary of the earlier conversation:\n{history.summary}")
+    if history.memory:
+        note.append("Facts about the user from earlier turns:\n" + "\n".join(f"- {m}" for m in history.memory))
+    if note:
+        messages.insert(0, Message(role="system", content="\n\n".join(note)))
+    return tuple(messages)
 
 
 def _transcript(messages: Sequence[Message]) -> str:
@@ -109,40 +118,38 @@ async def afit_history(prepared: PreparedRun, *, session_id: str) -> PreparedRun
     budget = budget_for(prepared.model)
     if budget is None:
         return prepared
-    session = await Session.objects.aget(pk=session_id)
+    session = await db_async(session_selectors.session_state)(session_id=session_id)
     if estimate_tokens(prepared.messages, session.tokens_per_char) <= budget:
         return prepared
-    fold = await db_async(_plan_fold)(session, prepared, budget)
+    first_new = session.message_count - len(prepared.input_messages)
+    fold = await db_async(_plan_fold)(session_id, first_new, session.tokens_per_char, prepared, budget)
     if fold is None:
         return prepared
     upto, folded = fold
     existing = f"Current summary:\n{session.summary}\n\n" if session.summary else ""
     summary = await _ask(prepared.model, SUMMARY_PROMPT, f"{existing}New turns:\n{_transcript(folded)}")
-    await Session.objects.filter(pk=session_id).aupdate(summary=summary, summarized_upto=upto)
-    from .services import history_for_model  # the same assembly as at the start of every run
-
-    refreshed = await Session.objects.aget(pk=session_id)
-    history = await db_async(history_for_model)(refreshed, before_seq=refreshed.message_count - len(prepared.input_messages))
+    await db_async(session_store.summary_set)(session_id=session_id, summary=summary, upto=upto)
+    # The same assembly as at the start of every run.
+    history = await db_async(history_messages)(session_id=session_id, before_seq=first_new)
     return replace(prepared, messages=history + prepared.input_messages)
 
 
-def _plan_fold(session: Session, prepared: PreparedRun, budget: int) -> tuple[int, list[Message]] | None:
+def _plan_fold(
+    session_id: str, first_new: int, tokens_per_char: float | None, prepared: PreparedRun, budget: int
+) -> tuple[int, list[Message]] | None:
     """(new summarized_upto, messages to fold) — the fewest oldest turns that make it fit."""
-    from .services import row_to_message
-
-    first_new = session.message_count - len(prepared.input_messages)
-    rows = list(SessionMessage.objects.filter(session=session, seq__gte=session.summarized_upto, seq__lt=first_new).order_by("seq"))
-    starts = _turn_starts(rows)
+    rows = session_store.session_unfolded(session_id=session_id, before_seq=first_new)
+    messages = [Message.from_dict(record) for _, record in rows]
+    starts = _turn_starts(messages)
     if len(starts) < 2:
         return None  # only one turn of history: nothing can be folded without losing the current one
-    messages = [row_to_message(r) for r in rows]
-    new_tokens = estimate_tokens(prepared.input_messages, session.tokens_per_char) + 200  # + the summary note
+    new_tokens = estimate_tokens(prepared.input_messages, tokens_per_char) + 200  # + the summary note
     for cut in starts[1:]:
-        if estimate_tokens(messages[cut:], session.tokens_per_char) + new_tokens <= budget:
+        if estimate_tokens(messages[cut:], tokens_per_char) + new_tokens <= budget:
             break
     else:
         cut = starts[-1]  # keep at least the latest turn verbatim
-    return rows[cut].seq, messages[:cut]
+    return rows[cut][0], messages[:cut]
 
 
 # ---- memory ------------------------------------------------------------------------------------
@@ -161,39 +168,17 @@ def _parse_facts(text: str) -> list[str]:
     return [f.strip()[:MEMORY_MAX_FACT_CHARS] for f in data if isinstance(f, str) and f.strip()]
 
 
-@transaction.atomic
-def memory_merge(*, session_id: str, facts: Sequence[str]) -> list[str]:
-    session = Session.objects.select_for_update().filter(pk=session_id).first()
-    if session is None:
-        return []
-    known = list(session.memory)
-    seen = {f.casefold().rstrip(".") for f in known}
-    for fact in facts:
-        key = fact.casefold().rstrip(".")
-        if key not in seen:
-            seen.add(key)
-            known.append(fact)
-    known = known[-MEMORY_MAX_FACTS:]  # bounded: the oldest facts give way
-    Session.objects.filter(pk=session_id).update(memory=known)
-    return known
-
-
 def _extract(model: ModelConfig, session_id: str, turn: list[Message], known: list[str]) -> None:
-    async def run() -> list[str]:
-        try:
-            known_text = "\n".join(f"- {f}" for f in known) or "(none)"
-            return _parse_facts(await _ask(model, MEMORY_PROMPT, f"Known facts:\n{known_text}\n\nConversation:\n{_transcript(turn)}"))
-        finally:
-            await aclose_clients()
-
+    known_text = "\n".join(f"- {f}" for f in known) or "(none)"
     try:
-        facts = asyncio.run(run())
-    except EngineError as exc:
+        answer = run_sync(_ask(model, MEMORY_PROMPT, f"Known facts:\n{known_text}\n\nConversation:\n{_transcript(turn)}"))
+        facts = _parse_facts(answer)
+    except DomainError as exc:
         log.info("memory extraction for %s skipped: %s", session_id, exc.message)
         return
     try:
         if facts:
-            memory_merge(session_id=session_id, facts=facts)
+            session_store.memory_merge(session_id=session_id, facts=facts)
     finally:
         connections.close_all()  # this pool thread's connection must not outlive the job
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
-from registry.models import ApiKey
+from accounts.services import api_key_create
 
 
 class Command(BaseCommand):
@@ -17,5 +17,5 @@ class Command(BaseCommand):
         user = get_user_model().objects.filter(username=username).first()
         if user is None:
             raise CommandError(f"No user named {username!r}.")
-        _, plaintext = ApiKey.generate(user=user, name=name)
+        _, plaintext = api_key_create(user=user, name=name)
         self.stdout.write(plaintext)

@@ -2,8 +2,8 @@
 
 One URL, one template: each page view renders the whole page, or only the conversation
 partial when htmx asks (``request.htmx``), and says so with ``Vary: HX-Request``. Stored
-history is rendered here from ``SessionMessage`` rows: assistant text through the Markdown
-sanitizer, everything else escaped by the template engine.
+history is rendered here from stored message rows (read through the sessions app's selectors):
+assistant text through the Markdown sanitizer, everything else escaped by the template engine.
 """
 
 from __future__ import annotations
@@ -24,18 +24,18 @@ from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseLocation
 
-from inference.engine.templates import template_variables
-from registry.models import LLMModel, Tool, ToolType
-from templates_app.models import PromptTemplate
+from core.http import csp
+from core.errors import NotFound
+from inference.engine import template_variables
+from registry import selectors as registry
+from registry.models import Tool, ToolType
+from sessions import selectors as session_selectors
+from sessions import services as session_store
+from sessions.models import Session, SessionMessage
+from templates_app import services as templates
 
-from . import services
 from .markdown import render_markdown
-from .models import Session, SessionMessage
 
-CONTENT_SECURITY_POLICY = (
-    "default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; style-src 'self'; "
-    "script-src 'self'; connect-src 'self'; frame-ancestors 'none'; base-uri 'self'; form-action 'self'"
-)
 THEME_COOKIE = "theme"
 THEMES = ("light", "dark")
 SIDEBAR_LIMIT = 200
@@ -43,18 +43,6 @@ TOOL_RESULT_MAX_CHARS = 8_000  # a card shows this much of a tool's output; the 
 ATTACHMENT_NAME_RE = re.compile(r"^[0-9a-f]{24}\.[a-z0-9]{1,8}$")
 
 NO_MODELS = "No model is registered yet."
-
-
-def csp(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
-    """Adds the chat pages' Content-Security-Policy: our own scripts and styles only."""
-
-    @wraps(view)
-    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        response = view(request, *args, **kwargs)
-        response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
-        return response
-
-    return wrapped
 
 
 # ---- presentation of stored messages ---------------------------------------------------------
@@ -176,7 +164,7 @@ class ToolGroup:
 
 def tool_groups() -> list[ToolGroup]:
     """Enabled tools by kind: functions, MCP per server, skills, built-ins."""
-    tools = Tool.objects.filter(enabled=True).select_related("server", "skill").order_by("tool_type", "tool_id")
+    tools = registry.tools_enabled()
     functions, mcp, skills, builtins = [], {}, [], []  # type: ignore[var-annotated]
     for tool in tools:
         if tool.tool_type == ToolType.MCP:
@@ -197,14 +185,14 @@ def tool_groups() -> list[ToolGroup]:
 
 
 def _session_for_user(request: HttpRequest, session_id: str) -> Session:
-    session = Session.objects.filter(pk=session_id, owner=request.user).first()
-    if session is None:
-        raise Http404("No such chat.")
-    return session
+    try:
+        return session_selectors.session_get_for_user(session_id=session_id, user=request.user)
+    except NotFound:
+        raise Http404("No such chat.") from None
 
 
 def _sessions(request: HttpRequest) -> list[Session]:
-    return list(Session.objects.filter(owner=request.user).order_by("-updated_at").only("id", "title", "updated_at")[:SIDEBAR_LIMIT])
+    return list(session_selectors.session_list_for_user(user=request.user).only("id", "title", "updated_at")[:SIDEBAR_LIMIT])
 
 
 def _theme(request: HttpRequest) -> str:
@@ -213,7 +201,7 @@ def _theme(request: HttpRequest) -> str:
 
 
 def _conversation_context(request: HttpRequest, session: Session | None) -> dict[str, Any]:
-    rows = SessionMessage.objects.filter(session=session).order_by("seq") if session else []
+    rows = session_selectors.session_messages(session=session) if session else []
     return {
         "session": session,
         "blocks": blocks_from_rows(rows),
@@ -227,13 +215,13 @@ def _chat(request: HttpRequest, session: Session | None) -> HttpResponse:
     context = _conversation_context(request, session)
     if request.htmx and not request.htmx.history_restore_request:
         return render(request, "chat/_conversation.html", {**context, "oob": True})
-    models = list(LLMModel.objects.filter(enabled=True).order_by("model_id"))
+    models = list(registry.models_enabled())
     selected = session.model_id if session and any(m.model_id == session.model_id for m in models) else ""
     context.update(
         models=models,
         selected_model=selected or (models[0].model_id if models else ""),
         tool_groups=tool_groups(),
-        templates=list(PromptTemplate.objects.order_by("name").only("id", "name", "description")),
+        templates=list(templates.template_list().only("id", "name", "description")),
         theme=_theme(request),
         no_models=NO_MODELS,
     )
@@ -272,7 +260,7 @@ def chat_messages(request: HttpRequest, session_id: str) -> HttpResponse:
     except ValueError:
         from_seq = 0
     # A turn's tool results refer to calls made earlier in the same turn, which starts at from_seq.
-    rows = SessionMessage.objects.filter(session=session, seq__gte=from_seq).order_by("seq")
+    rows = session_selectors.session_messages(session=session, from_seq=from_seq)
     session.refresh_from_db(fields=["message_count"])
     return render(request, "chat/_turn.html", {"session": session, "blocks": blocks_from_rows(rows), "next_seq": session.message_count})
 
@@ -290,7 +278,7 @@ def sidebar(request: HttpRequest) -> HttpResponse:
 @require_POST
 def chat_delete(request: HttpRequest, session_id: str) -> HttpResponse:
     session = _session_for_user(request, session_id)
-    services.session_delete(session=session)
+    session_store.session_delete(session=session)
     if not request.htmx:
         return redirect("chat:new")
     current = urlsplit(request.htmx.current_url or "").path
@@ -309,7 +297,7 @@ def template_fields(request: HttpRequest) -> HttpResponse:
     key = request.GET.get("prompt_template", "")
     template = None
     if key:
-        template = PromptTemplate.objects.filter(pk=key).first() or PromptTemplate.objects.filter(name=key).first()
+        template = templates.template_find(id_or_name=key)
     variables = template_variables(template.content) if template else []
     return render(request, "chat/_template_fields.html", {"template": template, "variables": variables})
 
@@ -321,7 +309,7 @@ def attachment(request: HttpRequest, session_id: str, name: str) -> HttpResponse
     session = _session_for_user(request, session_id)
     if not ATTACHMENT_NAME_RE.match(name):
         raise Http404("No such file.")
-    path = services.session_dir(session.pk) / name
+    path = session_store.session_dir(session.pk) / name
     if not path.is_file():
         raise Http404("No such file.")
     response = FileResponse(path.open("rb"))

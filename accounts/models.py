@@ -1,0 +1,34 @@
+"""Accounts: per-user API keys (only a hash of each key is stored)."""
+
+from __future__ import annotations
+
+import hashlib
+
+from django.conf import settings
+from django.db import models
+
+KEY_PREFIX = "ask_"
+
+
+def hash_api_key(plaintext: str) -> str:
+    # Keys are 256-bit random tokens, so a fast hash is enough: nothing to brute-force.
+    return hashlib.sha256(plaintext.encode()).hexdigest()
+
+
+class ApiKey(models.Model):
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_keys")
+    name = models.CharField(max_length=100, blank=True, default="")
+    prefix = models.CharField(max_length=16, help_text="First characters, to recognise the key.")
+    key_hash = models.CharField(max_length=64, unique=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    is_active = models.BooleanField(default=True)
+
+    class Meta:
+        # The table kept its name when the model moved here from the registry app.
+        db_table = "registry_apikey"
+        verbose_name = "API key"
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.prefix}… ({self.user})"

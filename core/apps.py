@@ -1,0 +1,13 @@
+from django.apps import AppConfig
+
+
+class CoreConfig(AppConfig):
+    """The kernel every app may import: errors and their envelope, async DB helpers, the bus."""
+
+    name = "core"
+    verbose_name = "Core"
+
+    def ready(self) -> None:
+        from . import bus, checks  # noqa: F401  (checks register themselves with Django)
+
+        bus.connect()

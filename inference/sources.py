@@ -1,0 +1,40 @@
+"""Database-backed sources for the server's Runtime (the SDK uses the in-memory registries).
+
+The engine resolves models, tools and templates only through these interfaces, so the SDK and
+the server share one preparation path (``Runtime.prepare``).
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+from inference.engine import ModelConfig, ToolConfig
+from registry import selectors as registry
+from registry.mcp_services import mcp_ensure_configured
+from templates_app.services import template_get
+
+
+class DbModels:
+    def get(self, model_id: str) -> ModelConfig:
+        return registry.model_config_get(model_id=model_id)
+
+
+class DbTools:
+    def get_many(self, tool_ids: Iterable[str]) -> list[ToolConfig]:
+        tools = registry.tool_configs_get(tool_ids=tool_ids)
+        # This worker's MCP manager learns the stored config of every server these tools use.
+        mcp_ensure_configured(tools)
+        return tools
+
+    def all(self) -> list[ToolConfig]:
+        return registry.tool_configs_all()
+
+    def on_server(self, server: str, tool: str) -> ToolConfig:
+        config = registry.tool_config_on_server(server=server, tool=tool)
+        mcp_ensure_configured([config])
+        return config
+
+
+class DbTemplates:
+    def get_content(self, name: str) -> str:
+        return template_get(id_or_name=name).content

@@ -1,0 +1,92 @@
+"""Registry reads: ORM rows turned into the engine's configs (``${VAR}`` resolved on the way)."""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+from django.db.models import QuerySet
+
+from inference.engine import ModelConfig, ModelNotFound, ToolConfig, ToolNotFound, expand_vars
+
+from .env_store import env_lookup
+from .models import LLMModel, Tool
+
+MODEL_NOT_FOUND = "No model with id {model_id!r}."
+TOOL_NOT_FOUND = "No enabled tool with id {tool_id!r}."
+MCP_TOOL_NOT_FOUND = "No enabled tool {tool!r} on MCP server {server!r}."
+
+
+def model_to_config(row: LLMModel) -> ModelConfig:
+    return ModelConfig(
+        model_id=row.model_id,
+        api_protocol=row.api_protocol,
+        api_base=expand_vars(row.api_base, env_lookup),
+        model_name=row.model_name,
+        api_key=expand_vars(row.api_key, env_lookup) or None,
+        display_name=row.display_name,
+        context_window=row.context_window,
+        options=dict(row.options or {}),
+        supports_vision=row.supports_vision,
+        supports_audio=row.supports_audio,
+        timeout_s=row.timeout_s,
+        enabled=row.enabled,
+    )
+
+
+def model_config_get(*, model_id: str) -> ModelConfig:
+    row = LLMModel.objects.filter(model_id=model_id, enabled=True).first()
+    if row is None:
+        raise ModelNotFound(MODEL_NOT_FOUND.format(model_id=model_id))
+    return model_to_config(row)
+
+
+def models_enabled() -> QuerySet[LLMModel]:
+    return LLMModel.objects.filter(enabled=True).order_by("model_id")
+
+
+def tool_to_config(row: Tool) -> ToolConfig:
+    return ToolConfig(
+        tool_id=row.tool_id,
+        tool_type=row.tool_type,  # type: ignore[arg-type]  # the database constraint keeps it a ToolType
+        name=row.name,
+        description=row.description,
+        parameters=row.parameters or {"type": "object", "properties": {}},
+        enabled=row.enabled,
+        callable=row.callable or None,
+        endpoint=expand_vars(row.endpoint, env_lookup) or None,
+        server=row.server.name if row.server else None,
+        remote_name=row.remote_name or None,
+        skill=row.skill.name if row.skill else None,
+        skill_path=row.skill.path if row.skill else None,
+        timeout_s=row.timeout_s,
+    )
+
+
+def _tools() -> QuerySet[Tool]:
+    return Tool.objects.select_related("server", "skill")
+
+
+def tool_configs_get(*, tool_ids: Iterable[str]) -> list[ToolConfig]:
+    """Enabled tools in the order asked; unknown (or disabled) ids -> ToolNotFound naming them."""
+    wanted = list(dict.fromkeys(tool_ids))
+    rows = {t.tool_id: t for t in _tools().filter(tool_id__in=wanted, enabled=True)}
+    missing = [t for t in wanted if t not in rows]
+    if missing:
+        raise ToolNotFound(TOOL_NOT_FOUND.format(tool_id=missing[0]), detail={"missing": missing})
+    return [tool_to_config(rows[t]) for t in wanted]
+
+
+def tool_configs_all() -> list[ToolConfig]:
+    return [tool_to_config(t) for t in _tools().filter(enabled=True)]
+
+
+def tool_config_on_server(*, server: str, tool: str) -> ToolConfig:
+    """An enabled MCP tool by its server's name and its name on that server."""
+    row = _tools().filter(tool_type="mcp", server__name=server, remote_name=tool, enabled=True).first()
+    if row is None:
+        raise ToolNotFound(MCP_TOOL_NOT_FOUND.format(tool=tool, server=server))
+    return tool_to_config(row)
+
+
+def tools_enabled() -> QuerySet[Tool]:
+    return _tools().filter(enabled=True).order_by("tool_type", "tool_id")
