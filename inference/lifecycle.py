@@ -16,8 +16,7 @@ from typing import Any, Mapping, Sequence
 from django.conf import settings
 
 from core.db import db_async
-from inference.engine import DomainError, InferenceResult, Message, PreparedRun, RunControl, RunHooks, Usage
-from inference.engine import media
+from inference.engine import DomainError, InferenceResult, Message, PreparedRun, RunControl, RunHooks, Usage, media
 from sessions import runs
 from sessions import selectors as session_selectors
 from sessions import services as session_store

@@ -14,9 +14,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from inference.engine import DomainError, protocol_choices
-from inference.engine.mcp_config import normalize_server_config
-from inference.engine.skills import find_skill_file
+from inference.engine import DomainError, find_skill_file, normalize_server_config, protocol_choices
 
 from . import env_store, mcp_services, model_services, services, skill_services
 from .models import EnvVar, LLMModel, MCPServer, Skill, Tool

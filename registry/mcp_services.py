@@ -15,8 +15,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from core.errors import DomainError, InvalidRequest, NotFound
-from inference.engine import MCPClientManager, ToolConfig
-from inference.engine.mcp_config import mcp_tool_configs, normalize_server_config, parse_mcp_servers
+from inference.engine import MCPClientManager, ToolConfig, mcp_tool_configs, normalize_server_config, parse_mcp_servers
 
 from .env_store import env_values
 from .models import MCPServer, MCPStatus, Tool, ToolType

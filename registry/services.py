@@ -9,8 +9,7 @@ import jsonschema
 from django.db import IntegrityError, transaction
 
 from core.errors import Conflict, InvalidRequest, ValidationFailed
-from inference.engine import find_vars
-from inference.engine.tools.functions import import_dotted
+from inference.engine import find_vars, import_dotted
 
 from .models import LLMModel, Tool, ToolType
 

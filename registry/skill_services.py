@@ -10,10 +10,8 @@ from django.conf import settings
 from django.db import transaction
 
 from core.errors import InvalidRequest, NotFound
-from inference.engine.archive import extract_skill_zip
-from inference.engine.skills import Skill as ParsedSkill
-from inference.engine.skills import parse_skill, skill_tool_config
-from inference.engine.tools.builtins import bash_tool_config, fetch_tool_config
+from inference.engine import Skill as ParsedSkill
+from inference.engine import bash_tool_config, extract_skill_zip, fetch_tool_config, parse_skill, skill_tool_config
 
 from .models import Skill, Tool, ToolType
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from core.serializers import StrictModelSerializer, StrictSerializer
-from inference.engine.templates import template_variables
+from inference.engine import template_variables
 
 from .models import PromptTemplate, PromptTemplateVersion
 

@@ -9,6 +9,8 @@ server's apps, SDK users, tests) import from here::
     print(runtime.infer(InferenceRequest.of("m", "Hello")).content)
 """
 
+from . import media
+from .archive import extract_skill_zip
 from .envvars import expand_vars, find_vars
 from .errors import (
     DomainError,
@@ -29,13 +31,16 @@ from .errors import (
 )
 from .executors import default_executors
 from .mcp import MCPClientManager
+from .mcp_config import mcp_tool_configs, normalize_server_config, parse_mcp_servers
 from .protocols import ADAPTERS, ProtocolAdapter, get_adapter, protocol_choices
 from .registries import ModelRegistry, ModelSource, TemplateRegistry, TemplateSource, ToolRegistry, ToolSource
 from .runtime import Limits, PreparedRun, RunControl, RunHooks, Runtime
+from .skills import Skill, find_skill_file, parse_skill, skill_tool_config
 from .sync import iterate_sync, run_sync
 from .templates import render_template, template_variables
 from .tools.base import ToolContext, ToolExecutor, ToolSettings
-from .tools.functions import tool
+from .tools.builtins import bash_tool_config, fetch_tool_config
+from .tools.functions import import_dotted, tool
 from .types import (
     AudioInput,
     InferenceRequest,
@@ -50,6 +55,8 @@ from .types import (
 )
 
 __all__ = [
+    "Skill", "bash_tool_config", "extract_skill_zip", "fetch_tool_config", "find_skill_file", "import_dotted",
+    "mcp_tool_configs", "media", "normalize_server_config", "parse_mcp_servers", "parse_skill", "skill_tool_config",
     "ADAPTERS", "AudioInput", "DomainError", "InferenceRequest", "InferenceResult", "InputTooLarge",
     "InvalidArguments", "InvalidRequest", "Limits", "MCPClientManager", "Message", "ModelConfig", "ModelError",
     "ModelNotFound", "ModelRegistry", "ModelSource", "ModelTimeout", "ModelUnavailable", "NotFound", "PreparedRun",
