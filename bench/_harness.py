@@ -262,11 +262,15 @@ def _stop(proc: subprocess.Popen | None) -> None:
 _SETUP = """
 import json
 from django.contrib.auth import get_user_model
-from accounts.services import api_key_create
 from registry.models import LLMModel
 cfg = json.loads({cfg!r})
 User = get_user_model()
 user = User.objects.filter(username="bench").first() or User.objects.create_user("bench", is_staff=True)
+try:
+    from accounts.services import api_key_create
+except ImportError:  # a revision from before the accounts app (bench/compare.py runs those too)
+    from registry.models import ApiKey
+    api_key_create = ApiKey.generate
 _, key = api_key_create(user=user, name="bench")
 for m in cfg["models"]:
     LLMModel.objects.update_or_create(model_id=m["model_id"], defaults=m)
@@ -280,6 +284,7 @@ class App:
 
     workdir: Path
     extra_env: dict[str, str] = field(default_factory=dict)
+    root: Path = ROOT  # the checkout to serve (bench/compare.py points it at another revision)
     port: int = 0
     url: str = ""
     api_key: str = ""
@@ -290,7 +295,7 @@ class App:
         return _env({"AGENTSITE_DATA_DIR": str(self.workdir / "data"), **self.extra_env})
 
     def manage(self, *args: str) -> str:
-        res = subprocess.run([PY, "manage.py", *args], cwd=ROOT, env=self._env(), capture_output=True, text=True)
+        res = subprocess.run([PY, "manage.py", *args], cwd=self.root, env=self._env(), capture_output=True, text=True)
         if res.returncode != 0:
             raise RuntimeError(f"manage.py {args[0]} failed:\n{res.stdout}\n{res.stderr}")
         return res.stdout
@@ -314,7 +319,7 @@ class App:
         self.url = f"http://{HOST}:{self.port}"
         self.log_path = self.workdir / f"app-{self.port}.log"
         self.proc = subprocess.Popen(
-            [PY, "manage.py", "serve", f"{HOST}:{self.port}"], cwd=ROOT, env=self._env(),
+            [PY, "manage.py", "serve", f"{HOST}:{self.port}"], cwd=self.root, env=self._env(),
             stdout=open(self.log_path, "w"), stderr=subprocess.STDOUT, preexec_fn=_child_limits,
         )
         import httpx
@@ -348,9 +353,11 @@ class App:
 class Stack:
     """Context manager: tempdir + fake server (+ the app when ``app=True``), all torn down after."""
 
-    def __init__(self, *, app: bool = True, chunks: int = 1, delay: float = 0.0, keep: bool = False) -> None:
+    def __init__(
+        self, *, app: bool = True, chunks: int = 1, delay: float = 0.0, keep: bool = False, root: Path = ROOT
+    ) -> None:
         # BENCH_KEEP=1 keeps the temp dir (logs of the fake and the worker) for a look afterwards
-        self.want_app, self.keep = app, keep or os.environ.get("BENCH_KEEP") == "1"
+        self.want_app, self.keep, self.root = app, keep or os.environ.get("BENCH_KEEP") == "1", root
         self.workdir = Path(tempfile.mkdtemp(prefix="agentsite-bench-"))
         self.fake = FakeServer(chunks=chunks, delay=delay)
         self.app: App | None = None
@@ -360,7 +367,7 @@ class Stack:
         try:
             self.fake.start(self.workdir)
             if self.want_app:
-                self.app = App(self.workdir).setup(self.fake).start()
+                self.app = App(self.workdir, root=self.root).setup(self.fake).start()
         except BaseException:
             self.__exit__()
             raise
