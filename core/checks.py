@@ -9,7 +9,7 @@ from django.core.checks import Error, Warning, register
 
 
 @register()
-def check_agentsite_settings(app_configs, **kwargs):  # noqa: ANN001, ANN201
+def check_agentsite_settings(app_configs, **kwargs):
     problems = []
     data_dir = settings.AGENTSITE["DATA_DIR"]
     if not os.access(data_dir, os.W_OK):

@@ -17,7 +17,9 @@ class DomainError(Exception):
     code = "error"
     status = 500
 
-    def __init__(self, message: str, *, code: str | None = None, status: int | None = None, detail: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, message: str, *, code: str | None = None, status: int | None = None, detail: dict[str, Any] | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.detail = detail or {}

@@ -10,5 +10,5 @@ def healthz(request: HttpRequest) -> JsonResponse:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
         return JsonResponse({"status": "ok", "database": "ok"})
-    except Exception as exc:  # any DB failure means "not ready"
+    except Exception as exc:  # noqa: BLE001 - any DB failure means "not ready"
         return JsonResponse({"status": "error", "database": "unavailable", "error": type(exc).__name__}, status=503)

@@ -11,9 +11,9 @@ import json
 import logging
 import math
 import re
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
-from typing import Sequence
 
 from django.db import connections
 

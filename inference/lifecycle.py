@@ -10,8 +10,9 @@ that turns engine messages into stored records.
 from __future__ import annotations
 
 import base64
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from django.conf import settings
 
@@ -88,7 +89,9 @@ class SessionHooks(RunHooks):
             session = await db_async(session_selectors.session_state)(session_id=self.session_id)
             turn = [m for m in self.prepared.input_messages if m.role == "user"]
             turn.append(Message(role="assistant", content=result.content))
-            context.memory_extract_later(model=self.prepared.model, session_id=self.session_id, turn=turn, known=list(session.memory))
+            context.memory_extract_later(
+                model=self.prepared.model, session_id=self.session_id, turn=turn, known=list(session.memory)
+            )
 
 
 @dataclass

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from django.conf import settings
 from django.core.signals import setting_changed
@@ -42,7 +43,9 @@ def get_runtime() -> Runtime:
         fetch_max_bytes=conf["FETCH_MAX_BYTES"],
         fetch_timeout_s=conf["FETCH_TIMEOUT_S"],
     )
-    return Runtime(DbModels(), DbTools(), DbTemplates(), limits=limits, tool_settings=tool_settings, scratch_dir_for=scratch_dir_for)
+    return Runtime(
+        DbModels(), DbTools(), DbTemplates(), limits=limits, tool_settings=tool_settings, scratch_dir_for=scratch_dir_for
+    )
 
 
 @receiver(setting_changed)

@@ -6,7 +6,7 @@ the server share one preparation path (``Runtime.prepare``).
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 from inference.engine import ModelConfig, ToolConfig
 from registry import selectors as registry

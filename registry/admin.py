@@ -30,7 +30,7 @@ class SecretInput(forms.PasswordInput):
 class KeepSecretIfBlank:
     secret_fields: tuple[str, ...] = ()
 
-    def clean(self):  # noqa: ANN201
+    def clean(self):
         cleaned = super().clean()  # type: ignore[misc]
         instance = self.instance  # type: ignore[attr-defined]
         for field in self.secret_fields:
@@ -78,7 +78,7 @@ class LLMModelAdmin(admin.ModelAdmin):
         )
 
     @admin.action(description="Test connection to the selected models")
-    def test_connection(self, request: HttpRequest, queryset) -> None:  # noqa: ANN001
+    def test_connection(self, request: HttpRequest, queryset) -> None:
         models = list(queryset[: self.TEST_LIMIT + 1])
         if len(models) > self.TEST_LIMIT:
             self.message_user(request, f"Testing the first {self.TEST_LIMIT} models only.", messages.WARNING)
@@ -87,7 +87,7 @@ class LLMModelAdmin(admin.ModelAdmin):
             level = messages.SUCCESS if ok else messages.ERROR
             self.message_user(request, f"{model.model_id}: {'OK, ' if ok else 'failed: '}{outcome}", level)
 
-    def get_urls(self):  # noqa: ANN201
+    def get_urls(self):
         detect = path("detect/", self.admin_site.admin_view(self.detect_view), name="registry_llmmodel_detect")
         return [detect, *super().get_urls()]
 
@@ -98,7 +98,10 @@ class LLMModelAdmin(admin.ModelAdmin):
             self.message_user(request, "Choose at least one model (detect again if this page is old).", messages.WARNING)
             return redirect(request.path)
         created = services.models_register_detected(
-            api_protocol=params["api_protocol"], api_base=params["api_base"], api_key=params.get("api_key", ""), model_names=chosen
+            api_protocol=params["api_protocol"],
+            api_base=params["api_base"],
+            api_key=params.get("api_key", ""),
+            model_names=chosen,
         )
         request.session.pop(self.DETECT_SESSION_KEY, None)
         if created:
@@ -179,40 +182,40 @@ class MCPServerAdmin(admin.ModelAdmin):
     actions = ["reconnect", "refresh_tools"]
     form = MCPServerForm
 
-    def get_readonly_fields(self, request, obj=None):  # noqa: ANN001, ANN201
+    def get_readonly_fields(self, request, obj=None):
         return self.readonly_fields + (["name"] if obj else [])
 
-    def get_inlines(self, request, obj=None):  # noqa: ANN001, ANN201
+    def get_inlines(self, request, obj=None):
         return self.inlines if obj else []  # tools appear once the server is connected
 
-    def get_fields(self, request, obj=None):  # noqa: ANN001, ANN201
+    def get_fields(self, request, obj=None):
         # The stored config may hold secrets: editable when adding, shown masked afterwards
         # (change it by re-posting to /v1/tools/mcp).
         if obj is None:
             return ["name", "config"]
         return ["name", "status", "last_error", "last_connected_at", "masked_config", "created_at", "updated_at"]
 
-    def save_model(self, request, obj: MCPServer, form, change) -> None:  # noqa: ANN001
+    def save_model(self, request, obj: MCPServer, form, change) -> None:
         super().save_model(request, obj, form, change)
         if not change:
             self._report(request, obj, mcp_services.mcp_connect(server=obj))
 
-    def get_queryset(self, request):  # noqa: ANN001, ANN201
+    def get_queryset(self, request):
         return super().get_queryset(request).annotate(_tool_count=Count("tools"))
 
-    def _report(self, request, server: MCPServer, outcome: dict) -> None:  # noqa: ANN001
+    def _report(self, request, server: MCPServer, outcome: dict) -> None:
         if outcome["status"] == "connected":
             self.message_user(request, f"{server.name}: connected, {len(outcome['tool_ids'])} tool(s).", messages.SUCCESS)
         else:
             self.message_user(request, f"{server.name}: {outcome['error']['message']}", messages.ERROR)
 
     @admin.action(description="Reconnect (restart the connection and refresh tools)")
-    def reconnect(self, request, queryset) -> None:  # noqa: ANN001
+    def reconnect(self, request, queryset) -> None:
         for server in queryset:
             self._report(request, server, mcp_services.mcp_reconnect(server=server))
 
     @admin.action(description="Refresh tools")
-    def refresh_tools(self, request, queryset) -> None:  # noqa: ANN001
+    def refresh_tools(self, request, queryset) -> None:
         for server in queryset:
             self._report(request, server, mcp_services.mcp_connect(server=server))
 
@@ -243,17 +246,19 @@ class SkillAdmin(admin.ModelAdmin):
     list_display = ["name", "description", "uploaded", "path", "updated_at"]
     list_filter = ["uploaded"]
     search_fields = ["name", "description"]
-    readonly_fields = ["name", "description", "path", "uploaded", "allowed_tools", "warnings", "skill_md", "created_at", "updated_at"]
+    readonly_fields = [
+        "name", "description", "path", "uploaded", "allowed_tools", "warnings", "skill_md", "created_at", "updated_at",
+    ]
     change_list_template = "admin/registry/skill/change_list.html"
 
-    def has_add_permission(self, request) -> bool:  # noqa: ANN001
+    def has_add_permission(self, request) -> bool:
         return False  # skills come from an upload (below) or POST /v1/tools/skill
 
-    def get_urls(self):  # noqa: ANN201
+    def get_urls(self):
         own = [path("upload/", self.admin_site.admin_view(self.upload_view), name="registry_skill_upload")]
         return own + super().get_urls()
 
-    def upload_view(self, request):  # noqa: ANN001, ANN201
+    def upload_view(self, request):
         form = SkillUploadForm(request.POST or None, request.FILES or None)
         if request.method == "POST" and form.is_valid():
             try:
@@ -281,7 +286,7 @@ class EnvVarForm(forms.ModelForm):
         fields = ["key", "value", "is_secret"]
         widgets = {"value": forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"})}
 
-    def clean(self):  # noqa: ANN201
+    def clean(self):
         cleaned = super().clean()
         if self.instance.pk and not cleaned.get("value"):
             cleaned["value"] = self.instance.value
@@ -299,12 +304,12 @@ class EnvVarAdmin(admin.ModelAdmin):
     def masked_value(self, obj: EnvVar) -> str:
         return services.mask_secret(obj.value) if obj.is_secret else obj.value
 
-    def save_model(self, request, obj: EnvVar, form, change) -> None:  # noqa: ANN001
+    def save_model(self, request, obj: EnvVar, form, change) -> None:
         env_store.env_set(key=obj.key, value=obj.value, is_secret=obj.is_secret)
 
-    def delete_model(self, request, obj: EnvVar) -> None:  # noqa: ANN001
+    def delete_model(self, request, obj: EnvVar) -> None:
         env_store.env_delete(key=obj.key)
 
-    def delete_queryset(self, request, queryset) -> None:  # noqa: ANN001
+    def delete_queryset(self, request, queryset) -> None:
         for obj in queryset:
             env_store.env_delete(key=obj.key)

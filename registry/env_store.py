@@ -10,7 +10,8 @@ only where a config holds one.
 from __future__ import annotations
 
 import os
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from core.errors import NotFound
 from inference.engine import find_vars

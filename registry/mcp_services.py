@@ -8,7 +8,8 @@ registered through one worker is usable from every other one.
 from __future__ import annotations
 
 import logging
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
@@ -93,7 +94,9 @@ def mcp_connect(*, server: MCPServer) -> dict[str, Any]:
         return {"status": "error", "error": {"code": exc.code, "message": exc.message}}
     tool_ids = _sync_tools(server, mcp_tool_configs(server.name, tools))
     now = timezone.now()
-    MCPServer.objects.filter(pk=server.pk).update(status=MCPStatus.CONNECTED, last_error="", last_connected_at=now, updated_at=now)
+    MCPServer.objects.filter(pk=server.pk).update(
+        status=MCPStatus.CONNECTED, last_error="", last_connected_at=now, updated_at=now
+    )
     return {"status": "connected", "tool_ids": tool_ids}
 
 
@@ -128,4 +131,3 @@ def mcp_ensure_configured(tools: Iterable[ToolConfig]) -> None:
         return
     for server in MCPServer.objects.filter(name__in=names).only("name", "config"):
         _configure(server.name, server.config)
-

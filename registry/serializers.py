@@ -89,7 +89,8 @@ class ToolSerializer(StrictModelSerializer):
         tool_type = attrs.get("tool_type", self.instance.tool_type if self.instance else ToolType.FUNCTION)
         if self.instance is None and tool_type != ToolType.FUNCTION:
             raise serializers.ValidationError(
-                {"tool_type": "Only function tools are created here; MCP tools come from /v1/tools/mcp, skills from /v1/tools/skill."}
+                {"tool_type": "Only function tools are created here; MCP tools come from /v1/tools/mcp, "
+                              "skills from /v1/tools/skill."}
             )
         if self.instance is not None and "tool_type" in attrs and attrs["tool_type"] != self.instance.tool_type:
             raise serializers.ValidationError({"tool_type": "tool_type cannot be changed."})

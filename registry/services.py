@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 import jsonschema
 from django.db import IntegrityError, transaction
@@ -57,10 +58,12 @@ def callable_check(path: str) -> None:
     """``pkg.mod:func`` or ``pkg.mod.func`` must import to a callable (400 ``invalid_callable``)."""
     module_name, _, attr = path.partition(":") if ":" in path else path.rpartition(".")
     if not module_name or not attr:
-        raise InvalidRequest(CALLABLE_IMPORT_FAILED.format(path=path, error="expected 'module:function'"), code="invalid_callable")
+        raise InvalidRequest(
+            CALLABLE_IMPORT_FAILED.format(path=path, error="expected 'module:function'"), code="invalid_callable"
+        )
     try:
         obj = import_dotted(path)
-    except Exception as exc:  # any import-time error is the registrant's problem, reported as 400
+    except Exception as exc:  # noqa: BLE001 - any import-time error is the registrant's problem, reported as 400
         raise InvalidRequest(CALLABLE_IMPORT_FAILED.format(path=path, error=exc), code="invalid_callable") from None
     if not callable(obj):
         raise InvalidRequest(CALLABLE_NOT_CALLABLE.format(path=path), code="invalid_callable")

@@ -15,7 +15,14 @@ from core.permissions import IsStaff, IsStaffOrReadOnly
 
 from . import env_store, mcp_services, model_services, services, skill_services
 from .models import EnvVar, LLMModel, MCPServer, Skill, Tool
-from .serializers import DetectModelsSerializer, EnvVarSerializer, MCPServerSerializer, ModelSerializer, SkillSerializer, ToolSerializer
+from .serializers import (
+    DetectModelsSerializer,
+    EnvVarSerializer,
+    MCPServerSerializer,
+    ModelSerializer,
+    SkillSerializer,
+    ToolSerializer,
+)
 
 ListOf = lambda name, ser: inline_serializer(name, {"data": ser(many=True)})  # noqa: E731
 

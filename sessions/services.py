@@ -15,10 +15,11 @@ import base64
 import hashlib
 import secrets
 import shutil
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction

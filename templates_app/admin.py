@@ -14,7 +14,7 @@ class VersionInline(admin.TabularInline):
     can_delete = False
     ordering = ["-version"]
 
-    def has_add_permission(self, request, obj=None) -> bool:  # noqa: ANN001
+    def has_add_permission(self, request, obj=None) -> bool:
         return False
 
 
@@ -25,7 +25,7 @@ class PromptTemplateAdmin(admin.ModelAdmin):
     readonly_fields = ["id", "version", "created_at", "updated_at"]
     inlines = [VersionInline]
 
-    def save_model(self, request, obj: PromptTemplate, form, change) -> None:  # noqa: ANN001
+    def save_model(self, request, obj: PromptTemplate, form, change) -> None:
         # Same service as the API, so admin edits also bump the version and keep history.
         if change:
             services.template_update(template=obj, changes={f: form.cleaned_data[f] for f in form.changed_data})

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.db.models import Q, QuerySet
@@ -11,7 +12,6 @@ from core.errors import Conflict
 from inference.engine import TemplateNotFound, render_template
 
 from .models import PromptTemplate, PromptTemplateVersion
-
 
 NAME_TAKEN = "A prompt template named {name!r} already exists."
 
@@ -52,7 +52,9 @@ def template_update(*, template: PromptTemplate, changes: Mapping[str, Any]) -> 
                 setattr(tpl, key, value)
             tpl.version += 1
             tpl.save()
-            PromptTemplateVersion.objects.create(template=tpl, version=tpl.version, content=tpl.content, description=tpl.description)
+            PromptTemplateVersion.objects.create(
+                template=tpl, version=tpl.version, content=tpl.content, description=tpl.description
+            )
     except IntegrityError:
         raise Conflict(NAME_TAKEN.format(name=changes.get("name"))) from None
     return tpl

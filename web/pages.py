@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from functools import wraps
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -24,8 +23,8 @@ from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseLocation
 
-from core.http import csp
 from core.errors import NotFound
+from core.http import csp
 from inference.engine import template_variables
 from registry import selectors as registry
 from registry.models import Tool, ToolType
@@ -125,7 +124,9 @@ def blocks_from_rows(rows: Iterable[SessionMessage]) -> list[Block]:
                                 attachments=list(row.attachments or [])))
             continue
         if row.role == "system":
-            blocks.append(Block("system", row.seq, text=row.content if isinstance(row.content, str) else _result_text(row.content)))
+            blocks.append(
+                Block("system", row.seq, text=row.content if isinstance(row.content, str) else _result_text(row.content))
+            )
             continue
         if not blocks or blocks[-1].kind != "assistant":
             blocks.append(Block("assistant", row.seq))
@@ -262,7 +263,9 @@ def chat_messages(request: HttpRequest, session_id: str) -> HttpResponse:
     # A turn's tool results refer to calls made earlier in the same turn, which starts at from_seq.
     rows = session_selectors.session_messages(session=session, from_seq=from_seq)
     session.refresh_from_db(fields=["message_count"])
-    return render(request, "chat/_turn.html", {"session": session, "blocks": blocks_from_rows(rows), "next_seq": session.message_count})
+    return render(
+        request, "chat/_turn.html", {"session": session, "blocks": blocks_from_rows(rows), "next_seq": session.message_count}
+    )
 
 
 @csp
@@ -270,7 +273,9 @@ def chat_messages(request: HttpRequest, session_id: str) -> HttpResponse:
 @require_GET
 def sidebar(request: HttpRequest) -> HttpResponse:
     """The list of the user's chats (refreshed when a stream creates or updates one)."""
-    return render(request, "chat/_session_list.html", {"sessions": _sessions(request), "current_id": request.GET.get("current", "")})
+    return render(
+        request, "chat/_session_list.html", {"sessions": _sessions(request), "current_id": request.GET.get("current", "")}
+    )
 
 
 @csp

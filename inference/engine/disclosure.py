@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Mapping
+from collections.abc import Mapping
 
 from .skills import SkillError, allowed_tool_names, parse_skill, skill_read_tool_config
 from .types import ToolConfig

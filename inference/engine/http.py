@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from typing import Callable
+from collections.abc import Callable
 
 import httpx
 

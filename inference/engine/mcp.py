@@ -31,19 +31,19 @@ import re
 import threading
 import uuid
 from collections import deque
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field, replace
 from importlib import metadata
-from typing import Any, Awaitable, Callable, Coroutine, Mapping, TypeVar
+from typing import Any, TypeVar
 
 import anyio
 import httpx2
 import mcp_types
-from pydantic import ValidationError
-
 from mcp import Client, MCPError, StdioServerParameters
 from mcp.client.sse import sse_client
 from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
+from pydantic import ValidationError
 
 from .envvars import Lookup
 from .errors import DomainError, NotFound, ToolError
@@ -481,7 +481,7 @@ class MCPClientManager:
             raise RuntimeError("MCPClientManager.shutdown() cannot run on the manager's own loop.")
         try:
             asyncio.run_coroutine_threadsafe(self._close_all(), loop).result(timeout=_CLOSE_WAIT_S + 5)
-        except Exception:  # noqa: BLE001 - shutting down regardless
+        except Exception:
             log.exception("MCP: closing connections failed")
         loop.call_soon_threadsafe(loop.stop)
         thread.join(timeout=5)

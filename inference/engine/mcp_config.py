@@ -11,8 +11,9 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Iterable, Literal, Mapping, cast
+from typing import Any, Literal, cast
 from urllib.parse import urlsplit
 
 from .envvars import Lookup, expand_vars, find_vars

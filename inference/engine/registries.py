@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Protocol
+from collections.abc import Iterable
+from typing import Any, Protocol
 
 from .errors import ModelNotFound, TemplateNotFound, ToolNotFound
 from .tools.functions import tool_config_of

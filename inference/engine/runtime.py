@@ -16,8 +16,9 @@ import asyncio
 import os
 import re
 import tempfile
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, AsyncIterator, Callable, Iterator, Mapping, Sequence
+from typing import Any
 
 from . import media
 from .disclosure import skill_extra_tools
@@ -303,7 +304,7 @@ class Runtime:
                 if ping_s:
                     try:
                         event = await asyncio.wait_for(events.get(), ping_s)
-                    except (TimeoutError, asyncio.TimeoutError):
+                    except TimeoutError:
                         yield _ping()
                         continue
                 else:
@@ -340,7 +341,9 @@ class Runtime:
     def call_tool(self, tool: str | ToolConfig, arguments: Mapping[str, Any]) -> ToolResult:
         return run_sync(self.acall_tool(tool, arguments))
 
-    async def execute(self, tool: ToolConfig, arguments: Mapping[str, Any], context: ToolContext, *, validate: bool = True) -> ToolResult:
+    async def execute(
+        self, tool: ToolConfig, arguments: Mapping[str, Any], context: ToolContext, *, validate: bool = True
+    ) -> ToolResult:
         """One tool call with its timeout; a tool's own failure is an ``is_error`` result."""
         timeout = tool.timeout_s or self.limits.tool_timeout_s
         return await execute_tool(tool, arguments, context, executors=self.executors, timeout_s=timeout, validate=validate)
@@ -491,7 +494,7 @@ class _Loop:
 
     async def _run_tools(self, calls: Sequence[ToolCall]) -> None:
         results = await asyncio.gather(*(self._run_one(c) for c in calls))
-        for call, result in zip(calls, results):
+        for call, result in zip(calls, results, strict=True):
             message = Message(
                 role="tool",
                 content=list(result.content),
@@ -523,11 +526,12 @@ class _Loop:
     def _disclose(self, call: ToolCall, result: ToolResult) -> None:
         """After a skill is activated, offer the tools it brings from the next round on."""
         tool = self.offered.get(call.name)
-        if tool is None or tool.tool_type != "skill" or tool.remote_name or result.is_error or tool.tool_id in self.activated_skills:
+        if tool is None or tool.tool_type != "skill" or tool.remote_name or result.is_error:
+            return
+        if tool.tool_id in self.activated_skills:
             return
         self.activated_skills.add(tool.tool_id)
         extra = skill_extra_tools(tool, self.run_.tool_lookup)
         known = {t.tool_id for t in self.offered.values()}
         fresh = [t for t in extra if t.tool_id not in known]
         self.offered.update(model_facing_names(fresh, taken=set(self.offered)))
-

@@ -9,7 +9,8 @@ from __future__ import annotations
 import asyncio
 import queue
 import threading
-from typing import AsyncIterator, Awaitable, Callable, Iterator, TypeVar
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import TypeVar
 
 from .http import aclose_clients
 
@@ -36,7 +37,7 @@ def iterate_sync(make: Callable[[], AsyncIterator[T]]) -> Iterator[T]:
         try:
             async for item in make():
                 items.put(("item", item))
-        except BaseException as exc:  # handed to the consuming thread
+        except BaseException as exc:  # noqa: BLE001 - handed to the consuming thread, which re-raises it
             items.put(("error", exc))
         finally:
             items.put(("end", None))

@@ -7,8 +7,9 @@ sees a QuerySet. JSON shapes produced by ``to_dict()`` are the ones docs/api.md 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal, Mapping
+from typing import Any, Literal
 
 Role = Literal["system", "user", "assistant", "tool"]
 FinishReason = Literal["stop", "length", "max_tool_rounds", "cancelled", "error"]
@@ -199,7 +200,8 @@ class Usage:
         )
 
     def to_dict(self) -> dict[str, int]:
-        return {"prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens, "total_tokens": self.total_tokens}
+        return {"prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens,
+                "total_tokens": self.total_tokens}
 
 
 @dataclass(frozen=True, slots=True)

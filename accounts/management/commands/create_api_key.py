@@ -9,11 +9,11 @@ from accounts.services import api_key_create
 class Command(BaseCommand):
     help = "Create an API key for a user and print it once (only its hash is stored)."
 
-    def add_arguments(self, parser) -> None:  # noqa: ANN001
+    def add_arguments(self, parser) -> None:
         parser.add_argument("username")
         parser.add_argument("--name", default="", help="A label for the key.")
 
-    def handle(self, *args, username: str, name: str, **options) -> None:  # noqa: ANN002, ANN003
+    def handle(self, *args, username: str, name: str, **options) -> None:
         user = get_user_model().objects.filter(username=username).first()
         if user is None:
             raise CommandError(f"No user named {username!r}.")

@@ -9,10 +9,10 @@ from django.core.management.base import BaseCommand
 class Command(BaseCommand):
     help = "Create an 'admin' superuser with a generated password (printed once) if no superuser exists."
 
-    def add_arguments(self, parser) -> None:  # noqa: ANN001
+    def add_arguments(self, parser) -> None:
         parser.add_argument("--username", default="admin")
 
-    def handle(self, *args, username: str, **options) -> None:  # noqa: ANN002, ANN003
+    def handle(self, *args, username: str, **options) -> None:
         User = get_user_model()
         if User.objects.filter(is_superuser=True).exists():
             self.stdout.write("An admin account exists already; its password is unchanged.")

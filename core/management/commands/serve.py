@@ -17,10 +17,10 @@ def parse_bind(value: str) -> tuple[str, int]:
 class Command(BaseCommand):
     help = "Serve agentsite with Daphne (ASGI). Usage: manage.py serve [PORT | HOST:PORT] (default 127.0.0.1:8080)."
 
-    def add_arguments(self, parser) -> None:  # noqa: ANN001
+    def add_arguments(self, parser) -> None:
         parser.add_argument("bind", nargs="?", default="127.0.0.1:8080")
 
-    def handle(self, *args, bind: str, **options) -> None:  # noqa: ANN002, ANN003
+    def handle(self, *args, bind: str, **options) -> None:
         from daphne.cli import CommandLineInterface
 
         host, port = parse_bind(bind)
@@ -29,4 +29,6 @@ class Command(BaseCommand):
         # Twisted's default listen backlog is 50: a burst of connections beyond it is refused.
         interface = host.replace(":", r"\:")
         endpoint = f"tcp:port={port}:interface={interface}:backlog=4096"
-        CommandLineInterface().run(["-e", endpoint, "--proxy-headers", "agentsite.asgi:application"])
+        # No --proxy-headers: Daphne would believe X-Forwarded-For from anyone. The client address
+        # is resolved per request, through AGENTSITE_TRUSTED_PROXIES only (core/proxies.py).
+        CommandLineInterface().run(["-e", endpoint, "agentsite.asgi:application"])

@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 import uuid
 from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
-from typing import Any, AsyncIterator, Iterator, Mapping, Sequence, TypeVar
+from typing import Any, TypeVar
 
 import httpx
 

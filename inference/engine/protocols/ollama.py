@@ -8,7 +8,8 @@ level of the body and would reject as unknown runtime options.
 from __future__ import annotations
 
 import json
-from typing import Any, AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from typing import Any
 
 from ..errors import UnsupportedInput
 from ..media import normalize_image
@@ -143,7 +144,8 @@ def wire_messages(messages: Sequence[Message]) -> list[dict[str, Any]]:
     for m in messages:
         if m.role == "tool":
             text, images = tool_result_parts(m)
-            msg: dict[str, Any] = {"role": "tool", "tool_name": m.tool_name or call_names.get(m.tool_call_id, ""), "content": text}
+            name = m.tool_name or call_names.get(m.tool_call_id, "")
+            msg: dict[str, Any] = {"role": "tool", "tool_name": name, "content": text}
             if m.tool_call_id:
                 msg["tool_call_id"] = m.tool_call_id
             if images:  # C-10: Ollama takes images on the tool message itself
@@ -159,7 +161,8 @@ def wire_messages(messages: Sequence[Message]) -> list[dict[str, Any]]:
             msg = {"role": m.role, "content": m.text()}
             if m.audio:
                 raise UnsupportedInput(AUDIO_UNSUPPORTED)
-            images = [item.get("data", "") for item in m.content if item.get("type") == "image"] if isinstance(m.content, list) else []
+            parts = m.content if isinstance(m.content, list) else []
+            images = [item.get("data", "") for item in parts if item.get("type") == "image"]
             images += m.images
             if images:  # B-2: bare base64 only
                 msg["images"] = [normalize_image(img)[1] for img in images]

@@ -9,8 +9,8 @@ the CR and the LF.
 from __future__ import annotations
 
 import codecs
+from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
-from typing import AsyncIterable, AsyncIterator
 
 
 @dataclass(frozen=True, slots=True)

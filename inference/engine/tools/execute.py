@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Mapping
 from functools import lru_cache
-from typing import Any, Mapping
+from typing import Any
 
 import jsonschema
 
@@ -37,7 +38,9 @@ def check_arguments(tool: ToolConfig, arguments: Any) -> None:
     if error is not None:
         where = "/".join(str(p) for p in error.absolute_path)
         message = f"{where}: {error.message}" if where else error.message
-        raise InvalidArguments(INVALID_ARGUMENTS.format(tool=tool.tool_id, error=message), detail={"path": where, "error": error.message})
+        raise InvalidArguments(
+            INVALID_ARGUMENTS.format(tool=tool.tool_id, error=message), detail={"path": where, "error": error.message}
+        )
 
 
 async def execute_tool(
@@ -60,10 +63,10 @@ async def execute_tool(
         result = await asyncio.wait_for(executor.execute(tool, arguments, ctx), timeout=timeout_s)
     except InvalidArguments as exc:
         result = text_result(tool.tool_id, exc.message, is_error=True)
-    except (TimeoutError, asyncio.TimeoutError):
+    except TimeoutError:
         result = text_result(tool.tool_id, TIMED_OUT.format(tool=tool.tool_id, seconds=timeout_s), is_error=True)
     except DomainError as exc:
         result = text_result(tool.tool_id, FAILED.format(tool=tool.tool_id, error=exc.message), is_error=True)
-    except Exception as exc:  # a tool's bug must not end the run; the model sees what happened
+    except Exception as exc:  # noqa: BLE001 - a tool's bug must not end the run; the model sees what happened
         result = text_result(tool.tool_id, FAILED.format(tool=tool.tool_id, error=f"{type(exc).__name__}: {exc}"), is_error=True)
     return result.with_duration((time.perf_counter() - start) * 1000)

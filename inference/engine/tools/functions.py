@@ -9,7 +9,8 @@ import json
 import re
 import types
 import typing
-from typing import Any, Callable, Literal, Mapping, get_args, get_origin
+from collections.abc import Callable, Mapping
+from typing import Any, Literal, get_args, get_origin
 
 import httpx
 
