@@ -7,10 +7,16 @@ The cast (after healthchecks' Alice/Bob/Charlie): ``staff`` manages registries, 
 from __future__ import annotations
 
 import pytest
-from django.contrib.auth import get_user_model
 from rest_framework.test import APIClient
 
+from tests.factories import StaffFactory, UserFactory, bearer
 from tests.fakes.fixtures import fake_llm  # noqa: F401  (the fake model server fixture)
+from tests.mcp_servers.fixtures import (  # noqa: F401  (the MCP fixtures, see there)
+    demo_http_url,
+    demo_sse_events_url,
+    demo_sse_url,
+    mcp,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -20,27 +26,24 @@ def _no_memory_extraction(settings) -> None:  # noqa: ANN001
 
 
 def _client_for(user) -> APIClient:  # noqa: ANN001
-    from accounts.services import api_key_create
-
-    _, key = api_key_create(user=user, name="test")
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
+    client.credentials(HTTP_AUTHORIZATION=bearer(user)["Authorization"])
     return client
 
 
 @pytest.fixture
 def staff_user(db):  # noqa: ANN001, ANN201
-    return get_user_model().objects.create_user("staff", password="staff-pass-123", is_staff=True)
+    return StaffFactory(username="staff", password="staff-pass-123")
 
 
 @pytest.fixture
 def alice(db):  # noqa: ANN001, ANN201
-    return get_user_model().objects.create_user("alice", password="alice-pass-123")
+    return UserFactory(username="alice", password="alice-pass-123")
 
 
 @pytest.fixture
 def bob(db):  # noqa: ANN001, ANN201
-    return get_user_model().objects.create_user("bob", password="bob-pass-123")
+    return UserFactory(username="bob", password="bob-pass-123")
 
 
 @pytest.fixture

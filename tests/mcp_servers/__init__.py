@@ -19,30 +19,46 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_demo_server(transport: str, port: int, timeout: float = 20.0) -> subprocess.Popen[bytes]:
-    """Start the demo server over HTTP on 127.0.0.1:port and wait until it accepts connections."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", DEMO_MODULE, "--transport", transport, "--port", str(port)],
-        cwd=REPO,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+# The demo server's own SDK app for legacy SSE (``MCPServer.sse_app``), served at a path of our choice.
+_SSE_APP = (
+    "import uvicorn\n"
+    "from tests.mcp_servers.demo_server import server\n"
+    "uvicorn.run(server.sse_app(sse_path={path!r}), host='127.0.0.1', port={port}, log_level='warning')\n"
+)
+
+
+def _start_listening(args: list[str], port: int, timeout: float) -> subprocess.Popen[bytes]:
+    """Run ``python args...`` from the repo root and wait until 127.0.0.1:port accepts connections."""
+    proc = subprocess.Popen([sys.executable, *args], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"demo server exited with {proc.returncode}")
+            raise RuntimeError(f"test server {args} exited with {proc.returncode}")
         with socket.socket() as s:
             if s.connect_ex(("127.0.0.1", port)) == 0:
                 return proc
         time.sleep(0.05)
-    proc.kill()
-    raise RuntimeError(f"demo server not listening on {port} after {timeout} s")
+    stop(proc)
+    raise RuntimeError(f"test server {args} not listening on {port} after {timeout} s")
 
 
-def stop(proc: subprocess.Popen[bytes]) -> None:
+def start_demo_server(transport: str, port: int, timeout: float = 20.0) -> subprocess.Popen[bytes]:
+    """Start the demo server over HTTP on 127.0.0.1:port and wait until it accepts connections."""
+    return _start_listening(["-m", DEMO_MODULE, "--transport", transport, "--port", str(port)], port, timeout)
+
+
+def start_demo_sse_at(path: str, port: int, timeout: float = 20.0) -> subprocess.Popen[bytes]:
+    """Start the demo server's legacy SSE app with its event stream at ``path`` (not only ``/sse``)."""
+    return _start_listening(["-c", _SSE_APP.format(path=path, port=port)], port, timeout)
+
+
+def stop(proc: subprocess.Popen | None, timeout: float = 5.0) -> None:
+    """Terminate a child process (if still running), killing it after ``timeout`` s, and reap it."""
+    if proc is None or proc.poll() is not None:
+        return
     proc.terminate()
     try:
-        proc.wait(5)
+        proc.wait(timeout)
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
