@@ -2,28 +2,21 @@
 
 from __future__ import annotations
 
-import sys
-from typing import Iterator
+import json
 
 import pytest
 
-from inference.engine.mcp import MCPClientManager
 from registry.models import MCPServer, Skill, Tool
 from sessions.models import Session
+from tests.mcp_servers.fixtures import TIME_STDIO
 from tests.skills.test_skills_api import GOOD_MD, raw_zip
 
-TIME = {"command": sys.executable, "args": ["-m", "mcp_server_time", "--local-timezone", "UTC"], "env": {"TOKEN": "hidden-token-value"}}
-
-
-@pytest.fixture(autouse=True)
-def clean_manager() -> Iterator[None]:
-    yield
-    for name in MCPClientManager().servers():
-        MCPClientManager().remove(name)
+pytestmark = pytest.mark.usefixtures("mcp")  # servers registered by a test are removed after it
 
 
 def test_add_an_mcp_server_then_refresh_and_reconnect(admin_client) -> None:  # noqa: ANN001
-    res = admin_client.post("/admin/registry/mcpserver/add/", {"name": "time", "config": '{"command": "%s", "args": ["-m", "mcp_server_time", "--local-timezone", "UTC"], "env": {"TOKEN": "hidden-token-value"}}' % sys.executable}, follow=True)
+    config = json.dumps({**TIME_STDIO, "env": {"TOKEN": "hidden-token-value"}})
+    res = admin_client.post("/admin/registry/mcpserver/add/", {"name": "time", "config": config}, follow=True)
     assert res.status_code == 200
     server = MCPServer.objects.get(name="time")
     assert server.status == "connected" and Tool.objects.filter(server=server).exists()

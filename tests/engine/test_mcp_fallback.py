@@ -7,55 +7,12 @@ streamable HTTP ``initialize`` POST to its GET-only SSE route is answered 405.
 
 from __future__ import annotations
 
-import socket
-import subprocess
-import sys
-import time
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
 from inference.engine import mcp as mcp_module
 from inference.engine.mcp import MCPClientManager, MCPConnectError, normalize_server_config
-from tests.mcp_servers import REPO, free_port, start_demo_server, stop
-
-SSE_APP = (
-    "import uvicorn\n"
-    "from tests.mcp_servers.demo_server import server\n"
-    "uvicorn.run(server.sse_app(sse_path='/events'), host='127.0.0.1', port={port}, log_level='warning')\n"
-)
-
-
-def _start_sse_at_events(port: int, timeout: float = 20.0) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen(
-        [sys.executable, "-c", SSE_APP.format(port=port)], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"SSE test server exited with {proc.returncode}")
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return proc
-        time.sleep(0.05)
-    stop(proc)
-    raise RuntimeError(f"SSE test server not listening on {port} after {timeout} s")
-
-
-@pytest.fixture(scope="module")
-def sse_events_url() -> Iterator[str]:
-    port = free_port()
-    proc = _start_sse_at_events(port)
-    yield f"http://127.0.0.1:{port}/events"
-    stop(proc)
-
-
-@pytest.fixture(scope="module")
-def http_url() -> Iterator[str]:
-    port = free_port()
-    proc = start_demo_server("streamable-http", port)
-    yield f"http://127.0.0.1:{port}/mcp"
-    stop(proc)
 
 
 @pytest.fixture
@@ -82,9 +39,9 @@ def test_only_a_url_without_a_type_is_inferred() -> None:
 
 
 def test_a_legacy_sse_server_without_a_type_is_found_by_fallback(
-    mcp: MCPClientManager, sse_events_url: str, attempts: list[str]
+    mcp: MCPClientManager, demo_sse_events_url: str, attempts: list[str]
 ) -> None:
-    cfg = mcp.configure("legacy", {"url": sse_events_url})
+    cfg = mcp.configure("legacy", {"url": demo_sse_events_url})
     assert cfg.transport == "streamable_http" and cfg.transport_inferred
 
     assert {"echo", "add", "weather"} <= {t.name for t in mcp.list_tools("legacy")}
@@ -95,7 +52,7 @@ def test_a_legacy_sse_server_without_a_type_is_found_by_fallback(
 
     # Re-applying the same config keeps the (SSE) connection.
     conn = mcp._servers["legacy"].conn
-    mcp.configure("legacy", {"url": sse_events_url})
+    mcp.configure("legacy", {"url": demo_sse_events_url})
     assert mcp._servers["legacy"].conn is conn
 
     # The verdict is remembered: a reconnect goes straight to SSE.
@@ -105,8 +62,8 @@ def test_a_legacy_sse_server_without_a_type_is_found_by_fallback(
     assert attempts == ["streamable_http", "sse", "sse"]
 
 
-def test_an_explicit_http_type_never_falls_back(mcp: MCPClientManager, sse_events_url: str, attempts: list[str]) -> None:
-    mcp.configure("strict", {"type": "http", "url": sse_events_url})
+def test_an_explicit_http_type_never_falls_back(mcp: MCPClientManager, demo_sse_events_url: str, attempts: list[str]) -> None:
+    mcp.configure("strict", {"type": "http", "url": demo_sse_events_url})
     with pytest.raises(MCPConnectError) as info:
         mcp.connect("strict")
     message = info.value.message
@@ -117,17 +74,17 @@ def test_an_explicit_http_type_never_falls_back(mcp: MCPClientManager, sse_event
 
 
 def test_a_streamable_http_server_without_a_type_needs_no_sse(
-    mcp: MCPClientManager, http_url: str, attempts: list[str]
+    mcp: MCPClientManager, demo_http_url: str, attempts: list[str]
 ) -> None:
-    mcp.configure("modern", {"url": http_url})
+    mcp.configure("modern", {"url": demo_http_url})
     assert mcp.call_tool("modern", "add", {"a": 20, "b": 22}).structured == {"result": 42}
     assert attempts == ["streamable_http"]
 
 
 def test_when_both_transports_fail_the_error_names_both(
-    mcp: MCPClientManager, sse_events_url: str, attempts: list[str]
+    mcp: MCPClientManager, demo_sse_events_url: str, attempts: list[str]
 ) -> None:
-    mcp.configure("lost", {"url": sse_events_url.replace("/events", "/nothing-here")})
+    mcp.configure("lost", {"url": demo_sse_events_url.replace("/events", "/nothing-here")})
     with pytest.raises(MCPConnectError) as info:
         mcp.connect("lost")
     message = info.value.message

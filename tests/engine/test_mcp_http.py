@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from typing import Iterator
 
 import pytest
 
@@ -11,31 +10,16 @@ from inference.engine.mcp import MCPClientManager, MCPConnectError
 from tests.mcp_servers import free_port, start_demo_server, stop
 
 
-@pytest.fixture(scope="module")
-def http_port() -> Iterator[int]:
-    port = free_port()
-    proc = start_demo_server("streamable-http", port)
-    yield port
-    stop(proc)
-
-
-@pytest.fixture(scope="module")
-def sse_port() -> Iterator[int]:
-    port = free_port()
-    proc = start_demo_server("sse", port)
-    yield port
-    stop(proc)
-
-
 def tool_names(mcp: MCPClientManager, name: str) -> set[str]:
     return {t.name for t in mcp.list_tools(name)}
 
 
-def test_streamable_http_is_inferred_from_a_plain_url(mcp: MCPClientManager, http_port: int, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_streamable_http_is_inferred_from_a_plain_url(mcp: MCPClientManager, demo_http_url: str,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MCP_TEST_HTTP_TOKEN", "t0ken")
     cfg = mcp.configure(
         "web",
-        {"url": f"http://127.0.0.1:{http_port}/mcp", "headers": {"Authorization": "Bearer ${MCP_TEST_HTTP_TOKEN}"}},
+        {"url": demo_http_url, "headers": {"Authorization": "Bearer ${MCP_TEST_HTTP_TOKEN}"}},
     )
     assert cfg.transport == "streamable_http"
 
@@ -48,15 +32,15 @@ def test_streamable_http_is_inferred_from_a_plain_url(mcp: MCPClientManager, htt
     assert mcp.status("web") == {"status": "connected", "error": None, "pid": None}
 
 
-def test_a_timeout_over_http_is_an_error_result(mcp: MCPClientManager, http_port: int) -> None:
-    mcp.configure("web_slow", {"type": "http", "url": f"http://127.0.0.1:{http_port}/mcp"})
+def test_a_timeout_over_http_is_an_error_result(mcp: MCPClientManager, demo_http_url: str) -> None:
+    mcp.configure("web_slow", {"type": "http", "url": demo_http_url})
     result = mcp.call_tool("web_slow", "sleep", {"seconds": 5}, timeout_s=0.3)
     assert result.is_error and "timed out" in result.content[0]["text"]
     assert mcp.call_tool("web_slow", "add", {"a": 1, "b": 2}).structured == {"result": 3}
 
 
-def test_legacy_sse_is_inferred_from_an_sse_path(mcp: MCPClientManager, sse_port: int) -> None:
-    cfg = mcp.configure("old", {"url": f"http://127.0.0.1:{sse_port}/sse"})
+def test_legacy_sse_is_inferred_from_an_sse_path(mcp: MCPClientManager, demo_sse_url: str) -> None:
+    cfg = mcp.configure("old", {"url": demo_sse_url})
     assert cfg.transport == "sse"
 
     assert mcp.call_tool("old", "add", {"a": 2, "b": 40}).structured == {"result": 42}
@@ -64,8 +48,8 @@ def test_legacy_sse_is_inferred_from_an_sse_path(mcp: MCPClientManager, sse_port
     assert mcp.call_tool("old", "boom").is_error
 
 
-def test_list_changed_reaches_us_over_http(mcp: MCPClientManager, sse_port: int) -> None:
-    mcp.configure("old_grower", {"type": "sse", "url": f"http://127.0.0.1:{sse_port}/sse"})
+def test_list_changed_reaches_us_over_http(mcp: MCPClientManager, demo_sse_url: str) -> None:
+    mcp.configure("old_grower", {"type": "sse", "url": demo_sse_url})
     tool_names(mcp, "old_grower")  # cached now
     mcp.call_tool("old_grower", "grow")
     deadline = time.monotonic() + 3
@@ -100,11 +84,11 @@ def test_an_unreachable_server_raises_a_connect_error(mcp: MCPClientManager) -> 
 
 
 def test_secrets_in_urls_are_redacted_from_errors_and_logs(
-    mcp: MCPClientManager, http_port: int, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    mcp: MCPClientManager, demo_http_url: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     monkeypatch.setenv("MCP_TEST_PATH_SECRET", "hunter2-secret")
     # A wrong path answers 404 before any session exists, and the error names the url.
-    mcp.configure("leaky", {"type": "sse", "url": f"http://127.0.0.1:{http_port}/${{MCP_TEST_PATH_SECRET}}/sse"})
+    mcp.configure("leaky", {"type": "sse", "url": demo_http_url.replace("/mcp", "/${MCP_TEST_PATH_SECRET}/sse")})
     with pytest.raises(MCPConnectError) as info:
         mcp.connect("leaky")
     assert "hunter2-secret" not in info.value.message

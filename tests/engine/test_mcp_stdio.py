@@ -22,10 +22,10 @@ from inference.engine.mcp import (
 from inference.engine.mcp import MCPToolExecutor
 from inference.engine.tools.base import ToolContext
 from inference.engine.types import ToolConfig
-from tests.mcp_servers import DEMO_MODULE, REPO, children, children_running
+from tests.mcp_servers import children, children_running
+from tests.mcp_servers.fixtures import DEMO_STDIO
 
 TIME = {"command": sys.executable, "args": ["-m", "mcp_server_time"]}
-DEMO = {"command": sys.executable, "args": ["-m", DEMO_MODULE, "--transport", "stdio"], "cwd": str(REPO)}
 DEMO_NEEDLE = "--transport stdio"
 
 
@@ -33,7 +33,7 @@ DEMO_NEEDLE = "--transport stdio"
 def demo() -> Iterator[str]:
     """One stdio demo server shared by the result-shape tests."""
     manager = MCPClientManager()
-    manager.configure("demo_stdio", DEMO)
+    manager.configure("demo_stdio", DEMO_STDIO)
     yield "demo_stdio"
     manager.remove("demo_stdio")
 
@@ -127,7 +127,7 @@ async def test_the_async_twins_work_from_another_event_loop(mcp: MCPClientManage
 
 
 def test_tool_lists_are_cached_and_refreshed_on_list_changed(mcp: MCPClientManager) -> None:
-    mcp.configure("grower", DEMO)
+    mcp.configure("grower", DEMO_STDIO)
     assert "shout" not in {t.name for t in mcp.list_tools("grower")}
     assert mcp.call_tool("grower", "grow").content[0]["text"] == "grown"
     # notifications/tools/list_changed drops the cache: the next listing sees the new tool.
@@ -187,7 +187,7 @@ async def test_many_concurrent_callers_share_one_child_process(mcp: MCPClientMan
 
 
 def test_a_killed_child_is_replaced_on_the_next_call(mcp: MCPClientManager) -> None:
-    mcp.configure("phoenix", DEMO)
+    mcp.configure("phoenix", DEMO_STDIO)
     assert mcp.call_tool("phoenix", "echo", {"text": "a"}).content[0]["text"] == "a"
     first = mcp.status("phoenix")["pid"]
 
@@ -228,7 +228,7 @@ def test_env_is_expanded_at_connect_time_and_a_change_reconnects(
 ) -> None:
     monkeypatch.setenv("MCP_TEST_TOKEN", "first-token")
     monkeypatch.setenv("MCP_TEST_NOT_PASSED", "1")
-    config = {**DEMO, "env": {"DEMO_TOKEN": "${MCP_TEST_TOKEN}", "DEMO_MODE": "${MCP_TEST_MODE:-plain}"}}
+    config = {**DEMO_STDIO, "env": {"DEMO_TOKEN": "${MCP_TEST_TOKEN}", "DEMO_MODE": "${MCP_TEST_MODE:-plain}"}}
     mcp.configure("envy", config)
     mcp.connect("envy")
     pid = mcp.status("envy")["pid"]
@@ -249,10 +249,10 @@ def test_env_is_expanded_at_connect_time_and_a_change_reconnects(
 
 
 def test_a_new_config_or_a_removal_stops_the_old_child(mcp: MCPClientManager) -> None:
-    mcp.configure("moving", DEMO)
+    mcp.configure("moving", DEMO_STDIO)
     mcp.connect("moving")
     first = mcp.status("moving")["pid"]
-    mcp.configure("moving", {**DEMO, "env": {"DEMO_FLAVOUR": "new"}})
+    mcp.configure("moving", {**DEMO_STDIO, "env": {"DEMO_FLAVOUR": "new"}})
     assert first not in children()
     mcp.connect("moving")
     second = mcp.status("moving")["pid"]
@@ -263,7 +263,7 @@ def test_a_new_config_or_a_removal_stops_the_old_child(mcp: MCPClientManager) ->
 
 def test_shutdown_closes_every_connection_and_leaves_no_children(mcp: MCPClientManager) -> None:
     mcp.configure("s_time", TIME)
-    mcp.configure("s_demo", DEMO)
+    mcp.configure("s_demo", DEMO_STDIO)
     mcp.connect("s_time")
     mcp.connect("s_demo")
     pids = {mcp.status("s_time")["pid"], mcp.status("s_demo")["pid"]}

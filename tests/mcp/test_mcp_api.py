@@ -3,48 +3,22 @@
 from __future__ import annotations
 
 import sys
-from typing import Iterator
 
 import pytest
 from rest_framework.test import APIClient
 
-from inference.engine.mcp import MCPClientManager
 from registry.models import LLMModel, MCPServer, Tool
 from tests.api.test_registries import assert_error
+from tests.factories import LLMModelFactory
 from tests.fakes.fake_llm import FakeLLMServer, Reply
 from tests.inference.conftest import sent_messages
-from tests.mcp_servers import DEMO_MODULE, REPO, free_port, start_demo_server, stop
+from tests.mcp_servers.fixtures import DEMO_STDIO, TIME_STDIO
 
-TIME = {"command": sys.executable, "args": ["-m", "mcp_server_time", "--local-timezone", "UTC"]}
-DEMO = {"command": sys.executable, "args": ["-m", DEMO_MODULE, "--transport", "stdio"], "cwd": str(REPO)}
-
-
-@pytest.fixture(autouse=True)
-def clean_manager() -> Iterator[None]:
-    yield
-    manager = MCPClientManager()
-    for name in manager.servers():
-        manager.remove(name)
-
-
-@pytest.fixture(scope="module")
-def http_url() -> Iterator[str]:
-    port = free_port()
-    proc = start_demo_server("streamable-http", port)
-    yield f"http://127.0.0.1:{port}/mcp"
-    stop(proc)
-
-
-@pytest.fixture(scope="module")
-def sse_url() -> Iterator[str]:
-    port = free_port()
-    proc = start_demo_server("sse", port)
-    yield f"http://127.0.0.1:{port}/sse"
-    stop(proc)
+pytestmark = pytest.mark.usefixtures("mcp")  # servers registered by a test are removed after it
 
 
 def test_register_call_and_delete_the_time_server(staff_api: APIClient, alice_api: APIClient) -> None:
-    res = staff_api.post("/v1/tools/mcp", {"mcpServers": {"time": TIME}}, format="json")
+    res = staff_api.post("/v1/tools/mcp", {"mcpServers": {"time": TIME_STDIO}}, format="json")
     assert res.status_code == 200, res.content
     status = res.json()["servers"]["time"]
     assert status["status"] == "connected" and "time.get_current_time" in status["tool_ids"]
@@ -71,7 +45,7 @@ def test_register_call_and_delete_the_time_server(staff_api: APIClient, alice_ap
 
 
 def test_one_bad_server_does_not_stop_the_others(staff_api: APIClient) -> None:
-    body = {"mcpServers": {"time": TIME, "broken": {"command": sys.executable, "args": ["-m", "no_such_module_xyz"]}}}
+    body = {"mcpServers": {"time": TIME_STDIO, "broken": {"command": sys.executable, "args": ["-m", "no_such_module_xyz"]}}}
     servers = staff_api.post("/v1/tools/mcp", body, format="json").json()["servers"]
     assert servers["time"]["status"] == "connected"
     assert servers["broken"]["status"] == "error" and servers["broken"]["error"]["code"] == "mcp_connect_failed"
@@ -82,21 +56,22 @@ def test_one_bad_server_does_not_stop_the_others(staff_api: APIClient) -> None:
 def test_malformed_configs_are_400_and_write_nothing(staff_api: APIClient, alice_api: APIClient) -> None:
     assert_error(staff_api.post("/v1/tools/mcp", {"mcpServers": {"x": {"args": []}}}, format="json"), 400, "invalid_mcp_config")
     assert_error(staff_api.post("/v1/tools/mcp", {"nope": 1}, format="json"), 400, "invalid_request")
-    assert_error(staff_api.post("/v1/tools/mcp", {"mcpServers": {"bad name!": TIME}}, format="json"), 400, "invalid_request")
-    assert_error(alice_api.post("/v1/tools/mcp", {"mcpServers": {"time": TIME}}, format="json"), 403, "permission_denied")
+    assert_error(staff_api.post("/v1/tools/mcp", {"mcpServers": {"bad name!": TIME_STDIO}}, format="json"), 400,
+                 "invalid_request")
+    assert_error(alice_api.post("/v1/tools/mcp", {"mcpServers": {"time": TIME_STDIO}}, format="json"), 403, "permission_denied")
     assert not MCPServer.objects.exists()
 
 
 def test_reposting_replaces_the_config_and_resyncs(staff_api: APIClient) -> None:
-    staff_api.post("/v1/tools/mcp", {"mcpServers": {"tools": TIME}}, format="json")
+    staff_api.post("/v1/tools/mcp", {"mcpServers": {"tools": TIME_STDIO}}, format="json")
     assert Tool.objects.filter(tool_id="tools.get_current_time").exists()
-    servers = staff_api.post("/v1/tools/mcp", {"mcpServers": {"tools": DEMO}}, format="json").json()["servers"]
+    servers = staff_api.post("/v1/tools/mcp", {"mcpServers": {"tools": DEMO_STDIO}}, format="json").json()["servers"]
     assert "tools.echo" in servers["tools"]["tool_ids"]
     assert not Tool.objects.filter(tool_id="tools.get_current_time").exists()
 
 
 def test_secrets_in_mcp_configs_are_masked(staff_api: APIClient, alice_api: APIClient) -> None:
-    config = {**TIME, "env": {"API_TOKEN": "very-secret-token-123"}}
+    config = {**TIME_STDIO, "env": {"API_TOKEN": "very-secret-token-123"}}
     staff_api.post("/v1/tools/mcp", {"mcpServers": {"time": config}}, format="json")
     for client in (staff_api, alice_api):
         assert b"very-secret-token-123" not in client.get("/v1/tools/mcp").content
@@ -104,7 +79,7 @@ def test_secrets_in_mcp_configs_are_masked(staff_api: APIClient, alice_api: APIC
 
 @pytest.mark.parametrize("transport", ["http", "sse"])
 def test_http_transports_and_result_shapes(staff_api: APIClient, alice_api: APIClient, transport: str, request) -> None:  # noqa: ANN001
-    url = request.getfixturevalue("http_url" if transport == "http" else "sse_url")
+    url = request.getfixturevalue("demo_http_url" if transport == "http" else "demo_sse_url")
     servers = staff_api.post("/v1/tools/mcp", {"mcpServers": {"demo": {"url": url, "type": transport}}}, format="json").json()["servers"]
     assert servers["demo"]["status"] == "connected", servers
 
@@ -123,15 +98,14 @@ def test_http_transports_and_result_shapes(staff_api: APIClient, alice_api: APIC
 @pytest.fixture
 def vision_model(request, db, fake_llm: FakeLLMServer) -> LLMModel:  # noqa: ANN001
     protocol = request.param
-    base = fake_llm.openai_base if protocol == "openai" else fake_llm.ollama_base
-    return LLMModel.objects.create(model_id=f"v-{protocol}", api_protocol=protocol, api_base=base, model_name="v",
-                                   supports_vision=True, timeout_s=10)
+    return LLMModelFactory(model_id=f"v-{protocol}", api_protocol=protocol, fake=fake_llm, model_name="v",
+                           supports_vision=True, timeout_s=10)
 
 
 @pytest.mark.parametrize("vision_model", ["openai", "ollama"], indirect=True)
 def test_mcp_tools_in_the_loop_and_images_reach_the_model(vision_model: LLMModel, fake_llm: FakeLLMServer, staff_api: APIClient,
                                                           alice_api: APIClient) -> None:
-    staff_api.post("/v1/tools/mcp", {"mcpServers": {"time": TIME, "demo": DEMO}}, format="json")
+    staff_api.post("/v1/tools/mcp", {"mcpServers": {"time": TIME_STDIO, "demo": DEMO_STDIO}}, format="json")
     fake_llm.script([
         Reply(tool_calls=[("time_get_current_time", {"timezone": "UTC"}), ("demo_pixel", {})]),
         Reply(content="It is now, and I saw a pixel."),
