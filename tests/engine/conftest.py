@@ -1,16 +1,18 @@
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
+import httpx
 import pytest
 
-from inference.engine.mcp import MCPClientManager
+from inference.engine.http import set_transport_factory
+from tests.engine.upstream import Server
 
 
 @pytest.fixture
-def mcp() -> Iterator[MCPClientManager]:
-    manager = MCPClientManager()
-    before = set(manager.servers())
-    yield manager
-    for name in set(manager.servers()) - before:
-        manager.remove(name)
+def server() -> Iterator[Server]:
+    """Every outbound request of the engine goes to this scripted server."""
+    srv = Server()
+    set_transport_factory(lambda base_url: httpx.MockTransport(srv))
+    yield srv
+    set_transport_factory(None)

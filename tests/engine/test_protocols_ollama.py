@@ -10,7 +10,6 @@ import httpx
 import pytest
 
 from inference.engine.errors import ModelUnavailable, UnsupportedInput
-from inference.engine.http import set_transport_factory
 from inference.engine.protocols import get_adapter
 from inference.engine.protocols.base import TRUNCATED
 from inference.engine.protocols.ollama import AUDIO_UNSUPPORTED, ollama_schema
@@ -26,26 +25,16 @@ from inference.engine.types import (
     Usage,
     UsageDelta,
 )
-
-from .test_protocols_openai import Server, _aiter
+from tests.engine.upstream import Server, streamed
 
 PNG = base64.b64encode(b"\x89PNG\r\n\x1a\n" + b"\0" * 16).decode()
 MODEL = ModelConfig(model_id="m", api_protocol="ollama", api_base="http://ollama.test:11434", model_name="qwen3:8b")
 DONE = {"done": True, "done_reason": "stop", "total_duration": 182242375, "prompt_eval_count": 169, "eval_count": 15}
 
 
-@pytest.fixture
-def server():
-    srv = Server()
-    set_transport_factory(lambda base_url: httpx.MockTransport(srv))
-    yield srv
-    set_transport_factory(None)
-
-
 def ndjson(*lines: Any, split: int | None = None):
     raw = "".join((line if isinstance(line, str) else json.dumps(line, ensure_ascii=False)) + "\n" for line in lines).encode()
-    parts = [raw[i : i + split] for i in range(0, len(raw), split)] if split else [raw]
-    return lambda request: httpx.Response(200, headers={"content-type": "application/x-ndjson"}, content=_aiter(parts))
+    return streamed(raw, "application/x-ndjson", split)
 
 
 def msg(**fields: Any) -> dict[str, Any]:

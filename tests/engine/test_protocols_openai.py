@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import base64
 import json
-from typing import Any, Callable
+from typing import Any
 
 import httpx
 import pytest
 
 from inference.engine.errors import ModelTimeout, ModelUnavailable
-from inference.engine.http import set_transport_factory
 from inference.engine.protocols import get_adapter
 from inference.engine.protocols.base import TRUNCATED
 from inference.engine.types import (
@@ -25,6 +24,7 @@ from inference.engine.types import (
     Usage,
     UsageDelta,
 )
+from tests.engine.upstream import Handler, Server, streamed
 
 PNG = base64.b64encode(b"\x89PNG\r\n\x1a\n" + b"\0" * 16).decode()
 JPEG = base64.b64encode(b"\xff\xd8\xff\xe0" + b"\0" * 16).decode()
@@ -33,42 +33,12 @@ MODEL = ModelConfig(
 )
 
 
-class Server:
-    """Answers every request with ``handler`` and remembers the requests."""
-
-    def __init__(self) -> None:
-        self.requests: list[httpx.Request] = []
-        self.handler: Callable[[httpx.Request], httpx.Response] = lambda request: httpx.Response(500)
-
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        self.requests.append(request)
-        return self.handler(request)
-
-    @property
-    def body(self) -> dict[str, Any]:
-        return json.loads(self.requests[-1].content)
-
-
-@pytest.fixture
-def server():
-    srv = Server()
-    set_transport_factory(lambda base_url: httpx.MockTransport(srv))
-    yield srv
-    set_transport_factory(None)
-
-
-async def _aiter(parts: list[bytes]):
-    for part in parts:
-        yield part
-
-
-def sse(*chunks: Any, done: bool = True, split: int | None = None) -> Callable[[httpx.Request], httpx.Response]:
+def sse(*chunks: Any, done: bool = True, split: int | None = None) -> Handler:
     """An SSE answer: each chunk a ``data:`` event (dicts are JSON-encoded), optionally cut into
     ``split``-byte pieces to exercise chunk boundaries."""
     text = "".join(f"data: {c if isinstance(c, str) else json.dumps(c)}\n\n" for c in chunks)
     raw = (text + ("data: [DONE]\n\n" if done else "")).encode()
-    parts = [raw[i : i + split] for i in range(0, len(raw), split)] if split else [raw]
-    return lambda request: httpx.Response(200, headers={"content-type": "text/event-stream"}, content=_aiter(parts))
+    return streamed(raw, "text/event-stream", split)
 
 
 def delta(finish: str | None = None, **fields: Any) -> dict[str, Any]:
