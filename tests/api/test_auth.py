@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 from rest_framework.test import APIClient
 
-from registry.models import EnvVar, LLMModel
+from registry.models import EnvVar
 from sessions.models import Session
 from templates_app.services import template_create
+from tests.factories import LLMModelFactory, api_key
 
 READS = ["/v1/models", "/v1/models/m1", "/v1/tools", "/v1/prompt-templates", "/v1/prompt-templates/greet",
          "/v1/prompt-templates/greet/versions", "/v1/sessions"]
@@ -30,7 +31,7 @@ ALL = [("get", p, None) for p in READS + STAFF_ONLY_READS] + WRITES + [("post", 
 
 @pytest.fixture
 def world(db):  # noqa: ANN001
-    LLMModel.objects.create(model_id="m1", api_protocol="openai", api_base="http://127.0.0.1:1/v1", model_name="x")
+    LLMModelFactory(model_id="m1", api_base="http://127.0.0.1:1/v1", model_name="x")
     template_create(name="greet", content="hi {{who}}")
     EnvVar.objects.create(key="EXISTING", value="v")
 
@@ -71,9 +72,7 @@ def test_staff_can_write_registries(world, staff_api: APIClient, method: str, pa
 
 
 def test_a_revoked_key_is_refused(alice) -> None:  # noqa: ANN001
-    from accounts.services import api_key_create
-
-    key, plaintext = api_key_create(user=alice)
+    key, plaintext = api_key(alice)
     key.is_active = False
     key.save()
     client = APIClient()

@@ -7,9 +7,9 @@ import time
 import pytest
 from rest_framework.test import APIClient
 
-from registry.models import LLMModel, Tool
 from inference.context import MEMORY_PROMPT, SUMMARY_PROMPT
 from sessions.models import Session, SessionMessage
+from tests.factories import LLMModelFactory, ToolFactory
 from tests.fakes.fake_llm import FakeLLMServer, Reply
 
 
@@ -23,10 +23,9 @@ def system_text(body: dict) -> str:
 
 @pytest.mark.parametrize("protocol", ["openai", "ollama"])
 def test_summary_folds_old_turns_and_keeps_tool_pairs(db, fake_llm: FakeLLMServer, alice_api: APIClient, protocol: str) -> None:  # noqa: ANN001
-    base = fake_llm.openai_base if protocol == "openai" else fake_llm.ollama_base
-    model = LLMModel.objects.create(model_id="small", api_protocol=protocol, api_base=base, model_name="small")
-    Tool.objects.create(tool_id="math.add", name="add", callable="tests.tool_fns:add",
-                        parameters={"type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}}})
+    model = LLMModelFactory(model_id="small", api_protocol=protocol, fake=fake_llm, model_name="small")
+    ToolFactory(tool_id="math.add",
+                parameters={"type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}}})
     long = "lorem ipsum dolor sit amet " * 30  # ~800 chars a turn
     fake_llm.script([Reply(tool_calls=[("add", {"a": 1, "b": 2})]), Reply(content="three " + long)])
     sid = alice_api.post("/v1/infer", {"model_id": "small", "session_id": "new", "tool_ids": ["math.add"], "text": "add 1 2 " + long},
@@ -61,7 +60,7 @@ def test_summary_folds_old_turns_and_keeps_tool_pairs(db, fake_llm: FakeLLMServe
 
 def test_memory_is_extracted_off_the_critical_path_and_sent_later(transactional_db, fake_llm: FakeLLMServer, alice_api: APIClient, settings) -> None:  # noqa: ANN001
     settings.AGENTSITE = {**settings.AGENTSITE, "MEMORY_EXTRACTION": True}
-    LLMModel.objects.create(model_id="m", api_protocol="openai", api_base=fake_llm.openai_base, model_name="m")
+    LLMModelFactory(model_id="m", fake=fake_llm, model_name="m")
     fake_llm.script([Reply(content="Hello Ada!"), Reply(content='["The user\'s name is Ada.", "The user\'s name is Ada"]', first_delay_s=1.5)])
     started = time.monotonic()
     body = alice_api.post("/v1/infer", {"model_id": "m", "session_id": "new", "text": "I'm Ada, I write Python."}, format="json").json()

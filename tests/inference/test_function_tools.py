@@ -10,8 +10,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from rest_framework.test import APIClient
 
-from registry.models import LLMModel, Tool
 from tests.api.test_registries import assert_error
+from tests.factories import LLMModelFactory, ToolFactory
 from tests.fakes.fake_llm import FakeLLMServer
 
 
@@ -85,8 +85,7 @@ def test_callable_tools_raising_and_hanging(staff_api: APIClient, alice_api: API
 
 
 def test_model_api_keys_resolve_from_the_env_store(staff_api: APIClient, alice_api: APIClient, fake_llm: FakeLLMServer) -> None:
-    LLMModel.objects.create(model_id="keyed", api_protocol="openai", api_base=fake_llm.openai_base, model_name="m",
-                            api_key="${KEYED_MODEL_TOKEN}")
+    LLMModelFactory(model_id="keyed", fake=fake_llm, model_name="m", api_key="${KEYED_MODEL_TOKEN}")
     staff_api.post("/v1/env", {"key": "KEYED_MODEL_TOKEN", "value": "sk-from-env-store"}, format="json")
     alice_api.post("/v1/infer", {"model_id": "keyed", "text": "hi"}, format="json")
     assert fake_llm.last_request().headers["authorization"] == "Bearer sk-from-env-store"
@@ -94,7 +93,7 @@ def test_model_api_keys_resolve_from_the_env_store(staff_api: APIClient, alice_a
 
 
 def test_unknown_and_disabled_tools_are_404(staff_api: APIClient, alice_api: APIClient) -> None:
-    Tool.objects.create(tool_id="off", name="off", callable="tests.tool_fns:add", enabled=False)
+    ToolFactory(tool_id="off", callable="tests.tool_fns:add", enabled=False)
     assert_error(alice_api.post("/v1/tools/call", {"tool_id": "off"}, format="json"), 404, "tool_not_found")
     assert_error(alice_api.post("/v1/tools/call", {"tool_id": "nope"}, format="json"), 404, "tool_not_found")
     assert_error(alice_api.post("/v1/tools/call", {"arguments": {}}, format="json"), 400, "validation_error")

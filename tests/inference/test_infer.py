@@ -10,8 +10,10 @@ from rest_framework.test import APIClient
 from registry.models import LLMModel, Tool
 from templates_app.services import template_create
 from tests.api.test_registries import assert_error
+from tests.factories import LLMModelFactory
 from tests.fakes.fake_llm import FakeLLMServer, Reply
 from tests.inference.conftest import sent_messages, stream
+from tests.mcp_servers import free_port
 
 PNG = base64.b64encode(bytes.fromhex(
     "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
@@ -50,7 +52,7 @@ def test_streamed_answer_with_thinking(model: LLMModel, fake_llm: FakeLLMServer,
 @pytest.mark.parametrize("style", ["think_tags", "prefilled"])
 def test_inline_think_tags_become_thinking(db, fake_llm: FakeLLMServer, alice_api: APIClient, style: str) -> None:
     options = {"think_prefilled": True} if style == "prefilled" else {}
-    LLMModel.objects.create(model_id="r1", api_protocol="openai", api_base=fake_llm.openai_base, model_name="r1", options=options)
+    LLMModelFactory(model_id="r1", fake=fake_llm, model_name="r1", options=options)
     fake_llm.script([Reply(content="Paris.", thinking="Capital of France.", thinking_style=style, chunk_size=3)])
     events = stream(alice_api, {"model_id": "r1", "text": "Capital?"})
     done = events[-1][1]
@@ -217,12 +219,8 @@ def test_upstream_failure_mid_stream_is_an_error_event(model: LLMModel, fake_llm
 
 
 def test_refused_connection(db, alice_api: APIClient) -> None:  # noqa: ANN001
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    LLMModel.objects.create(model_id="down", api_protocol="openai", api_base=f"http://127.0.0.1:{port}/v1", model_name="x")
+    port = free_port()  # nothing listens there
+    LLMModelFactory(model_id="down", api_base=f"http://127.0.0.1:{port}/v1", model_name="x")
     err = assert_error(alice_api.post("/v1/infer", {"model_id": "down", "text": "x"}, format="json"), 502, "model_unavailable")
     assert err["detail"]["upstream_status"] is None
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from rest_framework.test import APIClient
 
-from registry.models import LLMModel, Tool
+from registry.models import LLMModel
 from sessions.models import Session, SessionMessage
 from tests.api.test_registries import assert_error
+from tests.factories import ToolFactory
 from tests.fakes.fake_llm import FakeLLMServer, Reply
 from tests.inference.conftest import sent_messages, stream
 from tests.inference.test_infer import PNG
@@ -51,8 +52,8 @@ def test_stream_announces_the_session_first(model: LLMModel, fake_llm: FakeLLMSe
 
 
 def test_tool_calls_and_results_are_stored(model: LLMModel, fake_llm: FakeLLMServer, alice_api: APIClient) -> None:
-    Tool.objects.create(tool_id="math.add", name="add", callable="tests.tool_fns:add",
-                        parameters={"type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}}})
+    ToolFactory(tool_id="math.add",
+                parameters={"type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}}})
     fake_llm.script([Reply(tool_calls=[("add", {"a": 1, "b": 2})], thinking="need math"), Reply(content="3")])
     sid = alice_api.post("/v1/infer", {"model_id": model.model_id, "session_id": "new", "tool_ids": ["math.add"], "text": "1+2"},
                          format="json").json()["session_id"]

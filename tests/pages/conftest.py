@@ -3,8 +3,8 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 
-from registry.models import LLMModel, Tool
 from sessions.models import Session, SessionMessage
+from tests.factories import LLMModelFactory, ToolFactory
 
 
 @pytest.fixture
@@ -23,10 +23,9 @@ def staff_client(staff_user) -> Client:  # noqa: ANN001
 
 @pytest.fixture
 def chat_setup(db):  # noqa: ANN001, ANN201
-    LLMModel.objects.create(model_id="m1", api_protocol="openai", api_base="http://127.0.0.1:9/v1", model_name="m1", display_name="Model One")
-    LLMModel.objects.create(model_id="off", api_protocol="openai", api_base="http://127.0.0.1:9/v1", model_name="off", enabled=False)
-    Tool.objects.create(tool_id="math.add", name="add", description="Add two integers.", callable="tests.tool_fns:add",
-                        parameters={"type": "object", "properties": {}})
+    LLMModelFactory(model_id="m1", model_name="m1", display_name="Model One")  # nothing listens on the models' api_base
+    LLMModelFactory(model_id="off", model_name="off", enabled=False)
+    ToolFactory(tool_id="math.add", description="Add two integers.", parameters={"type": "object", "properties": {}})
 
 
 @pytest.fixture

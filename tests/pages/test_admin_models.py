@@ -6,6 +6,7 @@ import pytest
 from django.test import Client
 
 from registry.models import LLMModel
+from tests.factories import LLMModelFactory
 from tests.fakes.fake_llm import FakeLLMServer, Reply
 
 pytestmark = pytest.mark.django_db
@@ -19,8 +20,8 @@ def _messages(res) -> list[str]:  # noqa: ANN001
 
 
 def test_test_connection_reports_success_and_failure(admin_client: Client, fake_llm: FakeLLMServer) -> None:
-    good = LLMModel.objects.create(model_id="good", api_protocol="openai", api_base=fake_llm.openai_base, model_name="fake-model", timeout_s=5)
-    bad = LLMModel.objects.create(model_id="bad", api_protocol="ollama", api_base=fake_llm.ollama_base, model_name="broken", timeout_s=5)
+    good = LLMModelFactory(model_id="good", fake=fake_llm, timeout_s=5)
+    bad = LLMModelFactory(model_id="bad", api_protocol="ollama", fake=fake_llm, model_name="broken", timeout_s=5)
     fake_llm.script([Reply(content="ok")], model="fake-model")
     fake_llm.script([Reply(status=500)], model="broken")
     res = admin_client.post(CHANGELIST, {"action": "test_connection", "_selected_action": [bad.pk, good.pk]}, follow=True)
@@ -30,7 +31,7 @@ def test_test_connection_reports_success_and_failure(admin_client: Client, fake_
 
 
 def test_the_changelist_links_to_detect_and_offers_the_action(admin_client: Client) -> None:
-    LLMModel.objects.create(model_id="m", api_protocol="openai", api_base="http://127.0.0.1:9/v1", model_name="m")
+    LLMModelFactory(model_id="m", model_name="m")  # nothing listens on its api_base
     html = admin_client.get(CHANGELIST).content.decode()
     assert DETECT in html
     assert "Test connection to the selected models" in html
@@ -38,7 +39,7 @@ def test_the_changelist_links_to_detect_and_offers_the_action(admin_client: Clie
 
 def test_detect_lists_and_registers_models_in_one_click(admin_client: Client, fake_llm: FakeLLMServer) -> None:
     fake_llm.set_model("llama3:8b")
-    LLMModel.objects.create(model_id="already", api_protocol="ollama", api_base=fake_llm.ollama_base, model_name="fake-model")
+    LLMModelFactory(model_id="already", api_protocol="ollama", fake=fake_llm)
     res = admin_client.post(DETECT, {"detect": "1", "api_protocol": "ollama", "api_base": fake_llm.ollama_base + "/", "api_key": "sk-secret-1"})
     html = res.content.decode()
     assert res.status_code == 200 and 'value="llama3:8b"' in html and "already registered" in html

@@ -10,18 +10,18 @@ real worker whose whole log file is searched.
 from __future__ import annotations
 
 import logging
-import socket
 import sys
 
 import httpx
 import pytest
-from asgiref.sync import async_to_sync
 from rest_framework.test import APIClient
 
-from accounts.services import api_key_create
 from registry.models import EnvVar, LLMModel, MCPServer
 from tests.e2e.conftest import LiveServer
+from tests.factories import StaffFactory, bearer
 from tests.fakes.fake_llm import FakeLLMServer
+from tests.mcp_servers import free_port
+from tests.sse import streamed_body
 
 MODEL_KEY = "sk-LITERALMODELKEY-4b8e2c91d0"
 ENV_SECRET = "env-SECRETVALUE-77f1a9c3e2"
@@ -29,15 +29,7 @@ MCP_ENV_SECRET = "mcp-ENVSECRET-5d2e8a7b1c"
 MCP_HEADER_SECRET = "hdr-HEADERSECRET-9c3b6f0e4a"
 SECRETS = [MODEL_KEY, ENV_SECRET, MCP_ENV_SECRET, MCP_HEADER_SECRET]
 
-
-async def _collect(chunks) -> bytes:  # noqa: ANN001
-    return b"".join([c async for c in chunks])
-
-
-def dead_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+pytestmark = pytest.mark.usefixtures("mcp")  # servers registered in-process by a test are removed after it
 
 
 def register_everything(post, dead: int) -> list[tuple[str, str]]:  # noqa: ANN001
@@ -81,25 +73,15 @@ def assert_no_secret(where: str, text: str) -> None:
         assert secret[4:-4] not in text, f"part of {secret!r} leaked in {where}"
 
 
-@pytest.fixture(autouse=True)
-def _forget_mcp_servers():  # noqa: ANN202
-    yield
-    from inference.engine.mcp import MCPClientManager
-
-    manager = MCPClientManager()
-    for name in manager.servers():
-        manager.remove(name)
-
-
 def test_secrets_stay_out_of_responses_admin_pages_and_logs(staff_user, staff_api: APIClient, alice_api: APIClient,
                                                             client, caplog) -> None:  # noqa: ANN001
     caplog.set_level(logging.DEBUG)  # root at DEBUG, as with LOG_LEVEL=DEBUG
-    dead = dead_port()
+    dead = free_port()  # nothing listens there
 
     def post(path: str, body: dict) -> str:
         res = staff_api.post(path, body, format="json")
         assert res.status_code != 500, (path, res.content)
-        return async_to_sync(_collect)(res.streaming_content).decode() if res.streaming else res.content.decode()
+        return streamed_body(res).decode() if res.streaming else res.content.decode()
 
     seen = register_everything(post, dead)
     assert '"status":"error"' in seen[-1][1].replace(" ", "")  # both MCP servers failed to connect
@@ -132,11 +114,10 @@ def test_secrets_stay_out_of_responses_admin_pages_and_logs(staff_user, staff_ap
 
 
 @pytest.mark.e2e
-def test_secrets_stay_out_of_a_live_workers_log(transactional_db, django_user_model, fake_llm: FakeLLMServer) -> None:  # noqa: ANN001
-    staff = django_user_model.objects.create_user("sec", password="x", is_staff=True)
-    headers = {"Authorization": f"Bearer {api_key_create(user=staff)[1]}"}
+def test_secrets_stay_out_of_a_live_workers_log(transactional_db, fake_llm: FakeLLMServer) -> None:  # noqa: ANN001
+    headers = bearer(StaffFactory(username="sec"))
     server = LiveServer({"LOG_LEVEL": "DEBUG"})
-    dead = dead_port()
+    dead = free_port()  # nothing listens there
     try:
         with httpx.Client(base_url=server.url, headers=headers, timeout=30) as http:
             def post(path: str, body: dict) -> str:

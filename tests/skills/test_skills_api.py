@@ -10,8 +10,9 @@ import pytest
 from django.conf import settings
 from rest_framework.test import APIClient
 
-from registry.models import LLMModel, Skill, Tool
+from registry.models import Skill, Tool
 from tests.api.test_registries import assert_error
+from tests.factories import LLMModelFactory
 from tests.fakes.fake_llm import FakeLLMServer, Reply
 from tests.inference.conftest import sent_messages
 
@@ -111,8 +112,7 @@ def test_bad_requests(staff_api: APIClient) -> None:
 
 @pytest.mark.parametrize("protocol", ["openai", "ollama"])
 def test_progressive_disclosure_on_the_wire(staff_api: APIClient, alice_api: APIClient, fake_llm: FakeLLMServer, protocol: str) -> None:
-    base = fake_llm.openai_base if protocol == "openai" else fake_llm.ollama_base
-    LLMModel.objects.create(model_id="m", api_protocol=protocol, api_base=base, model_name="m")
+    LLMModelFactory(model_id="m", api_protocol=protocol, fake=fake_llm, model_name="m")
     folder = raw_zip({"tiny/SKILL.md": GOOD_MD, "tiny/references/guide.md": b"Guide: be tiny."})
     assert staff_api.post("/v1/tools/skill", {"file": folder}, format="multipart").status_code == 201
     fake_llm.script([
