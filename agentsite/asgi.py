@@ -8,14 +8,15 @@ from django.core.asgi import get_asgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "agentsite.settings")
 django_asgi_app = get_asgi_application()
 
+from .guard import guard  # noqa: E402  (needs the app registry ready)
 from .hotpath import HOT_PATHS, HotPathHandler  # noqa: E402  (needs the app registry ready)
 
 hot_path_app = HotPathHandler()
 
 
-async def http_app(scope, receive, send):  # noqa: ANN001, ANN201
+async def http_app(scope, receive, send):
     app = hot_path_app if scope["path"] in HOT_PATHS else django_asgi_app
     await app(scope, receive, send)
 
 
-application = ProtocolTypeRouter({"http": http_app})
+application = ProtocolTypeRouter({"http": guard(http_app)})

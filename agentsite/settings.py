@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 import secrets
 from pathlib import Path
+from typing import Any
 
-from .env import database_from_url, env_bool, env_float, env_int, env_list, env_str
+from .env import database_from_url, env_bool, env_float, env_int, env_list, env_networks, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(env_str("AGENTSITE_DATA_DIR", str(BASE_DIR / "var"))).resolve()
@@ -53,12 +54,14 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "core.proxies.trusted_proxy_headers",  # first: X-Forwarded-Proto only from a trusted proxy
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "accounts.lockout.known_device_cookie",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
@@ -138,7 +141,14 @@ X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_SAMESITE = "Lax"
 SECURE_CONTENT_TYPE_NOSNIFF = True
-DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("AGENTSITE_MAX_REQUEST_BYTES", 32 * 1024 * 1024)
+# Behind TLS (docs/deploy.md): Secure cookies, HSTS, and HTTPS recognised only from a trusted proxy.
+TRUSTED_PROXIES = env_networks("AGENTSITE_TRUSTED_PROXIES")
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env_bool("AGENTSITE_SECURE_COOKIES", False)
+SECURE_HSTS_SECONDS = env_int("AGENTSITE_HSTS_SECONDS", 0)
+# Believed only from a trusted proxy: core.proxies.trusted_proxy_headers drops it from anyone else.
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if TRUSTED_PROXIES else None
+MAX_BODY_BYTES = env_int("AGENTSITE_MAX_BODY_MB", 32) * 1024 * 1024
+DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_BODY_BYTES
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -172,25 +182,43 @@ SPECTACULAR_SETTINGS = {
 }
 
 # Our own knobs, in one namespaced dict (like DRF's REST_FRAMEWORK). Every limit is here.
-AGENTSITE = {
+AGENTSITE: dict[str, Any] = {  # mixed value types: typed Any so each use site states what it expects
     "DATA_DIR": str(DATA_DIR),
+    # Hostile input: checked by the ASGI guard (agentsite/guard.py) before any view runs.
+    "MAX_BODY_BYTES": MAX_BODY_BYTES,
+    "MAX_MESSAGES": env_int("AGENTSITE_MAX_MESSAGES", 1000),
+    "MAX_JSON_DEPTH": 64,
     "MAX_IMAGE_BYTES": env_int("AGENTSITE_MAX_IMAGE_BYTES", 10 * 1024 * 1024),
     "MAX_AUDIO_BYTES": env_int("AGENTSITE_MAX_AUDIO_BYTES", 20 * 1024 * 1024),
     "MAX_TOOL_ROUNDS_LIMIT": env_int("AGENTSITE_MAX_TOOL_ROUNDS_LIMIT", 50),
     "TOOL_TIMEOUT_S": env_float("AGENTSITE_TOOL_TIMEOUT_S", 60.0),
     "SSE_PING_S": env_float("AGENTSITE_SSE_PING_S", 15.0),
     "BASH_ENABLED": env_bool("AGENTSITE_BASH_ENABLED", False),
-    "BASH_SANDBOX": env_bool("AGENTSITE_BASH_SANDBOX", True),
+    # bash runs in bubblewrap or not at all; only this explicit opt-out runs it on the host
+    # (AGENTSITE_BASH_SANDBOX is no longer read: a system check says so if it is still set).
+    "BASH_UNSANDBOXED": env_bool("AGENTSITE_BASH_UNSANDBOXED", False),
+    "BASH_NETWORK": env_bool("AGENTSITE_BASH_NETWORK", False),
     "BASH_TIMEOUT_S": env_float("AGENTSITE_BASH_TIMEOUT_S", 30.0),
     "BASH_OUTPUT_CAP": env_int("AGENTSITE_BASH_OUTPUT_CAP", 16 * 1024),
+    # Per-process limits of a command (0: none): CPU seconds, address space, processes, file size.
+    "BASH_CPU_S": env_int("AGENTSITE_BASH_CPU_S", 60),
+    "BASH_MEMORY_MB": env_int("AGENTSITE_BASH_MEMORY_MB", 2048),
+    "BASH_MAX_PROCS": env_int("AGENTSITE_BASH_MAX_PROCS", 128),
+    "BASH_FILE_MB": env_int("AGENTSITE_BASH_FILE_MB", 256),
     "FETCH_ALLOW_HOSTS": env_list("AGENTSITE_FETCH_ALLOW_HOSTS", []),
     "FETCH_MAX_BYTES": env_int("AGENTSITE_FETCH_MAX_BYTES", 2 * 1024 * 1024),
     "FETCH_TIMEOUT_S": env_float("AGENTSITE_FETCH_TIMEOUT_S", 20.0),
     "SKILL_MAX_FILES": env_int("AGENTSITE_SKILL_MAX_FILES", 500),
     "SKILL_MAX_BYTES": env_int("AGENTSITE_SKILL_MAX_BYTES", 20 * 1024 * 1024),
     "MCP_CALL_TIMEOUT_S": env_float("AGENTSITE_MCP_CALL_TIMEOUT_S", 60.0),
+    # Login throttling (accounts/lockout.py, docs/security.md): client addresses come from
+    # X-Forwarded-For only through these proxies (core/proxies.py).
+    "TRUSTED_PROXIES": TRUSTED_PROXIES,
     "LOGIN_MAX_FAILURES": env_int("AGENTSITE_LOGIN_MAX_FAILURES", 5),
+    "LOGIN_ADDRESS_MAX_FAILURES": env_int("AGENTSITE_LOGIN_ADDRESS_MAX_FAILURES", 20),
+    "LOGIN_LOCKOUT_BASE_S": env_int("AGENTSITE_LOGIN_LOCKOUT_BASE_S", 60),
     "LOGIN_LOCKOUT_S": env_int("AGENTSITE_LOGIN_LOCKOUT_S", 900),
+    "LOGIN_ATTEMPTS_DAYS": env_int("AGENTSITE_LOGIN_ATTEMPTS_DAYS", 30),
     # After each completed session turn, one extra model call extracts durable user facts.
     "MEMORY_EXTRACTION": env_bool("AGENTSITE_MEMORY_EXTRACTION", True),
 }

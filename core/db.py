@@ -10,8 +10,9 @@ calls (a connection that saw an error is dropped and reopened on next use).
 from __future__ import annotations
 
 import contextvars
+from collections.abc import Awaitable, Callable
 from functools import wraps
-from typing import Any, Awaitable, Callable, TypeVar
+from typing import Any, TypeVar
 
 from asgiref.sync import sync_to_async
 from django.db import connections
@@ -19,6 +20,13 @@ from django.db import connections
 T = TypeVar("T")
 
 pooled = contextvars.ContextVar("agentsite_pooled_db", default=False)
+
+
+def close_broken_connections() -> None:
+    """Drop this thread's connections that saw an error; healthy ones stay open for reuse."""
+    for conn in connections.all(initialized_only=True):
+        if conn.errors_occurred or conn.needs_rollback:
+            conn.close()
 
 
 def db_async(fn: Callable[..., T]) -> Callable[..., Awaitable[T]]:
@@ -31,9 +39,7 @@ def db_async(fn: Callable[..., T]) -> Callable[..., Awaitable[T]]:
             try:
                 return fn(*args, **kwargs)
             finally:
-                for conn in connections.all(initialized_only=True):
-                    if conn.errors_occurred or conn.needs_rollback:
-                        conn.close()
+                close_broken_connections()
 
         return await sync_to_async(run, thread_sensitive=False)()
 

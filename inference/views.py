@@ -9,17 +9,20 @@ begins; afterwards failures arrive as an ``error`` event.
 from __future__ import annotations
 
 import json
-from typing import Any, AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
+from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse, StreamingHttpResponse
 from django.views.decorators.csrf import csrf_exempt
 from rest_framework.serializers import Serializer
 
-from accounts.auth import asession_user, key_user
+from accounts.auth import arequest_user
 from core.api import domain_error_response, error_response, validation_error_body
 from core.db import db_async
-from core.errors import DomainError
+from core.errors import DomainError, ValidationFailed
+from core.jsonbody import parse_json_body
 from inference.engine import StreamEvent
 from sessions import selectors as session_selectors
 
@@ -30,54 +33,52 @@ from .serializers import InferRequestSerializer, ToolCallRequestSerializer
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
-class _BadBody(DomainError):
-    """A body that failed parsing or validation; reported only once the caller is known."""
-
-    status = 400
-
-    def __init__(self, body: dict[str, Any]) -> None:
-        super().__init__(body["error"]["message"], code=body["error"]["code"], detail=body["error"]["detail"])
+# Bodies above this are validated in a worker thread, so a big one never stalls other streams.
+VALIDATE_INLINE_BYTES = 64 * 1024
 
 
-def _parse(request: HttpRequest, serializer_class: type[Serializer]) -> Callable[[], dict[str, Any]]:
-    """Parse now (no I/O), but report a bad body only once the caller is authenticated."""
-    try:
-        body = json.loads(request.body or b"null")
-    except (ValueError, UnicodeDecodeError) as exc:
-        error = _BadBody({"error": {"code": "malformed_json", "message": f"Request body is not valid JSON: {exc}", "detail": {}}})
-    else:
-        ser = serializer_class(data=body)
-        if ser.is_valid():
-            data = dict(ser.validated_data)
-            return lambda: data
-        error = _BadBody(validation_error_body(ser.errors))
-
-    def fail() -> dict[str, Any]:
-        raise error
-
-    return fail
+def _body_json(request: HttpRequest) -> Any:
+    """The parsed body: from the ASGI guard when it ran, else parsed here with the same limits."""
+    scope = getattr(request, "scope", {})
+    if "agentsite.json" in scope:
+        return scope["agentsite.json"]
+    conf = settings.AGENTSITE
+    return parse_json_body(request.body or b"null", max_depth=conf["MAX_JSON_DEPTH"], max_messages=conf["MAX_MESSAGES"])
 
 
-async def _with_user(request: HttpRequest, work: Callable[..., Any]) -> Any:
-    """Authenticate and run ``work(user)`` in the ORM's thread — for API keys in one hop."""
-    header = request.headers.get("Authorization")
-    if header:
-        return await db_async(lambda: work(key_user(header)))()
-    user = await asession_user(request)
-    return await db_async(work)(user)
+async def _validated(request: HttpRequest, serializer_class: type[Serializer]) -> dict[str, Any]:
+    """The body, parsed and validated (400 in the envelope), off the event loop when it is big."""
+
+    def validate() -> dict[str, Any]:
+        ser = serializer_class(data=_body_json(request))
+        if not ser.is_valid():
+            raise ValidationFailed(**_validation_kwargs(ser.errors))
+        return dict(ser.validated_data)
+
+    if len(request.body or b"") > VALIDATE_INLINE_BYTES:
+        return await sync_to_async(validate, thread_sensitive=False)()
+    return validate()
+
+
+def _validation_kwargs(errors: Any) -> dict[str, Any]:
+    body = validation_error_body(errors)["error"]
+    return {"message": body["message"], "detail": body["detail"]}
 
 
 def _api_view(fn: Callable[..., Any]) -> Callable[..., Any]:
-    async def view(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        if request.method != "POST":
-            response = error_response("method_not_allowed", f'Method "{request.method}" not allowed.', 405)
-            response["Allow"] = "POST"
-            return response
+    """Authenticate first (a stranger learns nothing, not even the allowed method), then run."""
+
+    async def view(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         try:
-            response: HttpResponse = await fn(request, *args, **kwargs)
+            user = await arequest_user(request)
+            if request.method != "POST":
+                response = error_response("method_not_allowed", f'Method "{request.method}" not allowed.', 405)
+                response["Allow"] = "POST"
+                return response
+            result: HttpResponseBase = await fn(request, user, *args, **kwargs)
         except DomainError as exc:
             return domain_error_response(exc)
-        return response
+        return result
 
     view.__name__ = fn.__name__
     view.__doc__ = fn.__doc__
@@ -94,10 +95,10 @@ def sse_format(event: StreamEvent) -> bytes:
     return f"event: {event.event}\ndata: {json.dumps(_public(event), ensure_ascii=False)}\n\n".encode()
 
 
-async def _begin(request: HttpRequest) -> Run:
-    """Authenticate, validate, lock the session and fit its history; released on failure."""
-    data = _parse(request, InferRequestSerializer)
-    run: Run = await _with_user(request, lambda user: run_begin(user=user, data=data()))
+async def _begin(request: HttpRequest, user: Any) -> Run:
+    """Validate, prepare, lock the session and fit its history; released on failure."""
+    data = await _validated(request, InferRequestSerializer)
+    run: Run = await db_async(run_begin)(user=user, data=data)
     try:
         await run.afit()
     except BaseException:
@@ -107,9 +108,9 @@ async def _begin(request: HttpRequest) -> Run:
 
 
 @_api_view
-async def infer(request: HttpRequest) -> HttpResponse:
+async def infer(request: HttpRequest, user: Any) -> HttpResponse:
     """POST /v1/infer: run the model (and its tool loop) and answer the final JSON."""
-    run = await _begin(request)
+    run = await _begin(request, user)
     try:
         result = await services.get_runtime().ainfer(run.prepared, hooks=run.hooks, control=run.control)
     finally:
@@ -118,9 +119,9 @@ async def infer(request: HttpRequest) -> HttpResponse:
 
 
 @_api_view
-async def infer_stream(request: HttpRequest) -> HttpResponse:
+async def infer_stream(request: HttpRequest, user: Any) -> StreamingHttpResponse:
     """POST /v1/infer/stream: the same run as Server-Sent Events."""
-    run = await _begin(request)
+    run = await _begin(request, user)
     ping_s = settings.AGENTSITE["SSE_PING_S"]
 
     async def events() -> AsyncIterator[bytes]:
@@ -134,17 +135,17 @@ async def infer_stream(request: HttpRequest) -> HttpResponse:
 
 
 @_api_view
-async def call_tool(request: HttpRequest) -> HttpResponse:
+async def call_tool(request: HttpRequest, user: Any) -> HttpResponse:
     """POST /v1/tools/call: call one tool directly, without a model."""
-    parsed = _parse(request, ToolCallRequestSerializer)
+    data = await _validated(request, ToolCallRequestSerializer)
 
-    def find_tool(user: Any) -> tuple[Any, dict[str, Any]]:
-        data = parsed()
+    def find_tool() -> Any:
         if data.get("session_id"):  # the session's scratch folder is only for its owner
             session_selectors.session_get_for_user(session_id=data["session_id"], user=user)
-        return services.tool_for_call(data=data), data
+        return services.tool_for_call(data=data)
 
-    tool, data = await _with_user(request, find_tool)
+    tool = await db_async(find_tool)()
     runtime = services.get_runtime()
-    result = await runtime.acall_tool(tool, data["arguments"], context=runtime.tool_context(data.get("session_id")))
+    context = runtime.tool_context(data.get("session_id"), owner=services.scratch_owner(user))  # per caller without a session
+    result = await runtime.acall_tool(tool, data["arguments"], context=context)
     return JsonResponse(result.to_dict())
