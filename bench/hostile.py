@@ -19,9 +19,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import httpx  # noqa: E402  (after the path insert: run as a script)
+import httpx
 
-from bench._harness import Stack, machine_line, ms, p50, percentile, print_table  # noqa: E402  (same)
+from bench._harness import Stack, machine_line, ms, p50, percentile, print_table
 
 BODY = json.dumps({"model_id": "fake-openai", "messages": [{}] * 300_000}).encode()
 ATTACKERS = 1

@@ -59,7 +59,8 @@ async def call(method: str, path: str, body: bytes = b"", headers: dict[str, str
 
     await application(scope, receive, send)
     raw = b"".join(chunks)
-    return status, out_headers, json.loads(raw) if raw and out_headers.get("content-type", "").startswith("application/json") else raw
+    is_json = out_headers.get("content-type", "").startswith("application/json")
+    return status, out_headers, json.loads(raw) if raw and is_json else raw
 
 
 @pytest.fixture
@@ -88,12 +89,13 @@ async def test_method_not_allowed_only_after_authentication(key: str) -> None:
     assert (status, _code(body), headers["allow"]) == (405, "method_not_allowed", "POST")
 
 
-async def test_an_oversized_body_is_refused_from_content_length_without_reading_it(key: str, settings) -> None:  # noqa: ANN001
+async def test_an_oversized_body_is_refused_from_content_length_without_reading_it(key: str, settings) -> None:
     settings.AGENTSITE = {**settings.AGENTSITE, "MAX_BODY_BYTES": 1000}
-    status, _, body = await call("POST", "/v1/infer", b"{}", {"authorization": f"Bearer {key}"}, content_length=10**9, read_body=False)
+    auth = {"authorization": f"Bearer {key}"}
+    status, _, body = await call("POST", "/v1/infer", b"{}", auth, content_length=10**9, read_body=False)
     assert (status, _code(body)) == (413, "request_too_large")
     # A body longer than its announced length (or chunked) is counted as it is read.
-    status, _, body = await call("POST", "/v1/infer", b"[" + b" " * 5000 + b"]", {"authorization": f"Bearer {key}"}, content_length=10)
+    status, _, body = await call("POST", "/v1/infer", b"[" + b" " * 5000 + b"]", auth, content_length=10)
     assert (status, _code(body)) == (413, "request_too_large")
 
 
@@ -121,7 +123,7 @@ async def test_malformed_json_is_400_before_any_work(key: str, raw: bytes, what:
     assert await Session.objects.acount() == 0
 
 
-def test_a_stranger_with_a_huge_body_does_not_stall_the_server(live_server_proc) -> None:  # noqa: ANN001
+def test_a_stranger_with_a_huge_body_does_not_stall_the_server(live_server_proc) -> None:
     """The 0.9 MB, 300,000-message body without credentials, while /healthz keeps answering."""
     url = live_server_proc.url
     stop, health = threading.Event(), []
