@@ -20,10 +20,12 @@ HOT_PATHS = frozenset({"/v1/infer", "/v1/infer/stream", "/v1/tools/call"})
 
 class HotPathHandler(ASGIHandler):
     def load_middleware(self, is_async: bool = False) -> None:
-        self._view_middleware = []
-        self._template_response_middleware = []
-        self._exception_middleware = []
-        self._middleware_chain = convert_exception_to_response(self._get_response_async)
+        # BaseHandler's private middleware state, emptied: these paths run no middleware.
+        self._view_middleware: list[Any] = []
+        self._template_response_middleware: list[Any] = []
+        self._exception_middleware: list[Any] = []
+        handler = self._get_response_async  # type: ignore[attr-defined]  # private to BaseHandler, absent from django-stubs
+        self._middleware_chain = convert_exception_to_response(handler)
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         # No ThreadSensitiveContext: no per-request thread to create; ORM work goes to the

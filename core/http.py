@@ -6,7 +6,7 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponseBase
 
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; style-src 'self'; "
@@ -14,11 +14,11 @@ CONTENT_SECURITY_POLICY = (
 )
 
 
-def csp(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+def csp(view: Callable[..., HttpResponseBase]) -> Callable[..., HttpResponseBase]:
     """Adds the pages' Content-Security-Policy: our own scripts and styles only."""
 
     @wraps(view)
-    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         response = view(request, *args, **kwargs)
         response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
         return response

@@ -10,13 +10,13 @@ from core.serializers import StrictSerializer
 
 
 class AudioSerializer(StrictSerializer):
-    data = serializers.CharField()
+    data = serializers.CharField()  # type: ignore[assignment]  # DRF's metaclass pops declared fields: .data stays the property
     format = serializers.CharField(max_length=16)
 
 
 class MessageSerializer(StrictSerializer):
     role = serializers.ChoiceField(choices=["system", "user", "assistant", "tool"], default="user")
-    content = serializers.JSONField(required=False, default="")
+    content = serializers.JSONField(required=False, default="")  # type: ignore[arg-type]  # any JSON value; the stubs want a mapping
     images = serializers.ListField(child=serializers.CharField(), required=False, default=list, max_length=16)
     audio = AudioSerializer(many=True, required=False, default=list)
     prompt_template = serializers.CharField(required=False, max_length=100)

@@ -24,7 +24,9 @@ async def _detect(config: ModelConfig) -> list[dict[str, Any]]:
         name = e.get("id") or e.get("name") or e.get("model")
         if not name:
             continue
-        details = e.get("details") if isinstance(e.get("details"), dict) else {}
+        details = e.get("details")
+        if not isinstance(details, dict):
+            details = {}
         out.append({"model_name": name, "family": details.get("family", ""), "parameter_size": details.get("parameter_size", ""),
                     "registered": False})
     return out

@@ -14,11 +14,10 @@ from . import services
 from .models import ENV_KEY_RE, MODEL_ID_RE, EnvVar, LLMModel, MCPServer, Skill, Tool, ToolType
 
 
-def validate_header_value(value: str) -> str:
+def validate_header_value(value: str) -> None:
     """An API key goes into an HTTP header: printable ASCII only (else a 500, or the key echoed in errors)."""
     if value and not (value.isascii() and value.isprintable()):
         raise serializers.ValidationError("Must be printable ASCII (it is sent in an HTTP header).")
-    return value
 
 
 class ModelSerializer(StrictModelSerializer):
@@ -64,8 +63,10 @@ RESERVED_TOOL_IDS = frozenset({"mcp", "skill", "call"})
 
 
 class ToolSerializer(StrictModelSerializer):
-    server = serializers.SlugRelatedField(slug_field="name", read_only=True, allow_null=True)
-    skill = serializers.SlugRelatedField(slug_field="name", read_only=True, allow_null=True)
+    server: serializers.SlugRelatedField[MCPServer] = serializers.SlugRelatedField(
+        slug_field="name", read_only=True, allow_null=True
+    )
+    skill: serializers.SlugRelatedField[Skill] = serializers.SlugRelatedField(slug_field="name", read_only=True, allow_null=True)
     parameters = serializers.DictField(required=False)
 
     class Meta:
@@ -114,7 +115,7 @@ class EnvVarSerializer(StrictModelSerializer):
         fields = ["key", "value", "is_secret", "updated_at"]
         read_only_fields = ["updated_at"]
         # upserts: the unique check is the service's job
-        extra_kwargs = {"key": {"validators": []}}
+        extra_kwargs: dict[str, dict[str, Any]] = {"key": {"validators": []}}
 
     def validate_key(self, value: str) -> str:
         if value == "detect":  # /v1/env/detect is another endpoint: such a variable could never be deleted

@@ -24,7 +24,10 @@ from .serializers import (
     ToolSerializer,
 )
 
-ListOf = lambda name, ser: inline_serializer(name, {"data": ser(many=True)})  # noqa: E731
+
+def list_of(name: str, ser: type[serializers.Serializer]) -> serializers.Serializer:
+    """The schema of a ``{"data": [...]}`` list response."""
+    return inline_serializer(name, {"data": ser(many=True)})
 
 
 SKILL_BODY = 'Send {"path": "/dir/on/server"} or a multipart "file" (.zip).'
@@ -46,7 +49,7 @@ def _valid(serializer_class: type[serializers.Serializer], data: Any, **kwargs: 
 class ModelListView(APIView):
     permission_classes = [IsStaffOrReadOnly]
 
-    @extend_schema(responses=ListOf("ModelList", ModelSerializer))
+    @extend_schema(responses=list_of("ModelList", ModelSerializer))
     def get(self, request: Request) -> Response:
         return Response({"data": ModelSerializer(LLMModel.objects.all(), many=True).data})
 
@@ -97,7 +100,7 @@ class ModelDetailView(APIView):
 class ToolListView(APIView):
     permission_classes = [IsStaffOrReadOnly]
 
-    @extend_schema(responses=ListOf("ToolList", ToolSerializer))
+    @extend_schema(responses=list_of("ToolList", ToolSerializer))
     def get(self, request: Request) -> Response:
         qs = Tool.objects.select_related("server", "skill")
         tool_type = request.query_params.get("tool_type")
@@ -138,7 +141,7 @@ class ToolDetailView(APIView):
 class EnvListView(APIView):
     permission_classes = [IsStaff]
 
-    @extend_schema(responses=ListOf("EnvList", EnvVarSerializer))
+    @extend_schema(responses=list_of("EnvList", EnvVarSerializer))
     def get(self, request: Request) -> Response:
         return Response({"data": EnvVarSerializer(EnvVar.objects.all(), many=True).data})
 
@@ -185,7 +188,7 @@ class EnvDetectView(APIView):
 class MCPServerListView(APIView):
     permission_classes = [IsStaffOrReadOnly]
 
-    @extend_schema(responses=ListOf("MCPServerList", MCPServerSerializer))
+    @extend_schema(responses=list_of("MCPServerList", MCPServerSerializer))
     def get(self, request: Request) -> Response:
         servers = MCPServer.objects.prefetch_related("tools")
         return Response({"data": MCPServerSerializer(servers, many=True).data})
@@ -211,7 +214,7 @@ class MCPServerDetailView(APIView):
 class SkillListView(APIView):
     permission_classes = [IsStaffOrReadOnly]
 
-    @extend_schema(responses=ListOf("SkillList", SkillSerializer))
+    @extend_schema(responses=list_of("SkillList", SkillSerializer))
     def get(self, request: Request) -> Response:
         return Response({"data": SkillSerializer(Skill.objects.all(), many=True).data})
 

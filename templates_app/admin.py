@@ -8,8 +8,7 @@ from .models import PromptTemplate, PromptTemplateVersion
 
 class VersionInline(admin.TabularInline):
     model = PromptTemplateVersion
-    fields = ["version", "content", "description", "created_at"]
-    readonly_fields = fields
+    fields = readonly_fields = ("version", "content", "description", "created_at")
     extra = 0
     can_delete = False
     ordering = ["-version"]

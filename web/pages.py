@@ -22,6 +22,7 @@ from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseLocation
+from django_htmx.middleware import HtmxDetails
 
 from core.errors import NotFound
 from core.http import csp
@@ -42,6 +43,12 @@ TOOL_RESULT_MAX_CHARS = 8_000  # a card shows this much of a tool's output; the 
 ATTACHMENT_NAME_RE = re.compile(r"^[0-9a-f]{24}\.[a-z0-9]{1,8}$")
 
 NO_MODELS = "No model is registered yet."
+
+
+class HtmxHttpRequest(HttpRequest):
+    """A request that went through django-htmx's middleware (for the type checker)."""
+
+    htmx: HtmxDetails
 
 
 # ---- presentation of stored messages ---------------------------------------------------------
@@ -141,13 +148,13 @@ def blocks_from_rows(rows: Iterable[SessionMessage]) -> list[Block]:
                 seg.cards.append(card)
             block.segments.append(seg)
         elif row.role == "tool":
-            card = cards.get(row.tool_call_id)
-            if card is None:  # its call is outside the rows shown: a card of its own
-                card = ToolCard(id=row.tool_call_id, name=row.tool_name or row.tool_id, tool_id=row.tool_id, arguments="")
-                block.segments.append(Segment(row.seq, cards=[card]))
-            card.result = _result_text(row.content)
-            card.is_error = row.is_error
-            card.duration_ms = row.duration_ms
+            result_card = cards.get(row.tool_call_id)
+            if result_card is None:  # its call is outside the rows shown: a card of its own
+                result_card = ToolCard(id=row.tool_call_id, name=row.tool_name or row.tool_id, tool_id=row.tool_id, arguments="")
+                block.segments.append(Segment(row.seq, cards=[result_card]))
+            result_card.result = _result_text(row.content)
+            result_card.is_error = row.is_error
+            result_card.duration_ms = row.duration_ms
     for block in blocks:
         for seg in block.segments:
             seg.html = mark_safe(seg.html)  # noqa: S308  (sanitized by render_markdown)
@@ -166,7 +173,10 @@ class ToolGroup:
 def tool_groups() -> list[ToolGroup]:
     """Enabled tools by kind: functions, MCP per server, skills, built-ins."""
     tools = registry.tools_enabled()
-    functions, mcp, skills, builtins = [], {}, [], []  # type: ignore[var-annotated]
+    functions: list[Tool] = []
+    mcp: dict[str, list[Tool]] = {}
+    skills: list[Tool] = []
+    builtins: list[Tool] = []
     for tool in tools:
         if tool.tool_type == ToolType.MCP:
             mcp.setdefault(tool.server.name if tool.server else "?", []).append(tool)
@@ -212,7 +222,7 @@ def _conversation_context(request: HttpRequest, session: Session | None) -> dict
     }
 
 
-def _chat(request: HttpRequest, session: Session | None) -> HttpResponse:
+def _chat(request: HtmxHttpRequest, session: Session | None) -> HttpResponse:
     context = _conversation_context(request, session)
     if request.htmx and not request.htmx.history_restore_request:
         return render(request, "chat/_conversation.html", {**context, "oob": True})
@@ -236,7 +246,7 @@ def _chat(request: HttpRequest, session: Session | None) -> HttpResponse:
 @login_required
 @require_GET
 @vary_on_headers("HX-Request")
-def chat_new(request: HttpRequest) -> HttpResponse:
+def chat_new(request: HtmxHttpRequest) -> HttpResponse:
     """A new, empty chat (the session is created by the first message)."""
     return _chat(request, None)
 
@@ -245,7 +255,7 @@ def chat_new(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_GET
 @vary_on_headers("HX-Request")
-def chat_session(request: HttpRequest, session_id: str) -> HttpResponse:
+def chat_session(request: HtmxHttpRequest, session_id: str) -> HttpResponse:
     """One stored chat: the whole page, or the conversation partial for htmx."""
     return _chat(request, _session_for_user(request, session_id))
 
@@ -281,7 +291,7 @@ def sidebar(request: HttpRequest) -> HttpResponse:
 @csp
 @login_required
 @require_POST
-def chat_delete(request: HttpRequest, session_id: str) -> HttpResponse:
+def chat_delete(request: HtmxHttpRequest, session_id: str) -> HttpResponse:
     session = _session_for_user(request, session_id)
     session_store.session_delete(session=session)
     if not request.htmx:
@@ -309,7 +319,7 @@ def template_fields(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_GET
-def attachment(request: HttpRequest, session_id: str, name: str) -> HttpResponse:
+def attachment(request: HttpRequest, session_id: str, name: str) -> FileResponse:
     """An image or audio clip stored with a message, for its owner only."""
     session = _session_for_user(request, session_id)
     if not ATTACHMENT_NAME_RE.match(name):

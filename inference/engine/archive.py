@@ -53,12 +53,12 @@ def _entry_parts(info: zipfile.ZipInfo) -> tuple[str, ...]:
 
 def _skill_prefix(files: list[tuple[str, ...]]) -> tuple[str, ...]:
     """Where SKILL.md sits: the zip root, or inside exactly one top-level folder."""
-    if any(parts in ((f,) for f in SKILL_FILENAMES) for parts in files):
+    if any(parts in {(f,) for f in SKILL_FILENAMES} for parts in files):
         return ()
     tops = {parts[0] for parts in files}
     if len(tops) == 1:
         (top,) = tops
-        if any(parts in ((top, f) for f in SKILL_FILENAMES) for parts in files):
+        if any(parts in {(top, f) for f in SKILL_FILENAMES} for parts in files):
             return (top,)
     raise SkillError("The archive has no SKILL.md at its root or inside a single top-level folder")
 

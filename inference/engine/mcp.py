@@ -254,8 +254,8 @@ class _Connection:
 
     async def _stderr_pipe(self, stack: contextlib.AsyncExitStack) -> Any:
         read_fd, write_fd = os.pipe()
-        self._stderr = _StderrTail(self.name)
-        reader, _ = await asyncio.get_running_loop().connect_read_pipe(lambda: self._stderr, os.fdopen(read_fd, "rb", 0))
+        tail = self._stderr = _StderrTail(self.name)
+        reader, _ = await asyncio.get_running_loop().connect_read_pipe(lambda: tail, os.fdopen(read_fd, "rb", 0))
         stack.callback(reader.close)
         errlog = os.fdopen(write_fd, "w")
         # Our copy of the write end is closed once the connection ends; the child keeps its own.

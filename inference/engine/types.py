@@ -284,8 +284,10 @@ AdapterEvent = TextDelta | ReasoningDelta | ToolCallDelta | UsageDelta | Finish
 
 # ---- events the runtime yields to clients (names and payloads as docs/api.md's SSE table) -------
 
+StreamEventName = Literal["session", "delta", "tool_call", "tool_result", "message", "done", "error", "ping"]
+
 
 @dataclass(frozen=True, slots=True)
 class StreamEvent:
-    event: Literal["session", "delta", "tool_call", "tool_result", "message", "done", "error", "ping"]
+    event: StreamEventName
     data: Mapping[str, Any]

@@ -162,10 +162,10 @@ def wire_messages(messages: Sequence[Message]) -> list[dict[str, Any]]:
             if m.audio:
                 raise UnsupportedInput(AUDIO_UNSUPPORTED)
             parts = m.content if isinstance(m.content, list) else []
-            images = [item.get("data", "") for item in parts if item.get("type") == "image"]
-            images += m.images
-            if images:  # B-2: bare base64 only
-                msg["images"] = [normalize_image(img)[1] for img in images]
+            attached = [item.get("data", "") for item in parts if item.get("type") == "image"]
+            attached += m.images
+            if attached:  # B-2: bare base64 only
+                msg["images"] = [normalize_image(img)[1] for img in attached]
         out.append(msg)
     return out
 
@@ -205,7 +205,7 @@ def ollama_schema(schema: Mapping[str, Any]) -> dict[str, Any]:
     ``oneOf`` read as ``anyOf``, ``const`` as ``enum``, and the constraints Ollama would drop
     spelled out in ``description`` so the model still sees them."""
     narrowed = _narrow(schema, schema, (), 0)
-    top = {key: narrowed[key] for key in ("type", "properties", "required") if key in narrowed}
+    top: dict[str, Any] = {key: narrowed[key] for key in ("type", "properties", "required") if key in narrowed}
     top.setdefault("type", "object")
     top.setdefault("properties", {})
     return top

@@ -48,7 +48,7 @@ from .base import (
     truncated,
 )
 from .sse import aiter_sse
-from .think import ThinkSplitter, split_think
+from .think import Piece, ThinkSplitter, split_think
 
 log = logging.getLogger(__name__)
 
@@ -384,5 +384,5 @@ class _StreamState:
         return events
 
 
-def _pieces(pieces: list[tuple[str, str]]) -> list[AdapterEvent]:
+def _pieces(pieces: list[Piece]) -> list[AdapterEvent]:
     return [ReasoningDelta(text) if kind == "reasoning" else TextDelta(text) for kind, text in pieces]
