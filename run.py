@@ -18,7 +18,7 @@ VENV = ROOT / ".venv"
 PY = VENV / "bin" / "python"
 
 
-def sh(*args: str | Path, **kwargs) -> None:  # noqa: ANN003
+def sh(*args: str | Path, **kwargs) -> None:
     subprocess.run([str(a) for a in args], cwd=ROOT, check=True, **kwargs)
 
 
