@@ -24,7 +24,7 @@ from sessions import services as session_store
 from sessions.services import Attachment
 
 from . import context
-from .services import get_runtime, inference_request
+from .services import get_runtime, inference_request, scratch_owner
 
 
 def message_record(message: Message) -> tuple[dict[str, Any], list[Attachment]]:
@@ -120,7 +120,7 @@ def run_begin(*, user: Any, data: Mapping[str, Any]) -> Run:
     runtime = get_runtime()
     session_id = data.get("session_id")
     if not session_id:
-        return Run(prepared=runtime.prepare(inference_request(data=data)))
+        return Run(prepared=runtime.prepare(inference_request(data=data), owner=scratch_owner(user)))  # bash: the caller's folder
     prepared: PreparedRun | None = None
     if session_id == "new":
         # Validate everything first, so a bad request leaves no empty session behind.

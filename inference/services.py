@@ -17,11 +17,18 @@ from sessions.services import session_dir
 from .sources import DbModels, DbTemplates, DbTools
 
 
-def scratch_dir_for(session_id: str | None) -> str:
-    """A session's scratch folder lives (and is deleted) with the session's own folder."""
+def scratch_dir_for(session_id: str | None, owner: str | None = None) -> str:
+    """A session's scratch folder lives (and is deleted) with the session's own folder; a call
+    without a session works in its caller's own folder (``owner``: see ``scratch_owner``)."""
     if session_id:
         return str(session_dir(session_id) / "scratch")
-    return str(Path(settings.AGENTSITE["DATA_DIR"]) / "scratch" / "stateless")
+    scratch = Path(settings.AGENTSITE["DATA_DIR"]) / "scratch"
+    return str(scratch / "users" / owner) if owner else str(scratch / "stateless")
+
+
+def scratch_owner(user: Any) -> str:
+    """The key of ``user``'s stateless scratch folder (``<DATA_DIR>/scratch/users/<id>``)."""
+    return str(int(user.pk))  # an integer: never a path separator or ``..``
 
 
 @lru_cache(maxsize=1)

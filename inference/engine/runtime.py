@@ -16,9 +16,9 @@ import asyncio
 import os
 import re
 import tempfile
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Protocol
 
 from . import media
 from .disclosure import skill_extra_tools
@@ -195,9 +195,19 @@ def check_limits(request: InferenceRequest, limits: Limits) -> None:
         raise ValidationFailed(f"max_tool_rounds: {message}", detail={"max_tool_rounds": [message]})
 
 
-def default_scratch_dir(session_id: str | None) -> str:
-    """SDK default: a per-session folder under the system's temporary directory."""
-    return os.path.join(tempfile.gettempdir(), "agentsite-scratch", session_id or "stateless")
+class ScratchDirFor(Protocol):
+    """Where a run's ``bash`` works: one folder per session, and for stateless runs one per
+    ``owner`` (an opaque key for the caller, such as a user id), so callers never share one."""
+
+    def __call__(self, session_id: str | None, owner: str | None = None) -> str: ...
+
+
+def default_scratch_dir(session_id: str | None, owner: str | None = None) -> str:
+    """SDK default: per session, else per owner, under the system's temporary directory."""
+    base = os.path.join(tempfile.gettempdir(), "agentsite-scratch")
+    if session_id:
+        return os.path.join(base, session_id)
+    return os.path.join(base, "users", owner) if owner else os.path.join(base, "stateless")
 
 
 class Runtime:
@@ -212,7 +222,7 @@ class Runtime:
         *,
         limits: Limits | None = None,
         tool_settings: ToolSettings | None = None,
-        scratch_dir_for: Callable[[str | None], str] = default_scratch_dir,
+        scratch_dir_for: ScratchDirFor = default_scratch_dir,
         executors: Executors | None = None,
     ) -> None:
         self.models = model_registry or ModelRegistry()
@@ -225,11 +235,12 @@ class Runtime:
 
     # -- preparing ---------------------------------------------------------------------------
 
-    def prepare(self, request: InferenceRequest, *, history: Sequence[Message] = ()) -> PreparedRun:
+    def prepare(self, request: InferenceRequest, *, history: Sequence[Message] = (), owner: str | None = None) -> PreparedRun:
         """Resolve model, tools and templates, and refuse what the run can't take (4xx errors).
 
         ``history`` (a session's earlier turns, summary and memory) goes to the model before
         the request's own messages; only the request's messages are validated and echoed.
+        ``owner`` keys the scratch folder of a run without a session (see ``ScratchDirFor``).
         """
         check_limits(request, self.limits)
         model = self.models.get(request.model_id)
@@ -245,12 +256,13 @@ class Runtime:
             options=request.options,
             think=request.think,
             session_id=request.session_id,
-            context=self.tool_context(request.session_id),
+            context=self.tool_context(request.session_id, owner=owner),
             tool_lookup=self._tool_lookup(tools),
         )
 
-    def tool_context(self, session_id: str | None = None) -> ToolContext:
-        return ToolContext(session_id=session_id, scratch_dir=self.scratch_dir_for(session_id), settings=self.tool_settings)
+    def tool_context(self, session_id: str | None = None, *, owner: str | None = None) -> ToolContext:
+        scratch = self.scratch_dir_for(session_id, owner)
+        return ToolContext(session_id=session_id, scratch_dir=scratch, settings=self.tool_settings)
 
     def _tool_lookup(self, tools: Sequence[ToolConfig]) -> dict[str, ToolConfig]:
         """Registered tools by lower-cased name and id, for the tools a skill may bring."""
