@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from django.conf import settings
-from django.core.checks import Error, Warning, register
+from django.core.checks import Error, register
 
 
 @register()
@@ -14,9 +14,5 @@ def check_agentsite_settings(app_configs, **kwargs):
     data_dir = settings.AGENTSITE["DATA_DIR"]
     if not os.access(data_dir, os.W_OK):
         problems.append(Error(f"AGENTSITE_DATA_DIR {data_dir!r} is not writable.", id="agentsite.E001"))
-    if not settings.DEBUG and settings.AGENTSITE["BASH_ENABLED"] and not settings.AGENTSITE["BASH_SANDBOX"]:
-        problems.append(
-            Warning("The bash tool is enabled without its bubblewrap sandbox.", id="agentsite.W001",
-                    hint="Set AGENTSITE_BASH_SANDBOX=1 and install bubblewrap.")
-        )
+    # The bash sandbox's checks (agentsite.W001-W003) are the inference app's: inference/checks.py.
     return problems

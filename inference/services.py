@@ -31,6 +31,15 @@ def scratch_owner(user: Any) -> str:
     return str(int(user.pk))  # an integer: never a path separator or ``..``
 
 
+def _bash_hidden_paths() -> tuple[str, ...]:
+    """The server's own files, masked in the bash sandbox should a system folder hold them."""
+    paths = [str(settings.AGENTSITE["DATA_DIR"]), str(settings.BASE_DIR)]
+    for db in settings.DATABASES.values():
+        if str(db.get("ENGINE", "")).endswith("sqlite3"):
+            paths += [str(name) for name in (db.get("NAME"), (db.get("TEST") or {}).get("NAME")) if name and name != ":memory:"]
+    return tuple(dict.fromkeys(paths))
+
+
 @lru_cache(maxsize=1)
 def get_runtime() -> Runtime:
     """One runtime per process; rebuilt when settings change (tests override AGENTSITE)."""
@@ -43,9 +52,15 @@ def get_runtime() -> Runtime:
     )
     tool_settings = ToolSettings(
         bash_enabled=conf["BASH_ENABLED"],
-        bash_sandbox=conf["BASH_SANDBOX"],
+        bash_unsandboxed=conf["BASH_UNSANDBOXED"],
+        bash_network=conf["BASH_NETWORK"],
         bash_timeout_s=conf["BASH_TIMEOUT_S"],
         bash_output_cap=conf["BASH_OUTPUT_CAP"],
+        bash_cpu_s=conf["BASH_CPU_S"],
+        bash_memory_mb=conf["BASH_MEMORY_MB"],
+        bash_max_procs=conf["BASH_MAX_PROCS"],
+        bash_file_mb=conf["BASH_FILE_MB"],
+        bash_hidden_paths=_bash_hidden_paths(),
         fetch_allow_hosts=tuple(conf["FETCH_ALLOW_HOSTS"]),
         fetch_max_bytes=conf["FETCH_MAX_BYTES"],
         fetch_timeout_s=conf["FETCH_TIMEOUT_S"],

@@ -39,7 +39,7 @@ from .skills import Skill, find_skill_file, parse_skill, skill_tool_config
 from .sync import iterate_sync, run_sync
 from .templates import render_template, template_variables
 from .tools.base import ToolContext, ToolExecutor, ToolSettings
-from .tools.builtins import bash_tool_config, fetch_tool_config
+from .tools.builtins import bash_tool_config, fetch_tool_config, probe_sandbox
 from .tools.functions import import_dotted, tool
 from .types import (
     AudioInput,
@@ -64,5 +64,5 @@ __all__ = [
     "TemplateSource", "TemplateVariablesMissing", "ToolCall", "ToolConfig", "ToolContext", "ToolError",
     "ToolExecutor", "ToolNotFound", "ToolRegistry", "ToolResult", "ToolSettings", "ToolSource", "Usage",
     "UnsupportedInput", "ValidationFailed", "default_executors", "expand_vars", "find_vars", "get_adapter",
-    "iterate_sync", "protocol_choices", "render_template", "run_sync", "template_variables", "tool",
+    "iterate_sync", "probe_sandbox", "protocol_choices", "render_template", "run_sync", "template_variables", "tool",
 ]

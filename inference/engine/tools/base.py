@@ -7,20 +7,33 @@ tool loop and ``/v1/tools/call`` never special-case a type.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping
+from typing import Any
 
 from ..types import ToolConfig, ToolResult
 
 
 @dataclass(frozen=True, slots=True)
 class ToolSettings:
-    """The limits of the built-in tools (the server fills them from its settings)."""
+    """The limits of the built-in tools (the server fills them from its settings).
+
+    ``bash`` fails closed: it runs inside bubblewrap, or not at all, unless ``bash_unsandboxed``
+    says to run commands directly on the host (docs/security.md). A limit of 0 means none.
+    """
 
     bash_enabled: bool = False
-    bash_sandbox: bool = True  # use bubblewrap when it is installed and works
-    bash_timeout_s: float = 30.0
+    bash_unsandboxed: bool = False  # run without bubblewrap (never used then), on purpose
+    bash_network: bool = False  # keep the host's network inside the sandbox
+    bash_timeout_s: float = 30.0  # wall clock, per call
     bash_output_cap: int = 16 * 1024  # bytes per stream (stdout, stderr)
+    bash_cpu_s: int = 60  # CPU seconds per process (RLIMIT_CPU)
+    bash_memory_mb: int = 2048  # address space per process (RLIMIT_AS)
+    bash_max_procs: int = 128  # processes in the sandbox (RLIMIT_NPROC; not for root, not unsandboxed)
+    bash_file_mb: int = 256  # largest file a command may write (RLIMIT_FSIZE)
+    # Host paths masked inside the sandbox even if they lie under a system folder it shows
+    # (the server passes its data dir, project folder and database file).
+    bash_hidden_paths: tuple[str, ...] = ()
     fetch_allow_hosts: tuple[str, ...] = ()
     fetch_max_bytes: int = 2 * 1024 * 1024
     fetch_timeout_s: float = 20.0
@@ -31,7 +44,7 @@ class ToolContext:
     """What a tool may know about the run that called it."""
 
     session_id: str | None = None
-    scratch_dir: str | None = None  # per-session working folder (bash)
+    scratch_dir: str | None = None  # per-session (or, stateless, per-caller) working folder (bash)
     settings: ToolSettings = field(default_factory=ToolSettings)
 
 

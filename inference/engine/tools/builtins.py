@@ -1,4 +1,4 @@
-"""Built-in tools: ``bash`` (off by default, sandboxed where possible) and ``fetch`` (SSRF-guarded).
+"""Built-in tools: ``bash`` (off by default; in bubblewrap or not at all) and ``fetch`` (SSRF-guarded).
 
 Both run as ``builtin:{tool_id}`` executors. Their limits come from ``ctx.settings``
 (``ToolSettings``, whose defaults are the documented ones).
@@ -14,16 +14,21 @@ import re
 import shutil
 import signal
 import socket
+import subprocess
 import tempfile
+import time
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable, Mapping
+from typing import Any
 
 import httpx
 
 from ..types import ToolConfig, ToolResult, text_result
-from .base import ToolContext, ToolExecutor
+from .base import ToolContext, ToolExecutor, ToolSettings
 
 # ==== bash ===================================================================================
+
+BASH_DISABLED = "The bash tool is disabled on this server; staff must enable it (setting BASH_ENABLED)."
 
 
 def bash_tool_config() -> ToolConfig:
@@ -34,8 +39,9 @@ def bash_tool_config() -> ToolConfig:
         description=(
             "Run a shell command with bash -c in this session's scratch folder (the working "
             "directory; files persist between calls of the same session). Returns the exit code, "
-            "stdout and stderr; long output is cut in the middle. There is a time limit, and the "
-            "command may run in a sandbox with no network access and a read-only system."
+            "stdout and stderr; long output is cut in the middle. The command runs in a sandbox (a "
+            "read-only minimal system, a private /tmp, usually no network) with limits on time, "
+            "CPU, memory, processes and file size; each result says which sandbox was used."
         ),
         parameters={
             "type": "object",
@@ -84,59 +90,140 @@ async def _pump(reader: asyncio.StreamReader, sink: _CappedStream) -> None:
         sink.feed(chunk)
 
 
-def _bwrap_argv(bwrap: str, scratch: str) -> list[str]:
-    return [
-        bwrap,
-        "--ro-bind", "/", "/",
+# The read-only system a sandboxed command sees: programs, libraries, and the few /etc entries
+# they need. Nothing else of the host: not the data dir, the database, the project, /home, /root.
+_SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
+_ETC_ENTRIES = (
+    "alternatives", "ld.so.cache", "ld.so.conf", "ld.so.conf.d",  # finding programs and libraries
+    "passwd", "group", "nsswitch.conf",  # names for uids (whoami, ls -l, git)
+    "localtime", "timezone", "mime.types", "protocols", "services", "hosts", "host.conf", "gai.conf",
+    "ssl", "ca-certificates", "pki", "crypto-policies",  # TLS trust, for when the network is on
+)
+_NETWORK_ETC_ENTRIES = ("resolv.conf",)
+
+BWRAP = "bwrap"  # looked up on PATH (tests point it at a missing name to simulate a host without it)
+
+
+def _within(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip("/") + "/")
+
+
+def _bwrap_argv(bwrap: str, scratch: str, settings: ToolSettings) -> list[str]:
+    """bubblewrap's arguments: a new root holding only a read-only system, a new /dev, a new
+    /proc for a new pid namespace, a private /tmp and the scratch folder, the one writable bind."""
+    argv = [bwrap]
+    exposed: list[str] = []
+    for path in _SYSTEM_DIRS:
+        if os.path.islink(path):  # merged /usr: /bin -> usr/bin
+            argv += ["--symlink", os.readlink(path), path]
+        elif os.path.isdir(path):
+            argv += ["--ro-bind", path, path]
+            exposed.append(os.path.realpath(path))
+    for name in _ETC_ENTRIES + (_NETWORK_ETC_ENTRIES if settings.bash_network else ()):
+        path = f"/etc/{name}"
+        if os.path.lexists(path):
+            argv += ["--ro-bind-try", path, path]
+            exposed.append(os.path.realpath(path))
+    # The server's own files may sit under a system folder (a project in /usr/src, say): mask them.
+    for hidden in dict.fromkeys(os.path.realpath(p) for p in settings.bash_hidden_paths if p):
+        if not any(_within(hidden, root) for root in exposed):
+            continue
+        if os.path.isdir(hidden):
+            argv += ["--tmpfs", hidden]
+        elif os.path.exists(hidden):
+            argv += ["--ro-bind", "/dev/null", hidden]
+    argv += [
         "--dev", "/dev",
-        "--proc", "/proc",
+        "--proc", "/proc",  # a new procfs of the new pid namespace: /proc/1 is the sandbox's own
         "--tmpfs", "/tmp",
-        "--bind", scratch, scratch,  # after --tmpfs /tmp, so a scratch under /tmp stays visible
-        "--unshare-all",  # includes the network namespace: no network at all
+        "--bind", scratch, scratch,  # last, so a scratch under /tmp or a masked folder stays visible
+        "--remount-ro", "/",  # the new root itself (its skeleton of mount points)
+        "--unshare-all",  # user, ipc, pid, net, uts, cgroup namespaces
+        *(["--share-net"] if settings.bash_network else []),
         "--die-with-parent",
         "--new-session",  # no controlling terminal: blocks TIOCSTI input injection
         "--cap-drop", "ALL",
         "--chdir", scratch,
     ]  # fmt: skip
+    return argv
+
+
+def _limited(shell: str, command: str, settings: ToolSettings, *, sandboxed: bool) -> list[str]:
+    """``bash -c command`` under the resource limits, set by the shell itself before it execs.
+
+    They are set inside the sandbox rather than on bubblewrap: RLIMIT_NPROC counts processes per
+    user, and in the sandbox's own user namespace only its processes count (outside, every
+    thread of the server would, so no process limit is set unsandboxed). A limit that cannot be
+    set because the server's own hard limit is lower stays at that lower value.
+    """
+    limits = [
+        ("-t", settings.bash_cpu_s),
+        ("-v", settings.bash_memory_mb * 1024),  # KiB
+        ("-f", settings.bash_file_mb * 1024),  # 1024-byte blocks
+        ("-u", settings.bash_max_procs if sandboxed else 0),
+    ]
+    prelude = "".join(f"ulimit {flag} {int(value)} 2>/dev/null; " for flag, value in limits if value > 0)
+    return [shell, "-c", prelude + 'exec "$0" -c "$1"', shell, command]
 
 
 @dataclass(frozen=True, slots=True)
-class _SandboxProbe:
+class SandboxProbe:
     usable: bool
     reason: str
 
 
-_probe_result: _SandboxProbe | None = None
+_PROBE_RETRY_S = 60.0  # a failed probe is retried after this long (bubblewrap installed meanwhile)
+_probe_cache: dict[tuple[str, bool, tuple[str, ...]], tuple[SandboxProbe, float]] = {}
 
 
-async def bwrap_status() -> _SandboxProbe:
-    """Whether bubblewrap works here, probed once: it is often installed yet unusable in containers
-    (no user namespaces, seccomp), and we must then fall back instead of failing every call.
-    Concurrent first calls may both probe; that is harmless and avoids a loop-bound lock."""
-    global _probe_result
-    if _probe_result is None:
-        _probe_result = await _probe_bwrap()
-    return _probe_result
+def probe_sandbox(settings: ToolSettings | None = None) -> SandboxProbe:
+    """Whether bubblewrap works here with these settings (sync; a subprocess of at most 10 s).
 
-
-async def _probe_bwrap() -> _SandboxProbe:
-    bwrap = shutil.which("bwrap")
+    It is often installed yet unusable in containers (no user namespaces, seccomp), so it is
+    tried, not only looked up. Success is remembered for the process; a failure for a minute.
+    """
+    settings = settings or ToolSettings()
+    bwrap = shutil.which(BWRAP)
     if not bwrap:
-        return _SandboxProbe(False, "bwrap is not installed")
+        return SandboxProbe(False, "bubblewrap (bwrap) is not installed")
+    key = (bwrap, settings.bash_network, settings.bash_hidden_paths)
+    cached = _probe_cache.get(key)
+    if cached and (cached[0].usable or time.monotonic() - cached[1] < _PROBE_RETRY_S):
+        return cached[0]
+    result = _probe(bwrap, settings)
+    _probe_cache[key] = (result, time.monotonic())
+    return result
+
+
+def _probe(bwrap: str, settings: ToolSettings) -> SandboxProbe:
+    shell = shutil.which("bash")
+    if not shell:
+        return SandboxProbe(False, "bash is not installed")
     with tempfile.TemporaryDirectory(prefix="bwrap-probe-") as scratch:
+        argv = [*_bwrap_argv(bwrap, scratch, settings), "--", *_limited(shell, "exit 0", settings, sandboxed=True)]
         try:
-            proc = await asyncio.create_subprocess_exec(
-                *_bwrap_argv(bwrap, scratch), "--", "/bin/sh", "-c", "exit 0",
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.DEVNULL,
-                stderr=asyncio.subprocess.PIPE,
-            )  # fmt: skip
-            _, err = await asyncio.wait_for(proc.communicate(), timeout=10)
-        except (OSError, asyncio.TimeoutError) as exc:
-            return _SandboxProbe(False, f"bwrap probe failed: {exc}")
+            proc = subprocess.run(argv, env=_scrubbed_env(scratch), stdin=subprocess.DEVNULL, capture_output=True, timeout=10)
+        except (subprocess.TimeoutExpired, OSError) as exc:
+            return SandboxProbe(False, f"the bubblewrap probe failed: {exc}")
     if proc.returncode != 0:
-        return _SandboxProbe(False, f"bwrap is installed but unusable here: {err.decode(errors='replace').strip()}")
-    return _SandboxProbe(True, "bwrap")
+        detail = proc.stderr.decode(errors="replace").strip() or f"exit code {proc.returncode}"
+        return SandboxProbe(False, f"bubblewrap is installed but unusable here: {detail}")
+    return SandboxProbe(True, "bwrap")
+
+
+async def bwrap_status(settings: ToolSettings | None = None) -> SandboxProbe:
+    """``probe_sandbox`` off the event loop (the first call per settings runs bubblewrap)."""
+    return await asyncio.to_thread(probe_sandbox, settings)
+
+
+def sandbox_refusal(reason: str) -> str:
+    return (
+        f"The bash tool cannot run on this server: it has no working sandbox ({reason}). "
+        "An operator can install bubblewrap (the 'bwrap' command, e.g. apt-get install bubblewrap) "
+        "on a host or container that allows unprivileged user namespaces; or, only if the server "
+        "itself is an isolated, disposable machine, set AGENTSITE_BASH_UNSANDBOXED=1 to run "
+        "commands without a sandbox (see docs/security.md)."
+    )
 
 
 def _scrubbed_env(scratch: str) -> dict[str, str]:
@@ -159,32 +246,38 @@ def _kill_group(proc: asyncio.subprocess.Process) -> None:
 class BashExecutor(ToolExecutor):
     async def execute(self, tool: ToolConfig, arguments: Mapping[str, Any], ctx: ToolContext) -> ToolResult:
         tid = tool.tool_id
-        if not ctx.settings.bash_enabled:
-            return text_result(tid, "The bash tool is disabled on this server; staff must enable it (setting BASH_ENABLED).", is_error=True)
+        settings = ctx.settings
+        if not settings.bash_enabled:
+            return text_result(tid, BASH_DISABLED, is_error=True)
         command = arguments.get("command")
         if not isinstance(command, str) or not command.strip():
             return text_result(tid, "'command' must be a non-empty string", is_error=True)
         if not ctx.scratch_dir:
             return text_result(tid, "No scratch folder is configured for this run; bash cannot run.", is_error=True)
+        shell = shutil.which("bash")
+        if not shell:
+            return text_result(tid, "bash is not installed on this server.", is_error=True)
+        if settings.bash_unsandboxed:
+            sandboxed = False
+            sandbox_note = "sandbox: none (unsandboxed mode is on: AGENTSITE_BASH_UNSANDBOXED)"
+        else:
+            probe = await bwrap_status(settings)
+            if not probe.usable:  # fail closed: never fall back to running on the host
+                return text_result(tid, sandbox_refusal(probe.reason), is_error=True, structured={"sandboxed": False})
+            sandboxed = True
+            network = "network on" if settings.bash_network else "no network"
+            sandbox_note = f"sandbox: bwrap ({network}, read-only system, writable scratch)"
         scratch = os.path.abspath(ctx.scratch_dir)
-        os.makedirs(scratch, exist_ok=True)
+        os.makedirs(scratch, mode=0o700, exist_ok=True)
 
-        limit = float(ctx.settings.bash_timeout_s)
+        limit = float(settings.bash_timeout_s)
         requested = arguments.get("timeout_s")
         timeout = min(float(requested), limit) if isinstance(requested, (int, float)) and requested > 0 else limit
-        cap = int(ctx.settings.bash_output_cap)
+        cap = int(settings.bash_output_cap)
 
-        shell = shutil.which("bash") or "/bin/sh"
-        if not ctx.settings.bash_sandbox:
-            probe = _SandboxProbe(False, "disabled by the BASH_SANDBOX setting")
-        else:
-            probe = await bwrap_status()
-        argv = [shell, "-c", command]
-        if probe.usable:
-            argv = [*_bwrap_argv(shutil.which("bwrap") or "bwrap", scratch), "--", *argv]
-        sandbox_note = (
-            "sandbox: bwrap (no network, read-only root, writable scratch)" if probe.usable else f"sandbox: none ({probe.reason})"
-        )
+        argv = _limited(shell, command, settings, sandboxed=sandboxed)
+        if sandboxed:
+            argv = [*_bwrap_argv(shutil.which(BWRAP) or BWRAP, scratch, settings), "--", *argv]
 
         proc = await asyncio.create_subprocess_exec(
             *argv,
@@ -210,14 +303,17 @@ class BashExecutor(ToolExecutor):
                 run.cancel()
                 await proc.wait()
 
-        lines = [f"timed out after {timeout:g}s; the command was killed" if timed_out else f"exit code: {proc.returncode}", sandbox_note]
+        lines = [
+            f"timed out after {timeout:g}s; the command was killed" if timed_out else f"exit code: {proc.returncode}",
+            sandbox_note,
+        ]
         if out.total:
             lines.append(f"--- stdout ---\n{out.text()}")
         if err.total:
             lines.append(f"--- stderr ---\n{err.text()}")
         if not out.total and not err.total:
             lines.append("(no output)")
-        structured = {"exit_code": None if timed_out else proc.returncode, "timed_out": timed_out, "sandboxed": probe.usable}
+        structured = {"exit_code": None if timed_out else proc.returncode, "timed_out": timed_out, "sandboxed": sandboxed}
         return text_result(tid, "\n".join(lines), is_error=timed_out, structured=structured)
 
 
@@ -309,7 +405,10 @@ async def _pinned_address(url: httpx.URL, allow_hosts: set[str], resolver: Resol
         addresses = [ipaddress.ip_address(host)]
     except ValueError:
         try:
-            addresses = [ipaddress.ip_address(a.split("%", 1)[0]) for a in await resolver(host, url.port or (443 if url.scheme == "https" else 80))]
+            addresses = [
+                ipaddress.ip_address(a.split("%", 1)[0])
+                for a in await resolver(host, url.port or (443 if url.scheme == "https" else 80))
+            ]
         except (OSError, ValueError) as exc:
             raise FetchRefused(f"cannot resolve {host}: {exc}") from None
     if not addresses:
@@ -343,7 +442,9 @@ def _describe_body(content_type: str, data: bytes, charset: str | None) -> str:
     text = data.decode(charset or "utf-8", errors="replace") if _looks_textual(mime, data) else None
     if text is None:
         return f"[{mime or 'unknown'} content, {len(data)} bytes: not shown]"
-    if mime in ("text/html", "application/xhtml+xml") or (not mime and text.lstrip()[:15].lower().startswith(("<!doctype html", "<html"))):
+    if mime in ("text/html", "application/xhtml+xml") or (
+        not mime and text.lstrip()[:15].lower().startswith(("<!doctype html", "<html"))
+    ):
         return html_to_markdown(text)
     if mime.endswith("json"):
         try:
@@ -441,5 +542,3 @@ class FetchExecutor(ToolExecutor):
             header += f"\n[body truncated at {max_bytes} bytes]"
         structured = {"url": str(url), "status": response.status_code, "content_type": content_type, "truncated": truncated}
         return text_result(tid, f"{header}\n\n{body}", is_error=response.status_code >= 400, structured=structured)
-
-
