@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from urllib.parse import parse_qs, unquote, urlparse
 
@@ -80,3 +81,14 @@ def database_from_url(url: str) -> dict:
             "CONN_MAX_AGE": 0,
         }
     raise ImproperlyConfigured(f"DATABASE_URL has an unsupported scheme {scheme!r} (use sqlite:/// or postgres://)")
+
+
+def env_networks(name: str) -> list[str]:
+    """A comma-separated list of IP addresses or CIDR networks, each checked at start-up."""
+    entries = env_list(name, [])
+    for entry in entries:
+        try:
+            ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            raise ImproperlyConfigured(f"{name} must list IP addresses or networks (CIDR), got {entry!r}") from None
+    return entries
