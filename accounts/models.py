@@ -1,4 +1,4 @@
-"""Accounts: per-user API keys (only a hash of each key is stored)."""
+"""Accounts: per-user API keys (only a hash of each key is stored) and the login attempts log."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import hashlib
 
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 
 KEY_PREFIX = "ask_"
 
@@ -32,3 +33,25 @@ class ApiKey(models.Model):
 
     def __str__(self) -> str:
         return f"{self.prefix}… ({self.user})"
+
+
+class LoginAttempt(models.Model):
+    """One password login attempt, for the admin (accounts/lockout.py writes them; pruned on write)."""
+
+    class Outcome(models.TextChoices):
+        SUCCESS = "success", "password accepted"
+        FAILED = "failed", "wrong username or password"
+        LOCKED = "locked", "refused: locked"
+
+    at = models.DateTimeField(default=timezone.now, db_index=True)
+    username = models.CharField(max_length=150, db_index=True)
+    client_address = models.GenericIPAddressField(null=True, blank=True, db_index=True)
+    outcome = models.CharField(max_length=10, choices=Outcome.choices)
+    known_device = models.BooleanField(default=False, help_text="The browser had logged in to this account before.")
+    detail = models.CharField(max_length=200, blank=True, default="")
+
+    class Meta:
+        ordering = ["-at"]
+
+    def __str__(self) -> str:
+        return f"{self.username} from {self.client_address or '?'}: {self.outcome}"

@@ -7,12 +7,16 @@ from django.urls import path
 
 from core.http import csp
 
+from .forms import LoginForm
+
 app_name = "accounts"
 
 urlpatterns = [
     path(
         "login/",
-        csp(auth_views.LoginView.as_view(template_name="accounts/login.html", redirect_authenticated_user=True)),
+        csp(auth_views.LoginView.as_view(
+            template_name="accounts/login.html", authentication_form=LoginForm, redirect_authenticated_user=True,
+        )),
         name="login",
     ),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
