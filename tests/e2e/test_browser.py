@@ -18,10 +18,11 @@ from typing import Any
 
 import pytest
 
-from registry.models import LLMModel, Tool
+from registry.models import LLMModel
 from sessions.models import Session, SessionMessage
 from templates_app.services import template_create
 from tests.e2e.conftest import LiveServer
+from tests.factories import ADD_PARAMS, LLMModelFactory, ToolFactory, UserFactory
 from tests.fakes.fake_llm import FakeLLMServer, Reply
 
 CHROMIUM = "/usr/bin/chromium"
@@ -83,15 +84,11 @@ def page(browser: Browser) -> Iterator[Page]:
 
 @pytest.fixture
 def world(transactional_db, fake_llm: FakeLLMServer, django_user_model) -> dict[str, Any]:  # noqa: ANN001
-    user = django_user_model.objects.create_user("carol", password=PASSWORD)
+    user = UserFactory(username="carol", password=PASSWORD)
     admin = django_user_model.objects.create_superuser("root", password=PASSWORD)
-    LLMModel.objects.create(model_id="fake", display_name="Fake GPT", api_protocol="openai", api_base=fake_llm.openai_base,
-                            model_name="fake-model", timeout_s=20)
-    LLMModel.objects.create(model_id="down", display_name="Down model", api_protocol="openai", api_base="http://127.0.0.1:9/v1",
-                            model_name="down", timeout_s=5)
-    Tool.objects.create(tool_id="math.add", name="add", description="Add two integers.", callable="tests.tool_fns:add",
-                        parameters={"type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}},
-                                    "required": ["a", "b"]})
+    LLMModelFactory(model_id="fake", display_name="Fake GPT", fake=fake_llm, timeout_s=20)
+    LLMModelFactory(model_id="down", display_name="Down model", model_name="down", timeout_s=5)  # nothing listens
+    ToolFactory(tool_id="math.add", description="Add two integers.", parameters=ADD_PARAMS)
     template_create(name="greet", content="Say hello to {{name}} in {{language}}.", description="A friendly greeting")
     return {"user": user, "admin": admin}
 
@@ -334,6 +331,16 @@ PNG_1PX = bytes.fromhex(
 )
 
 
+def send_attachments(page: Page, fake_llm: FakeLLMServer, text: str, answer: str) -> None:
+    """Send ``text`` with the pending attachments; the model's ``answer`` is shown and the tray is emptied."""
+    fake_llm.script([Reply(content=answer)])
+    prompt = page.get_by_label("Message", exact=True)
+    prompt.fill(text)
+    prompt.press("Enter")
+    expect(page.locator(".turn .msg-assistant .md").last).to_have_text(answer)
+    expect(page.locator("#attachments")).to_be_hidden()
+
+
 def test_an_attached_image_is_previewed_sent_and_shown_again(page: Page, live_server_proc: LiveServer, world: dict[str, Any],
                                                              fake_llm: FakeLLMServer) -> None:
     LLMModel.objects.filter(model_id="fake").update(supports_vision=True)
@@ -341,12 +348,7 @@ def test_an_attached_image_is_previewed_sent_and_shown_again(page: Page, live_se
     page.get_by_label("Model").select_option("fake")
     page.locator("#file-input").set_input_files(files=[{"name": "dot.png", "mimeType": "image/png", "buffer": PNG_1PX}])
     expect(page.get_by_role("img", name="Attached image dot.png")).to_be_visible()
-    fake_llm.script([Reply(content="A tiny dot.")])
-    prompt = page.get_by_label("Message", exact=True)
-    prompt.fill("What is this?")
-    prompt.press("Enter")
-    expect(page.locator(".turn .msg-assistant .md").last).to_have_text("A tiny dot.")
-    expect(page.locator("#attachments")).to_be_hidden()
+    send_attachments(page, fake_llm, "What is this?", answer="A tiny dot.")
     sent = chat_requests(fake_llm)[-1].json["messages"][-1]["content"]
     assert any(part.get("type") == "image_url" for part in sent), sent
     # The stored copy is served back to its owner (and allowed by the page's CSP).
@@ -375,12 +377,7 @@ def test_a_recording_reaches_the_model_as_wav(page: Page, live_server_proc: Live
     expect(page.locator("#rec-timer")).to_be_hidden()
     shot(page, "14-recorded-audio")
 
-    fake_llm.script([Reply(content="I heard a beep.")])
-    prompt = page.get_by_label("Message", exact=True)
-    prompt.fill("What do you hear?")
-    prompt.press("Enter")
-    expect(page.locator(".turn .msg-assistant .md").last).to_have_text("I heard a beep.")
-    expect(page.locator("#attachments")).to_be_hidden()
+    send_attachments(page, fake_llm, "What do you hear?", answer="I heard a beep.")
 
     # The model got the text and a WAV input_audio part (16 kHz mono 16-bit: ~32 kB a second).
     message = chat_requests(fake_llm)[-1].json["messages"][-1]

@@ -5,35 +5,31 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import sys
 import time
 
 import httpx
 import pytest
 
-from accounts.services import api_key_create
-from registry.models import LLMModel
 from tests.e2e.conftest import LiveServer
+from tests.factories import LLMModelFactory, StaffFactory, UserFactory, bearer
 from tests.fakes.fake_llm import FakeLLMServer, Reply
 from tests.mcp_servers import children_running
+from tests.mcp_servers.fixtures import TIME_STDIO
 
 pytestmark = pytest.mark.e2e
-TIME = {"command": sys.executable, "args": ["-m", "mcp_server_time", "--local-timezone", "UTC"]}
 
 
 @pytest.fixture
-def keys(transactional_db, django_user_model):  # noqa: ANN001, ANN201
-    staff = django_user_model.objects.create_user("root", password="x", is_staff=True)
-    users = [django_user_model.objects.create_user(f"u{i}", password="x") for i in range(5)]
-    return {"staff": {"Authorization": f"Bearer {api_key_create(user=staff)[1]}"},
-            "users": [{"Authorization": f"Bearer {api_key_create(user=u)[1]}"} for u in users]}
+def keys(transactional_db):  # noqa: ANN001, ANN201
+    return {"staff": bearer(StaffFactory(username="root")),
+            "users": [bearer(UserFactory(username=f"u{i}")) for i in range(5)]}
 
 
 def test_many_users_share_one_mcp_process_and_a_killed_one_comes_back(live_server_proc: LiveServer, keys, fake_llm: FakeLLMServer) -> None:  # noqa: ANN001
     url = live_server_proc.url
-    res = httpx.post(url + "/v1/tools/mcp", json={"mcpServers": {"time": TIME}}, headers=keys["staff"], timeout=30)
+    res = httpx.post(url + "/v1/tools/mcp", json={"mcpServers": {"time": TIME_STDIO}}, headers=keys["staff"], timeout=30)
     assert res.json()["servers"]["time"]["status"] == "connected", res.text
-    LLMModel.objects.create(model_id="m", api_protocol="openai", api_base=fake_llm.openai_base, model_name="m")
+    LLMModelFactory(model_id="m", fake=fake_llm, model_name="m")
     fake_llm.script([Reply(tool_calls=[("time_get_current_time", {"timezone": "UTC"})]), Reply(content="done")] * 10)
 
     async def burst() -> list[httpx.Response]:

@@ -7,22 +7,19 @@ import time
 import httpx
 import pytest
 
-from accounts.services import api_key_create
-from registry.models import LLMModel
 from sessions.models import SessionMessage
 from tests.e2e.conftest import LiveServer, sse_events
+from tests.factories import LLMModelFactory, UserFactory, bearer
 from tests.fakes.fake_llm import FakeLLMServer, Reply
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture
-def setup(transactional_db, fake_llm: FakeLLMServer, django_user_model):  # noqa: ANN001, ANN201
-    user = django_user_model.objects.create_user("eve", password="x")
-    _, key = api_key_create(user=user)
-    for protocol, base in (("openai", fake_llm.openai_base), ("ollama", fake_llm.ollama_base)):
-        LLMModel.objects.create(model_id=f"slow-{protocol}", api_protocol=protocol, api_base=base, model_name="slow", timeout_s=30)
-    return {"Authorization": f"Bearer {key}"}
+def setup(transactional_db, fake_llm: FakeLLMServer):  # noqa: ANN001, ANN201
+    for protocol in ("openai", "ollama"):
+        LLMModelFactory(model_id=f"slow-{protocol}", api_protocol=protocol, fake=fake_llm, model_name="slow", timeout_s=30)
+    return bearer(UserFactory(username="eve"))
 
 
 @pytest.mark.parametrize("protocol", ["openai", "ollama"])

@@ -11,8 +11,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from accounts.services import api_key_create
 from tests.e2e.conftest import LiveServer, sse_events
+from tests.factories import StaffFactory, bearer
 from tests.fakes.fake_llm import FakeLLMServer, Reply
 
 pytestmark = [pytest.mark.e2e, pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="needs REDIS_URL (multi-worker)")]
@@ -27,9 +27,8 @@ def workers(django_db_setup, django_db_blocker) -> Iterator[tuple[LiveServer, Li
 
 
 @pytest.fixture
-def staff(transactional_db, django_user_model) -> dict[str, str]:  # noqa: ANN001
-    user = django_user_model.objects.create_user("ops", password="x", is_staff=True)
-    return {"Authorization": f"Bearer {api_key_create(user=user)[1]}"}
+def staff(transactional_db) -> dict[str, str]:  # noqa: ANN001
+    return bearer(StaffFactory(username="ops"))
 
 
 def test_two_workers_share_registries_env_cancel_and_locks(workers, staff, fake_llm: FakeLLMServer) -> None:  # noqa: ANN001

@@ -9,9 +9,7 @@ mid-stream (tests/e2e/test_streaming_live.py), a killed MCP child between calls
 
 from __future__ import annotations
 
-import socket
 import sqlite3
-import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -19,26 +17,19 @@ from typing import Any
 
 import httpx
 import pytest
-from asgiref.sync import async_to_sync
 from django.db import connection
 from rest_framework.test import APIClient
 
-from accounts.services import api_key_create
-from registry.models import LLMModel, Tool
+from registry.models import LLMModel
 from sessions.models import Session, SessionMessage
 from tests.e2e.conftest import LiveServer
-from tests.mcp_servers import children_running
+from tests.factories import BLOCK_PARAMS, EXPLODE_PARAMS, LLMModelFactory, StaffFactory, ToolFactory, bearer
 from tests.fakes.fake_llm import FakeLLMServer, Reply
-from tests.mcp_servers import DEMO_MODULE, REPO
+from tests.mcp_servers import children_running, free_port
+from tests.mcp_servers.fixtures import DEMO_STDIO
+from tests.sse import parse_sse, streamed_body
 
 FULL = "one two three four five"
-DEMO = {"command": sys.executable, "args": ["-m", DEMO_MODULE, "--transport", "stdio"], "cwd": str(REPO)}
-
-
-def dead_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def rows(session_id: str) -> list[dict[str, Any]]:
@@ -49,27 +40,11 @@ def rows(session_id: str) -> list[dict[str, Any]]:
     return out
 
 
-def parse_sse(raw: bytes) -> list[tuple[str, Any]]:
-    import json
-
-    events = []
-    for block in raw.decode().split("\n\n"):
-        if block and not block.startswith(":"):
-            lines = dict(line.split(": ", 1) for line in block.split("\n"))
-            events.append((lines["event"], json.loads(lines["data"])))
-    return events
-
-
-async def _collect(chunks) -> bytes:  # noqa: ANN001
-    return b"".join([c async for c in chunks])
-
-
 def run(client: APIClient, endpoint: str, body: dict) -> tuple[int, dict]:
     """(status, error-or-result) for either endpoint: the stream's error event counts as the error."""
     res = client.post(endpoint, body, format="json")
     if endpoint.endswith("stream") and res.status_code == 200:
-        events = parse_sse(async_to_sync(_collect)(res.streaming_content))
-        kind, data = events[-1]
+        kind, data = parse_sse(streamed_body(res))[-1]  # the stream ends with `done` or `error`
         return (200, data) if kind == "done" else (-1, data)
     return res.status_code, res.json()
 
@@ -94,13 +69,12 @@ def test_model_fault_with_a_session(fault: str, protocol: str, endpoint: str, fa
     reply, timeout_s, status, code = FAULTS[fault]
     if fault == "cut_mid_chunk" and endpoint == "/v1/infer":
         pytest.skip("/v1/infer asks the model server for one whole JSON body: there are no chunks to cut")
-    base = fake_llm.openai_base if protocol == "openai" else fake_llm.ollama_base
-    if reply is None:
-        base = f"http://127.0.0.1:{dead_port()}" + ("/v1" if protocol == "openai" else "")
+    if reply is None:  # a port nothing listens on
+        model = LLMModelFactory(model_id="m", api_protocol=protocol, timeout_s=timeout_s,
+                                api_base=f"http://127.0.0.1:{free_port()}" + ("/v1" if protocol == "openai" else ""))
     else:
         fake_llm.script([reply])
-    model = LLMModel.objects.create(model_id="m", api_protocol=protocol, api_base=base, model_name="fake-model",
-                                    timeout_s=timeout_s)
+        model = LLMModelFactory(model_id="m", api_protocol=protocol, fake=fake_llm, timeout_s=timeout_s)
     started = time.monotonic()
     got_status, body = run(alice_api, endpoint, {"model_id": "m", "session_id": "new", "text": "hello?"})
     assert time.monotonic() - started < 4
@@ -132,10 +106,8 @@ def test_model_fault_with_a_session(fault: str, protocol: str, endpoint: str, fa
 
 @pytest.fixture
 def fault_tools(db) -> None:  # noqa: ANN001
-    Tool.objects.create(tool_id="explode", name="explode", callable="tests.tool_fns:explode",
-                        parameters={"type": "object", "properties": {"reason": {"type": "string"}}})
-    Tool.objects.create(tool_id="block", name="block", callable="tests.tool_fns:block", timeout_s=0.3,
-                        parameters={"type": "object", "properties": {"seconds": {"type": "number"}}})
+    ToolFactory(tool_id="explode", parameters=EXPLODE_PARAMS)
+    ToolFactory(tool_id="block", timeout_s=0.3, parameters=BLOCK_PARAMS)
 
 
 @pytest.mark.parametrize("endpoint", ["/v1/infer", "/v1/infer/stream"])
@@ -145,7 +117,7 @@ def fault_tools(db) -> None:  # noqa: ANN001
 ])
 def test_a_failing_tool_is_an_error_result_in_the_session(tool: str, arguments: dict, says: str, endpoint: str,
                                                           fault_tools: None, fake_llm: FakeLLMServer, alice_api: APIClient) -> None:
-    LLMModel.objects.create(model_id="m", api_protocol="openai", api_base=fake_llm.openai_base, model_name="fake-model", timeout_s=5)
+    LLMModelFactory(model_id="m", fake=fake_llm, timeout_s=5)
     fake_llm.script([Reply(tool_calls=[(tool, arguments)]), Reply(content="It failed, sorry.")])
     # A hanging tool is cut at its timeout_s and the run goes on (timed through the real worker below: in-process,
     # the WSGI handler's per-request event loop waits for the abandoned thread when it closes).
@@ -165,14 +137,11 @@ def test_a_failing_tool_is_an_error_result_in_the_session(tool: str, arguments: 
 
 
 @pytest.fixture
-def live(transactional_db, live_server_proc: LiveServer, fake_llm: FakeLLMServer, django_user_model):  # noqa: ANN001, ANN201
-    staff = django_user_model.objects.create_user("ops", password="x", is_staff=True)
-    LLMModel.objects.create(model_id="fast", api_protocol="openai", api_base=fake_llm.openai_base, model_name="fast", timeout_s=5)
-    LLMModel.objects.create(model_id="slow", api_protocol="openai", api_base=fake_llm.openai_base, model_name="slow", timeout_s=2)
-    Tool.objects.create(tool_id="block", name="block", callable="tests.tool_fns:block", timeout_s=0.3,
-                        parameters={"type": "object", "properties": {"seconds": {"type": "number"}}})
-    client = httpx.Client(base_url=live_server_proc.url, timeout=30,
-                          headers={"Authorization": f"Bearer {api_key_create(user=staff)[1]}"})
+def live(transactional_db, live_server_proc: LiveServer, fake_llm: FakeLLMServer):  # noqa: ANN001, ANN201
+    LLMModelFactory(model_id="fast", fake=fake_llm, model_name="fast", timeout_s=5)
+    LLMModelFactory(model_id="slow", fake=fake_llm, model_name="slow", timeout_s=2)
+    ToolFactory(tool_id="block", timeout_s=0.3, parameters=BLOCK_PARAMS)
+    client = httpx.Client(base_url=live_server_proc.url, timeout=30, headers=bearer(StaffFactory(username="ops")))
     yield client
     client.close()
 
@@ -219,7 +188,7 @@ def test_mcp_child_killed_mid_call_and_between_calls(live: httpx.Client, live_se
     import os
     import signal
 
-    res = live.post("/v1/tools/mcp", json={"mcpServers": {"demo_rel": DEMO}})
+    res = live.post("/v1/tools/mcp", json={"mcpServers": {"demo_rel": DEMO_STDIO}})
     assert res.json()["servers"]["demo_rel"]["status"] == "connected", res.text
     try:
         worker = live_server_proc.proc.pid

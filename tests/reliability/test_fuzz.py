@@ -35,9 +35,8 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from inference.engine import http as engine_http
-from accounts.services import api_key_create
-from registry.models import LLMModel, Tool
 from registry.serializers import RESERVED_TOOL_IDS
+from tests.factories import ADD_PARAMS, LLMModelFactory, ToolFactory, UserFactory, bearer
 from tests.fakes.fake_llm import FakeLLMServer
 from templates_app.models import PromptTemplate
 
@@ -75,17 +74,13 @@ def keep_connection(db) -> Iterator[None]:  # noqa: ANN001
 
 
 @pytest.fixture
-def world(keep_connection, django_user_model, fake_llm: FakeLLMServer) -> Iterator[dict[str, dict[str, str]]]:  # noqa: ANN001
+def world(keep_connection, fake_llm: FakeLLMServer) -> Iterator[dict[str, dict[str, str]]]:  # noqa: ANN001
     """Bearer headers for a staff user and a plain user, and a few real rows to hit."""
-    headers = {}
-    for role in ("staff", "user"):
-        user = django_user_model.objects.create_user(f"fuzz-{role}", password="x", is_staff=role == "staff")
-        headers[role] = {"Authorization": f"Bearer {api_key_create(user=user, name='fuzz')[1]}"}
+    headers = {role: bearer(UserFactory(username=f"fuzz-{role}", is_staff=role == "staff"), name="fuzz")
+               for role in ("staff", "user")}
     # Something real to hit, so generated ids sometimes resolve.
-    LLMModel.objects.create(model_id="fake", api_protocol="openai", api_base=fake_llm.openai_base, model_name="fake-model",
-                            timeout_s=5)
-    Tool.objects.create(tool_id="math.add", name="add", callable="tests.tool_fns:add", timeout_s=2, parameters={
-        "type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}}, "required": ["a", "b"]})
+    LLMModelFactory(model_id="fake", fake=fake_llm, timeout_s=5)
+    ToolFactory(tool_id="math.add", timeout_s=2, parameters=ADD_PARAMS)
     PromptTemplate.objects.create(name="greet", content="Hello {{name}}")
     fake = fake_llm.url
     engine_http.set_transport_factory(lambda base: None if base.startswith(fake) else httpx.MockTransport(_refuse))
@@ -185,8 +180,7 @@ def test_api_keys_that_cannot_be_a_header_are_400_not_500(staff_api, fake_llm: F
     # A key that reaches the engine anyway (a ${VAR} reference expanding to it) is a clean 502 that doesn't quote it.
     os.environ["FUZZ_BAD_KEY"] = key
     try:
-        LLMModel.objects.create(model_id="k", api_protocol="openai", api_base=fake_llm.openai_base, model_name="m",
-                                api_key="${FUZZ_BAD_KEY}")
+        LLMModelFactory(model_id="k", fake=fake_llm, model_name="m", api_key="${FUZZ_BAD_KEY}")
         res = staff_api.post("/v1/infer", {"model_id": "k", "text": "hi"}, format="json")
     finally:
         del os.environ["FUZZ_BAD_KEY"]
@@ -214,7 +208,7 @@ def test_an_api_base_httpx_cannot_parse_is_502_not_500(staff_api, alice_api, pro
     body = {"api_protocol": protocol, "api_base": "http://\x04bad"}
     res = staff_api.post("/v1/models/detect", body, format="json")
     assert res.status_code == 502 and res.json()["error"]["code"] == "model_unavailable", res.content
-    LLMModel.objects.create(model_id="bad", api_protocol=protocol, api_base="http://\x04bad", model_name="m")
+    LLMModelFactory(model_id="bad", api_protocol=protocol, api_base="http://\x04bad", model_name="m")
     res = alice_api.post("/v1/infer", {"model_id": "bad", "text": "hi"}, format="json")
     assert res.status_code == 502 and res.json()["error"]["code"] == "model_unavailable", res.content
 

@@ -10,10 +10,10 @@ import time
 import httpx
 import pytest
 
-from accounts.services import api_key_create
-from registry.models import LLMModel, Tool
 from tests.e2e.conftest import LiveServer
+from tests.factories import ADD_PARAMS, LLMModelFactory, ToolFactory, UserFactory, bearer
 from tests.fakes.fake_llm import FakeLLMServer
+from tests.mcp_servers import children
 
 pytestmark = pytest.mark.e2e
 
@@ -24,26 +24,14 @@ RSS_GROWTH_LIMIT = 50 * 1024 * 1024
 
 def snapshot(pid: int) -> dict[str, int]:
     status = dict(line.split(":", 1) for line in open(f"/proc/{pid}/status").read().splitlines() if ":" in line)
-    children = 0
-    for name in os.listdir("/proc"):
-        if name.isdigit():
-            try:
-                with open(f"/proc/{name}/stat", "rb") as f:
-                    if int(f.read().rsplit(b")", 1)[1].split()[1]) == pid:
-                        children += 1
-            except OSError:
-                continue
     return {"fds": len(os.listdir(f"/proc/{pid}/fd")), "threads": int(status["Threads"]),
-            "children": children, "rss": int(status["VmRSS"].split()[0]) * 1024}
+            "children": len(children(pid)), "rss": int(status["VmRSS"].split()[0]) * 1024}
 
 
-def test_2000_requests_leak_no_fds_threads_children_or_memory(transactional_db, fake_llm: FakeLLMServer,
-                                                              django_user_model) -> None:  # noqa: ANN001
-    user = django_user_model.objects.create_user("soak", password="x")
-    headers = {"Authorization": f"Bearer {api_key_create(user=user)[1]}"}
-    LLMModel.objects.create(model_id="m", api_protocol="openai", api_base=fake_llm.openai_base, model_name="m", timeout_s=10)
-    Tool.objects.create(tool_id="math.add", name="add", callable="tests.tool_fns:add", parameters={
-        "type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}}, "required": ["a", "b"]})
+def test_2000_requests_leak_no_fds_threads_children_or_memory(transactional_db, fake_llm: FakeLLMServer) -> None:  # noqa: ANN001
+    headers = bearer(UserFactory(username="soak"))
+    LLMModelFactory(model_id="m", fake=fake_llm, model_name="m", timeout_s=10)
+    ToolFactory(tool_id="math.add", parameters=ADD_PARAMS)
     server = LiveServer()
     pid = server.proc.pid
     calls = [
