@@ -1,12 +1,13 @@
 """Shared bits of the HTTP examples: settings from the environment, the client, model registration,
-error checking and a small Server-Sent Events parser."""
+error checking, a small Server-Sent Events parser, a printer for a streamed run, and scripting the
+test suite's fake model server for dry runs."""
 
 from __future__ import annotations
 
 import json
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -108,3 +109,67 @@ def sse_events(resp: httpx.Response) -> Iterator[tuple[str, Any]]:
             event = line[6:].strip()
         elif line.startswith("data:"):
             data.append(line[5:].lstrip(" "))
+
+
+def content_text(content: Any, limit: int | None = None) -> str:
+    """A tool result's content on one line: its text parts (other parts as ``[type]``), cut at ``limit``."""
+    if isinstance(content, str):
+        text = content
+    else:
+        text = " ".join(i.get("text", "") if i.get("type") == "text" else f"[{i.get('type')}]" for i in content or [])
+    text = " ".join(text.split())
+    return text if limit is None or len(text) <= limit else text[:limit] + "…"
+
+
+def print_tool_call(data: dict) -> None:
+    print(f"→ tool call   {data['name']}({json.dumps(data['arguments'])})  [{data['tool_id']}]")
+
+
+def print_tool_result(data: dict) -> None:
+    flag = " ERROR" if data.get("is_error") else ""
+    print(f"← tool result [{data['tool_id']}] {data.get('duration_ms', 0):.1f} ms{flag}: {content_text(data['content'], 300)}")
+
+
+def stream_run(http: httpx.Client, body: dict, *, thinking: bool = False,
+               on_tool_call: Callable[[dict], None] = print_tool_call,
+               on_tool_result: Callable[[dict], None] = print_tool_result) -> dict:
+    """POST /v1/infer/stream and print the run as it arrives: the answer's deltas on an ``assistant:``
+    line (with ``thinking``, the reasoning deltas too), each tool call and result through the callbacks.
+    Exits on an HTTP error or an ``error`` event; returns the ``done`` event's data."""
+    with http.stream("POST", "/v1/infer/stream", json=body) as resp:
+        if resp.status_code >= 400:
+            resp.read()
+            check(resp)
+        in_text = False
+        for event, data in sse_events(resp):
+            if event == "delta":
+                text = data.get("content") or (data.get("thinking") if thinking else None)
+                if text:
+                    if not in_text:
+                        print("assistant: ", end="")
+                        in_text = True
+                    print(text, end="", flush=True)
+                continue
+            if in_text:
+                print()
+                in_text = False
+            if event == "tool_call":
+                on_tool_call(data)
+            elif event == "tool_result":
+                on_tool_result(data)
+            elif event == "error":
+                sys.exit(f"stream error: {data['error']['code']}: {data['error']['message']}")
+            elif event == "done":
+                return data
+    sys.exit("the stream ended without a 'done' event")
+
+
+def script_fake(fake_url: str, replies: list[dict]) -> None:
+    """Queue replies on the test suite's fake model server (tests/fakes/fake_llm.py) for a dry run."""
+    httpx.post(f"{fake_url.rstrip('/')}/_fake/script", json={"model": None, "replies": replies}).raise_for_status()
+    print(f"(fake model scripted: {len(replies)} replies)")
+
+
+def fake_requests(fake_url: str) -> list[dict]:
+    """The fake model server's request log (tests/fakes/fake_llm.py)."""
+    return httpx.get(f"{fake_url.rstrip('/')}/_fake/requests").json()["requests"]

@@ -34,17 +34,11 @@ import shlex
 import sys
 from pathlib import Path
 
-import httpx
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _client import STREAM_TIMEOUT, check, client, model_id, sse_events  # noqa: E402
+from _client import STREAM_TIMEOUT, check, client, content_text, model_id, script_fake, stream_run
 
 DEFAULT_TIME = f"{shlex.quote(sys.executable)} -m mcp_server_time --local-timezone UTC"
-
-
-def text_of(content: list[dict]) -> str:
-    return " ".join(i.get("text", "") for i in content if i.get("type") == "text")
 
 
 def main() -> None:
@@ -69,7 +63,7 @@ def main() -> None:
               f"in {res['duration_ms']:.1f} ms")
         print(f"        structured: {json.dumps(res['structured'])}")
         if res["is_error"]:
-            sys.exit(f"the tool failed: {text_of(res['content'])}")
+            sys.exit(f"the tool failed: {content_text(res['content'])}")
 
         # 2. Hand the result to the model as if it had made the call itself.
         name = check(http.get(f"/v1/tools/{res['tool_id']}"))["name"]  # the model-facing name
@@ -90,36 +84,12 @@ def main() -> None:
                 {"content": f"In {opts.timezone} it is {now[11:16]} ({now[:10]}); the converted Tokyo time is shown "
                             "in the tool result above.", "chunk_size": 12},
             ]
-            httpx.post(f"{opts.script_fake.rstrip('/')}/_fake/script", json={"model": None, "replies": replies}).raise_for_status()
-            print("(fake model scripted)")
+            script_fake(opts.script_fake, replies)
 
         body = {"model_id": mid, "tool_ids": ["time.convert_time"], "messages": messages}
         print("client: /v1/infer/stream with the result in the messages …")
-        with http.stream("POST", "/v1/infer/stream", json=body) as resp:
-            if resp.status_code >= 400:
-                resp.read()
-                check(resp)
-            in_text = False
-            for event, data in sse_events(resp):
-                if event == "delta" and data.get("content"):
-                    if not in_text:
-                        print("assistant: ", end="")
-                        in_text = True
-                    print(data["content"], end="", flush=True)
-                    continue
-                if event == "delta":
-                    continue
-                if in_text:
-                    print()
-                    in_text = False
-                if event == "tool_call":
-                    print(f"→ tool call   {data['name']}({json.dumps(data['arguments'])})")
-                elif event == "tool_result":
-                    print(f"← tool result [{data['tool_id']}]: {' '.join(text_of(data['content']).split())[:300]}")
-                elif event == "error":
-                    sys.exit(f"stream error: {data['error']['code']}: {data['error']['message']}")
-                elif event == "done":
-                    print(f"done: finish_reason={data['finish_reason']} tool_rounds={data['tool_rounds']}")
+        done = stream_run(http, body)
+        print(f"done: finish_reason={done['finish_reason']} tool_rounds={done['tool_rounds']}")
 
 
 if __name__ == "__main__":

@@ -38,18 +38,25 @@ Examples:
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shlex
 import sys
 from pathlib import Path
-from typing import Any
 
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _client import STREAM_TIMEOUT, check, client, model_id, sse_events  # noqa: E402
+from _client import (
+    STREAM_TIMEOUT,
+    check,
+    client,
+    content_text,
+    model_id,
+    print_tool_call,
+    script_fake,
+    stream_run,
+)
 
 DEFAULT_TIME = f"{shlex.quote(sys.executable)} -m mcp_server_time --local-timezone UTC"
 DEFAULT_FETCH = f"{shlex.quote(sys.executable)} -m mcp_server_fetch"
@@ -70,62 +77,27 @@ def register_mcp(http: httpx.Client, servers: dict[str, str]) -> dict[str, dict]
     return answer
 
 
-def show_content(items: Any, limit: int = 300) -> str:
-    if isinstance(items, str):
-        text = items
-    else:
-        text = " ".join(i.get("text", "") if i.get("type") == "text" else f"[{i.get('type')}]" for i in items or [])
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[:limit] + "…"
-
-
 def run(http: httpx.Client, body: dict, stream: bool) -> dict:
-    if not stream:
-        out = check(http.post("/v1/infer", json=body))
-        for m in out["messages"]:
-            for call in m.get("tool_calls") or []:
-                print(f"→ tool call   {call['name']}({json.dumps(call['arguments'])})  [{call['tool_id']}]")
-            if m.get("role") == "tool":
-                flag = " ERROR" if m.get("is_error") else ""
-                print(f"← tool result [{m['tool_id']}]{flag}: {show_content(m['content'])}")
-        print(f"\nassistant: {out['content']}")
-        return out
-    with http.stream("POST", "/v1/infer/stream", json=body) as resp:
-        if resp.status_code >= 400:
-            resp.read()
-            check(resp)
-        in_text = False
-        for event, data in sse_events(resp):
-            if event == "delta":
-                if not in_text:
-                    print("assistant: ", end="")
-                    in_text = True
-                print(data.get("content") or data.get("thinking", ""), end="", flush=True)
-                continue
-            if in_text:
-                print()
-                in_text = False
-            if event == "tool_call":
-                print(f"→ tool call   {data['name']}({json.dumps(data['arguments'])})  [{data['tool_id']}]")
-            elif event == "tool_result":
-                flag = " ERROR" if data.get("is_error") else ""
-                print(f"← tool result [{data['tool_id']}] {data.get('duration_ms', 0):.1f} ms{flag}: {show_content(data['content'])}")
-            elif event == "error":
-                sys.exit(f"stream error: {data['error']['code']}: {data['error']['message']}")
-            elif event == "done":
-                return data
-    sys.exit("the stream ended without a 'done' event")
+    if stream:
+        return stream_run(http, body, thinking=True)
+    out = check(http.post("/v1/infer", json=body))
+    for m in out["messages"]:
+        for call in m.get("tool_calls") or []:
+            print_tool_call(call)
+        if m.get("role") == "tool":
+            flag = " ERROR" if m.get("is_error") else ""
+            print(f"← tool result [{m['tool_id']}]{flag}: {content_text(m['content'], 300)}")
+    print(f"\nassistant: {out['content']}")
+    return out
 
 
-def script_fake(fake_url: str, names: dict[str, str], page: str) -> None:
-    """Queue the replies this demo needs on the fake model server (tests/fakes/fake_llm.py)."""
-    replies = [
+def fake_replies(names: dict[str, str], page: str) -> list[dict]:
+    """The replies a capable model would give here, for the fake model server (tests/fakes/fake_llm.py)."""
+    return [
         {"tool_calls": [{"name": names["time"], "arguments": {"timezone": "UTC"}}]},
         {"tool_calls": [{"name": names["fetch"], "arguments": {"url": page}}]},
         {"content": "It is the time shown above (UTC), and I fetched the page for you.", "chunk_size": 8},
     ]
-    httpx.post(f"{fake_url.rstrip('/')}/_fake/script", json={"model": None, "replies": replies}).raise_for_status()
-    print(f"(fake model scripted: {len(replies)} replies)")
 
 
 def main() -> None:
@@ -157,7 +129,7 @@ def main() -> None:
         print(f"tools offered: {', '.join(f'{n} ({t})' for n, t in zip(names.values(), tool_ids))}")
 
         if opts.script_fake:
-            script_fake(opts.script_fake, names, opts.url)
+            script_fake(opts.script_fake, fake_replies(names, opts.url))
         question = opts.question or (
             f"What time is it now in UTC? Then fetch {opts.url} and tell me in one sentence what the page is about."
         )

@@ -33,25 +33,17 @@ import json
 import sys
 from pathlib import Path
 
-import httpx
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _client import STREAM_TIMEOUT, check, client, model_id, sse_events  # noqa: E402
+from _client import STREAM_TIMEOUT, check, client, content_text, fake_requests, model_id, script_fake, stream_run
 
 DEFAULT_SKILL = Path(__file__).resolve().parents[1] / "tests" / "skills" / "data" / "internal-comms"
 
 
-def preview(content: list[dict], limit: int = 240) -> str:
-    text = " ".join(" ".join(i.get("text", "") for i in content if i.get("type") == "text").split())
-    return text if len(text) <= limit else text[:limit] + f"… ({len(text)} chars)"
-
-
 def offered_tools(fake_url: str, since: int) -> list[list[str]]:
     """The tool names each model request carried (fake model server's request log)."""
-    log = httpx.get(f"{fake_url.rstrip('/')}/_fake/requests").json()["requests"][since:]
     rounds = []
-    for req in log:
+    for req in fake_requests(fake_url)[since:]:
         body = req.get("json") or {}
         if "messages" in body:
             rounds.append([t.get("function", {}).get("name") for t in body.get("tools") or []])
@@ -78,7 +70,7 @@ def main() -> None:
 
         since = 0
         if opts.script_fake:
-            since = len(httpx.get(f"{opts.script_fake.rstrip('/')}/_fake/requests").json()["requests"])
+            since = len(fake_requests(opts.script_fake))
             activation = check(http.get(f"/v1/tools/{tool_id}"))["name"]  # skill_<name>
             replies = [
                 {"tool_calls": [{"name": activation, "arguments": {}}]},
@@ -86,39 +78,25 @@ def main() -> None:
                 {"content": "**Progress:** shipped MCP sharing.\n**Plans:** skills upload.\n**Problems:** flaky CI.",
                  "chunk_size": 10},
             ]
-            httpx.post(f"{opts.script_fake.rstrip('/')}/_fake/script", json={"model": None, "replies": replies}).raise_for_status()
-            print("(fake model scripted)")
+            script_fake(opts.script_fake, replies)
 
         print(f"\nuser: {opts.task}\n")
         body = {"model_id": mid, "tool_ids": [tool_id], "text": opts.task}
-        with http.stream("POST", "/v1/infer/stream", json=body) as resp:
-            if resp.status_code >= 400:
-                resp.read()
-                check(resp)
-            in_text, step = False, 0
-            for event, data in sse_events(resp):
-                if event == "delta":
-                    if data.get("content"):
-                        if not in_text:
-                            print("assistant: ", end="")
-                            in_text = True
-                        print(data["content"], end="", flush=True)
-                    continue
-                if in_text:
-                    print()
-                    in_text = False
-                if event == "tool_call":
-                    step += 1
-                    kind = "activation" if data["tool_id"] == tool_id else "skill tool" if data["tool_id"].startswith(
-                        f"{tool_id}.") else "tool"
-                    print(f"[{step}] {kind:<10} → {data['name']}({json.dumps(data['arguments'])})")
-                elif event == "tool_result":
-                    flag = " ERROR" if data.get("is_error") else ""
-                    print(f"    result{flag} ← {preview(data['content'])}")
-                elif event == "error":
-                    sys.exit(f"stream error: {data['error']['code']}: {data['error']['message']}")
-                elif event == "done":
-                    print(f"\ndone: finish_reason={data['finish_reason']} tool_rounds={data['tool_rounds']}")
+        steps = 0
+
+        def show_call(data: dict) -> None:  # numbered, with what the call is in the disclosure
+            nonlocal steps
+            steps += 1
+            kind = "activation" if data["tool_id"] == tool_id else "skill tool" if data["tool_id"].startswith(
+                f"{tool_id}.") else "tool"
+            print(f"[{steps}] {kind:<10} → {data['name']}({json.dumps(data['arguments'])})")
+
+        def show_result(data: dict) -> None:
+            flag = " ERROR" if data.get("is_error") else ""
+            print(f"    result{flag} ← {content_text(data['content'], 240)}")
+
+        done = stream_run(http, body, on_tool_call=show_call, on_tool_result=show_result)
+        print(f"\ndone: finish_reason={done['finish_reason']} tool_rounds={done['tool_rounds']}")
 
         if opts.script_fake:
             print("\ntools offered to the model, per round (from the fake server's request log):")

@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import base64
 import http.server
-import json
 import struct
 import sys
 import threading
@@ -40,11 +39,20 @@ import zlib
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _client import API_KEY, STREAM_TIMEOUT, check, client, model_id, sse_events  # noqa: E402
+from _client import (
+    API_KEY,
+    STREAM_TIMEOUT,
+    check,
+    client,
+    content_text,
+    fake_requests,
+    model_id,
+    print_tool_call,
+    script_fake,
+    stream_run,
+)
 
 SECRET = "PAPAYA"
 PAGE = f"""<!doctype html><html><head><title>Instruction target</title></head>
@@ -184,8 +192,7 @@ def main() -> None:
                 {"tool_calls": [{"name": "fetch", "arguments": {"url": page_url}}]},
                 {"content": f"The image asked me to fetch {page_url}. The secret word is {SECRET}.", "chunk_size": 12},
             ]
-            httpx.post(f"{opts.script_fake.rstrip('/')}/_fake/script", json={"model": None, "replies": replies}).raise_for_status()
-            print("(fake model scripted)")
+            script_fake(opts.script_fake, replies)
 
         body = {
             "model_id": mid,
@@ -195,37 +202,18 @@ def main() -> None:
                 {"role": "user", "content": "Do what the image says.", "images": [base64.b64encode(image).decode()]},
             ],
         }
-        with http.stream("POST", "/v1/infer/stream", json=body) as resp:
-            if resp.status_code >= 400:
-                resp.read()
-                check(resp)
-            in_text = False
-            for event, data in sse_events(resp):
-                if event == "delta":
-                    if data.get("content"):
-                        if not in_text:
-                            print("assistant: ", end="")
-                            in_text = True
-                        print(data["content"], end="", flush=True)
-                    continue
-                if in_text:
-                    print()
-                    in_text = False
-                if event == "tool_call":
-                    print(f"→ tool call   {data['name']}({json.dumps(data['arguments'])})")
-                elif event == "tool_result":
-                    text = " ".join(i.get("text", "") for i in data["content"] if i.get("type") == "text")
-                    flag = " ERROR" if data.get("is_error") else ""
-                    print(f"← tool result [{data['tool_id']}]{flag}: {' '.join(text.split())[:300]}")
-                    if data.get("is_error") and "AGENTSITE_FETCH_ALLOW_HOSTS" not in text and "127.0.0.1" in page_url:
-                        print("   (is the server running with AGENTSITE_FETCH_ALLOW_HOSTS=127.0.0.1?)")
-                elif event == "error":
-                    sys.exit(f"stream error: {data['error']['code']}: {data['error']['message']}")
-                elif event == "done":
-                    print(f"done: finish_reason={data['finish_reason']} tool_rounds={data['tool_rounds']}")
+        def show_result(data: dict) -> None:  # with a hint when fetch refused the loopback page
+            text = content_text(data["content"])
+            flag = " ERROR" if data.get("is_error") else ""
+            print(f"← tool result [{data['tool_id']}]{flag}: {text[:300]}")
+            if data.get("is_error") and "AGENTSITE_FETCH_ALLOW_HOSTS" not in text and "127.0.0.1" in page_url:
+                print("   (is the server running with AGENTSITE_FETCH_ALLOW_HOSTS=127.0.0.1?)")
+
+        done = stream_run(http, body, on_tool_call=print_tool_call, on_tool_result=show_result)
+        print(f"done: finish_reason={done['finish_reason']} tool_rounds={done['tool_rounds']}")
 
     if opts.script_fake:
-        log = httpx.get(f"{opts.script_fake.rstrip('/')}/_fake/requests").json()["requests"]
+        log = fake_requests(opts.script_fake)
 
         def has_image(m: Any) -> bool:  # Ollama: "images": [b64]; OpenAI: an image_url content part
             parts = m.get("content") if isinstance(m.get("content"), list) else []
