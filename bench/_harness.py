@@ -15,7 +15,6 @@ import platform
 import re
 import resource
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -23,7 +22,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Self, Sequence
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as `python bench/x.py`: make `tests.fakes` and `bench` importable
@@ -35,8 +34,9 @@ HOST = "127.0.0.1"
 PROTOCOLS = ("openai", "ollama")
 FAKE_MODEL = "fake-model"  # the name the fake server knows
 
+from tests.mcp_servers import children_running, free_port, stop  # noqa: E402  (after the path insert)
 
-# ---- limits, ports ---------------------------------------------------------------------------
+# ---- limits ----------------------------------------------------------------------------------------
 
 
 def raise_nofile(want: int = 65536) -> tuple[int, int]:
@@ -50,12 +50,6 @@ def raise_nofile(want: int = 65536) -> tuple[int, int]:
 
 def _child_limits() -> None:  # preexec_fn: make sure each child has the raised limit too
     raise_nofile()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
 
 
 # ---- statistics ------------------------------------------------------------------------------
@@ -184,30 +178,58 @@ def proc_status(pid: int) -> dict[str, int]:
     return out
 
 
-class RssSampler:
-    """Samples a process's VmRSS every ``interval`` s in a thread; ``peak_kb`` is the max seen."""
+class Sampler:
+    """Calls ``sample()`` every ``interval`` s in a thread while the ``with`` block runs."""
 
-    def __init__(self, pid: int, interval: float = 0.02) -> None:
-        self.pid, self.interval = pid, interval
-        self.peak_kb = 0
-        self.peak_threads = 0
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
+    def sample(self) -> None:
+        raise NotImplementedError
+
     def _run(self) -> None:
         while not self._stop.is_set():
-            st = proc_status(self.pid)
-            self.peak_kb = max(self.peak_kb, st.get("VmRSS", 0))
-            self.peak_threads = max(self.peak_threads, st.get("Threads", 0))
+            self.sample()
             self._stop.wait(self.interval)
 
-    def __enter__(self) -> RssSampler:
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
+
+
+class RssSampler(Sampler):
+    """Samples a process's VmRSS every ``interval`` s in a thread; ``peak_kb`` is the max seen."""
+
+    def __init__(self, pid: int, interval: float = 0.02) -> None:
+        super().__init__(interval)
+        self.pid = pid
+        self.peak_kb = 0
+        self.peak_threads = 0
+
+    def sample(self) -> None:
+        st = proc_status(self.pid)
+        self.peak_kb = max(self.peak_kb, st.get("VmRSS", 0))
+        self.peak_threads = max(self.peak_threads, st.get("Threads", 0))
+
+
+class ChildSampler(Sampler):
+    """Polls a process's live children running ``needle``; keeps the maximum count and every pid seen."""
+
+    def __init__(self, pid: int, needle: str, interval: float = 0.005) -> None:
+        super().__init__(interval)
+        self.pid, self.needle = pid, needle
+        self.max_count, self.pids = 0, set()
+
+    def sample(self) -> None:
+        kids = children_running(self.needle, self.pid)
+        self.max_count = max(self.max_count, len(kids))
+        self.pids.update(kids)
 
 
 @dataclass
@@ -245,18 +267,7 @@ class FakeServer:
         return self.openai_base if protocol == "openai" else self.url
 
     def stop(self) -> None:
-        _stop(self.proc)
-
-
-def _stop(proc: subprocess.Popen | None) -> None:
-    if proc is None or proc.poll() is not None:
-        return
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+        stop(self.proc, timeout=10)
 
 
 _SETUP = """
@@ -347,7 +358,7 @@ class App:
         return self.proc.pid
 
     def stop(self) -> None:
-        _stop(self.proc)
+        stop(self.proc, timeout=10)
 
 
 class Stack:

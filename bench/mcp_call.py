@@ -25,7 +25,6 @@ import argparse
 import asyncio
 import os
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -36,6 +35,7 @@ import httpx  # noqa: E402
 from bench._harness import (  # noqa: E402
     FAKE_MODEL,
     PY,
+    ChildSampler,
     Stack,
     append_results,
     machine_line,
@@ -45,6 +45,7 @@ from bench._harness import (  # noqa: E402
     p95,
     print_table,
 )
+from tests.mcp_servers import children_running
 
 TIME_ARGS = ["-m", "mcp_server_time", "--local-timezone", "UTC"]
 TOOL_ID = "time.get_current_time"
@@ -138,45 +139,8 @@ def http_call(http: httpx.Client) -> tuple[float, float]:
 
 
 def mcp_children(worker_pid: int) -> list[int]:
-    """Direct children of the worker whose command line runs mcp_server_time."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_bytes()
-            if int(stat.rsplit(b")", 1)[1].split()[1]) != worker_pid:
-                continue
-            if b"mcp_server_time" in (entry / "cmdline").read_bytes():
-                found.append(int(entry.name))
-        except (OSError, ValueError, IndexError):
-            continue
-    return found
-
-
-class ChildSampler:
-    """Polls the worker's mcp_server_time children; keeps the maximum count and every pid seen."""
-
-    def __init__(self, worker_pid: int, interval: float = 0.005) -> None:
-        self.worker_pid, self.interval = worker_pid, interval
-        self.max_count, self.pids = 0, set()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            kids = mcp_children(self.worker_pid)
-            self.max_count = max(self.max_count, len(kids))
-            self.pids.update(kids)
-            self._stop.wait(self.interval)
-
-    def __enter__(self) -> ChildSampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
+    """Live direct children of the worker whose command line runs mcp_server_time."""
+    return children_running("mcp_server_time", worker_pid)
 
 
 async def sharing_burst(url: str, headers: dict[str, str], model_id: str, n_direct: int, n_infer: int) -> dict:
@@ -250,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
         fake.post("/_fake/script", json={"model": FAKE_MODEL, "replies": [tool_reply] * n_infer}).raise_for_status()
         # every later model call gets the fake's default content reply
         print(f"sharing: {n_direct} direct calls + {n_infer} /v1/infer runs, concurrently ...")
-        with ChildSampler(app.pid) as sampler:
+        with ChildSampler(app.pid, "mcp_server_time") as sampler:
             burst = asyncio.run(sharing_burst(app.url, app.headers, "fake-ollama", n_direct, n_infer))
             time.sleep(0.2)
         kids_after = mcp_children(app.pid)
