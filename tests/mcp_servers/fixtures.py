@@ -5,8 +5,9 @@ client manager, cleaned up after each test.
 
 from __future__ import annotations
 
+import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -29,29 +30,30 @@ def mcp() -> Iterator[MCPClientManager]:
         manager.remove(name)
 
 
+def _serving(start: Callable[[int], subprocess.Popen[bytes]], path: str) -> Iterator[str]:
+    """Start a server on a free port, yield its URL at ``path``, stop it afterwards."""
+    port = free_port()
+    proc = start(port)
+    try:
+        yield f"http://127.0.0.1:{port}{path}"
+    finally:
+        stop(proc)
+
+
 @pytest.fixture(scope="module")
 def demo_http_url() -> Iterator[str]:
     """The demo server over streamable HTTP, one process per test module."""
-    port = free_port()
-    proc = start_demo_server("streamable-http", port)
-    yield f"http://127.0.0.1:{port}/mcp"
-    stop(proc)
+    yield from _serving(lambda port: start_demo_server("streamable-http", port), "/mcp")
 
 
 @pytest.fixture(scope="module")
 def demo_sse_url() -> Iterator[str]:
     """The demo server over legacy SSE at its usual ``/sse``, one process per test module."""
-    port = free_port()
-    proc = start_demo_server("sse", port)
-    yield f"http://127.0.0.1:{port}/sse"
-    stop(proc)
+    yield from _serving(lambda port: start_demo_server("sse", port), "/sse")
 
 
 @pytest.fixture(scope="module")
 def demo_sse_events_url() -> Iterator[str]:
     """The demo server over legacy SSE at ``/events``: a path that does not end in ``/sse``, so only
     the transport fallback (docs/protocols.md C.8) finds it."""
-    port = free_port()
-    proc = start_demo_sse_at("/events", port)
-    yield f"http://127.0.0.1:{port}/events"
-    stop(proc)
+    yield from _serving(lambda port: start_demo_sse_at("/events", port), "/events")
