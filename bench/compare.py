@@ -21,8 +21,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench import overhead  # noqa: E402  (after the path insert: run as a script)
-from bench._harness import PROTOCOLS, ROOT, Stack, machine_line, ms, p50, print_table  # noqa: E402  (same)
+from bench import overhead
+from bench._harness import PROTOCOLS, ROOT, Stack, machine_line, ms, p50, print_table
 
 
 def worktree(rev: str) -> Path:
@@ -63,7 +63,11 @@ def main(argv: list[str] | None = None) -> int:
 
     rows = []
     for protocol in PROTOCOLS:
-        for kind, label in (("round", "model round (/v1/infer)"), ("ttft", "TTFT (/v1/infer/stream)"), ("stream", "whole stream")):
+        for kind, label in (
+            ("round", "model round (/v1/infer)"),
+            ("ttft", "TTFT (/v1/infer/stream)"),
+            ("stream", "whole stream"),
+        ):
             added = {side: p50(samples[side][protocol][f"{kind}_app"]) - p50(samples[side][protocol][f"{kind}_direct"])
                      for side in ("base", "head")}
             ratio = added["head"] / added["base"] if added["base"] > 0 else float("nan")

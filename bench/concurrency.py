@@ -26,9 +26,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import httpx  # noqa: E402
+import httpx
 
-from bench._harness import (  # noqa: E402
+from bench._harness import (
     FAKE_MODEL,
     RssSampler,
     Stack,
@@ -87,7 +87,9 @@ def _is_direct_chunk(protocol: str, line: str) -> tuple[bool, bool]:
     return bool((obj.get("message") or {}).get("content")), bool(obj.get("done"))
 
 
-async def one_stream(client: httpx.AsyncClient, url: str, body: dict, headers: dict, parse, expect: int, out: Outcome, start: asyncio.Event) -> None:  # noqa: ANN001
+async def one_stream(
+    client: httpx.AsyncClient, url: str, body: dict, headers: dict, parse, expect: int, out: Outcome, start: asyncio.Event
+) -> None:
     await start.wait()
     t0 = time.perf_counter()
     chunks, finished, first = 0, False, None
@@ -121,7 +123,7 @@ async def one_stream(client: httpx.AsyncClient, url: str, body: dict, headers: d
         out.durations.append(time.perf_counter() - t0)
 
 
-def app_parser():  # noqa: ANN201
+def app_parser():
     state = {"event": ""}
 
     def parse(line: str) -> tuple[bool, bool]:
@@ -141,13 +143,15 @@ def app_parser():  # noqa: ANN201
     return parse
 
 
-async def run_streams(n: int, url: str, body: dict, headers: dict, parser_factory, expect: int) -> Outcome:  # noqa: ANN001
+async def run_streams(n: int, url: str, body: dict, headers: dict, parser_factory, expect: int) -> Outcome:
     out = Outcome()
     limits = httpx.Limits(max_connections=n + 100, max_keepalive_connections=n + 100)
     timeout = httpx.Timeout(connect=60.0, read=120.0, write=60.0, pool=120.0)
     async with httpx.AsyncClient(limits=limits, timeout=timeout) as client:
         start = asyncio.Event()
-        tasks = [asyncio.create_task(one_stream(client, url, body, headers, parser_factory(), expect, out, start)) for _ in range(n)]
+        tasks = [
+            asyncio.create_task(one_stream(client, url, body, headers, parser_factory(), expect, out, start)) for _ in range(n)
+        ]
         await asyncio.sleep(0)
         t0 = time.perf_counter()
         start.set()
@@ -191,7 +195,10 @@ def main(argv: list[str] | None = None) -> int:
         httpx.post(fake.url + "/_fake/reset")
 
         before = proc_status(app.pid)
-        print(f"  through the app: {n} concurrent /v1/infer/stream ... (worker RSS before: {before.get('VmRSS', 0) / 1024:.0f} MB)", flush=True)
+        print(
+            f"  through the app: {n} concurrent /v1/infer/stream ... (worker RSS before: {before.get('VmRSS', 0) / 1024:.0f} MB)",
+            flush=True,
+        )
         with RssSampler(app.pid) as sampler:
             via = asyncio.run(run_streams(n, app.url + "/v1/infer/stream", app_body, app.headers, app_parser, args.chunks))
         after = proc_status(app.pid)

@@ -30,9 +30,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import httpx  # noqa: E402
+import httpx
 
-from bench._harness import (  # noqa: E402
+from bench._harness import (
     FAKE_MODEL,
     PY,
     ChildSampler,
@@ -55,7 +55,7 @@ ARGS = {"timezone": "UTC"}
 # ---- (b) and (c): the SDK alone --------------------------------------------------------------
 
 
-def _params():  # noqa: ANN202
+def _params():
     from mcp import StdioServerParameters
 
     return StdioServerParameters(command=PY, args=TIME_ARGS)

@@ -24,14 +24,15 @@ import json
 import socket
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import httpx  # noqa: E402
+import httpx
 
-from bench._harness import PROTOCOLS, Stack, append_results, machine_line, md_table, ms, p50, p95, print_table  # noqa: E402
+from bench._harness import PROTOCOLS, Stack, append_results, machine_line, md_table, ms, p50, p95, print_table
 
 TARGET_MS = 1.5
 TEXT = "Say ok."
@@ -60,7 +61,7 @@ def captured_bodies(fake_url: str, app_url: str, headers: dict[str, str], protoc
     return plain, streaming
 
 
-def first_token_direct(protocol: str) -> Callable[[httpx.Response], bool]:
+def first_token_direct(protocol: str) -> Callable[[str], bool]:
     """Reads the stream; returns True at the first line that carries content text."""
 
     def openai(line: str) -> bool:
@@ -72,10 +73,12 @@ def first_token_direct(protocol: str) -> Callable[[httpx.Response], bool]:
     def ollama(line: str) -> bool:
         return bool(line and (json.loads(line).get("message") or {}).get("content"))
 
-    return openai if protocol == "openai" else ollama  # type: ignore[return-value]
+    return openai if protocol == "openai" else ollama
 
 
-def timed_stream(client: httpx.Client, url: str, body: dict, headers: dict[str, str], is_first: Callable[[str], bool]) -> tuple[float, float]:
+def timed_stream(
+    client: httpx.Client, url: str, body: dict, headers: dict[str, str], is_first: Callable[[str], bool]
+) -> tuple[float, float]:
     """(time to first token, time to end of stream) in seconds."""
     t0 = time.perf_counter()
     first = None
@@ -128,7 +131,9 @@ def measure(stack: Stack, protocol: str, n: int, warmup: int) -> dict[str, Any]:
     plain, streaming = captured_bodies(fake.url, app.url, app.headers, protocol)
     direct_url = fake.url + _upstream_path(protocol)
     infer_body = {"model_id": f"fake-{protocol}", "text": TEXT}
-    out: dict[str, list[float]] = {k: [] for k in ("round_direct", "round_app", "ttft_direct", "ttft_app", "stream_direct", "stream_app")}
+    out: dict[str, list[float]] = {
+        k: [] for k in ("round_direct", "round_app", "ttft_direct", "ttft_app", "stream_direct", "stream_app")
+    }
     direct_first = first_token_direct(protocol)
     with client() as dc, client() as ac:
         for i in range(warmup + n):
@@ -154,7 +159,11 @@ def summarize(results: dict[str, dict[str, list[float]]]) -> tuple[list[str], li
     rows: list[list[Any]] = []
     added: dict[str, float] = {}
     for protocol, r in results.items():
-        for kind, label in (("round", "model round (/v1/infer)"), ("ttft", "TTFT (/v1/infer/stream)"), ("stream", "whole stream (/v1/infer/stream)")):
+        for kind, label in (
+            ("round", "model round (/v1/infer)"),
+            ("ttft", "TTFT (/v1/infer/stream)"),
+            ("stream", "whole stream (/v1/infer/stream)"),
+        ):
             d, a = r[f"{kind}_direct"], r[f"{kind}_app"]
             row = [protocol, label, ms(p50(d)), ms(p95(d)), ms(p50(a)), ms(p95(a)), ms(p50(a) - p50(d)), ms(p95(a) - p95(d))]
             rows.append(row)

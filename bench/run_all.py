@@ -15,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench import concurrency, mcp_call, overhead, tool_loop  # noqa: E402
+from bench import concurrency, mcp_call, overhead, tool_loop
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.monotonic()
         try:
             rc = mod.main(extra)
-        except Exception as exc:  # one failing bench must not hide the others' figures
+        except Exception as exc:  # noqa: BLE001 - one failing bench must not hide the others' figures
             print(f"{name} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
             rc = 1
         print(f"==== {name}: {time.monotonic() - t0:.0f} s ====", flush=True)

@@ -31,14 +31,14 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import httpx  # noqa: E402
+import httpx
 
-from bench._harness import FAKE_MODEL, PROTOCOLS, Stack, append_results, machine_line, md_table, ms, p50, p95, print_table  # noqa: E402
-from bench._tools import aecho, echo  # noqa: E402
-from bench.overhead import client as sync_client  # noqa: E402
-from inference.engine.http import aclose_clients  # noqa: E402
-from inference.engine import ModelRegistry, Runtime, ToolRegistry  # noqa: E402
-from inference.engine.types import InferenceRequest, ModelConfig  # noqa: E402
+from bench._harness import FAKE_MODEL, PROTOCOLS, Stack, append_results, machine_line, md_table, ms, p50, p95, print_table
+from bench._tools import aecho, echo
+from bench.overhead import client as sync_client
+from inference.engine import ModelRegistry, Runtime, ToolRegistry
+from inference.engine.http import aclose_clients
+from inference.engine.types import InferenceRequest, ModelConfig
 
 ROUNDS = 10
 CALLS = ROUNDS + 1
@@ -46,7 +46,9 @@ TEXT = "Call bench_echo ten times, then say done."
 
 
 def script(fake_url: str) -> None:
-    replies: list[Any] = [{"tool_calls": [{"name": "bench_echo", "arguments": {"x": i}, "id": f"call_{i}"}]} for i in range(ROUNDS)]
+    replies: list[Any] = [
+        {"tool_calls": [{"name": "bench_echo", "arguments": {"x": i}, "id": f"call_{i}"}]} for i in range(ROUNDS)
+    ]
     replies.append({"content": "done"})
     with httpx.Client(timeout=10) as c:
         c.post(fake_url + "/_fake/reset").raise_for_status()
@@ -61,12 +63,14 @@ def recorded_bodies(fake_url: str, protocol: str) -> list[dict]:
 
 def check(result: dict[str, Any], label: str) -> None:
     if result.get("tool_rounds") != ROUNDS or result.get("content") != "done":
-        raise RuntimeError(f"{label}: unexpected result {result.get('tool_rounds')=} {result.get('content')=} {result.get('finish_reason')=}")
+        raise RuntimeError(
+            f"{label}: unexpected result {result.get('tool_rounds')=} {result.get('content')=} {result.get('finish_reason')=}"
+        )
 
 
 async def run_sdk(fake_url: str, protocol: str, tool_id: str, n: int, warmup: int) -> tuple[list[float], list[dict]]:
     base = fake_url + "/v1" if protocol == "openai" else fake_url
-    model = ModelConfig(model_id="m", api_protocol=protocol, api_base=base, model_name=FAKE_MODEL)  # type: ignore[arg-type]
+    model = ModelConfig(model_id="m", api_protocol=protocol, api_base=base, model_name=FAKE_MODEL)
     rt = Runtime(ModelRegistry([model]), ToolRegistry([echo, aecho]))
     request = InferenceRequest.of("m", TEXT, tool_ids=[tool_id], max_tool_rounds=ROUNDS)
     times, bodies = [], []
@@ -144,8 +148,9 @@ async def run_direct_async(fake_url: str, protocol: str, bodies: list[dict], n: 
 def register_tool(stack: Stack) -> None:
     app = stack.app
     assert app is not None
-    spec = {"tool_id": "bench_echo", "tool_type": "function", "name": "bench_echo", "description": echo.__agentsite_tool__.description,
-            "parameters": dict(echo.__agentsite_tool__.parameters), "callable": "bench._tools:echo"}  # fmt: skip
+    meta = echo.__agentsite_tool__
+    spec = {"tool_id": "bench_echo", "tool_type": "function", "name": "bench_echo", "description": meta.description,
+            "parameters": dict(meta.parameters), "callable": "bench._tools:echo"}  # fmt: skip
     r = httpx.post(app.url + "/v1/tools", json=spec, headers=app.headers, timeout=30)
     if r.status_code not in (200, 201):
         raise RuntimeError(f"registering the tool: HTTP {r.status_code} {r.text[:300]}")
@@ -169,8 +174,9 @@ def main(argv: list[str] | None = None) -> int:
             direct = run_direct(stack.fake.url, protocol, bodies, args.n, args.warmup)
             direct_async = asyncio.run(run_direct_async(stack.fake.url, protocol, bodies, args.n, args.warmup))
             base, base_async = p50(direct), p50(direct_async)
-            for label, ts in (("direct replay (11 calls)", direct), ("direct replay, async httpx", direct_async), ("SDK, sync tool", sdk_sync),
-                              ("SDK, async tool", sdk_async), ("HTTP /v1/infer, sync tool", via_http)):  # fmt: skip
+            for label, ts in (("direct replay (11 calls)", direct), ("direct replay, async httpx", direct_async),
+                              ("SDK, sync tool", sdk_sync), ("SDK, async tool", sdk_async),
+                              ("HTTP /v1/infer, sync tool", via_http)):  # fmt: skip
                 direct_row = ts is direct or ts is direct_async
                 added = "-" if direct_row else f"{ms(p50(ts) - base) / CALLS:.2f}"
                 added_async = "-" if direct_row else f"{ms(p50(ts) - base_async) / CALLS:.2f}"

@@ -110,7 +110,9 @@ def main() -> None:
     ap.add_argument("--script-fake", metavar="FAKE_URL", help="script tests/fakes/fake_llm.py's replies (dry run)")
     opts = ap.parse_args()
 
-    with client(STREAM_TIMEOUT, no_key="Set AGENTSITE_API_KEY to a staff user's API key (manage.py create_api_key <user>).") as http:
+    with client(
+        STREAM_TIMEOUT, no_key="Set AGENTSITE_API_KEY to a staff user's API key (manage.py create_api_key <user>)."
+    ) as http:
         mid = model_id(http, opts.register_model, opts.protocol, verbose=True)
         time_cmd = os.environ.get("MCP_TIME_COMMAND", DEFAULT_TIME)
         fetch_cmd = os.environ.get("MCP_FETCH_COMMAND", DEFAULT_FETCH)
@@ -126,7 +128,7 @@ def main() -> None:
             tool_ids.append("fetch")
         # The names the model sees (e.g. time_get_current_time, fetch_fetch) come from the tools.
         names = {tid.split(".")[0]: check(http.get(f"/v1/tools/{tid}"))["name"] for tid in tool_ids}
-        print(f"tools offered: {', '.join(f'{n} ({t})' for n, t in zip(names.values(), tool_ids))}")
+        print(f"tools offered: {', '.join(f'{n} ({t})' for n, t in zip(names.values(), tool_ids, strict=True))}")
 
         if opts.script_fake:
             script_fake(opts.script_fake, fake_replies(names, opts.url))

@@ -19,8 +19,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from inference.engine import ModelRegistry, Runtime, TemplateRegistry  # noqa: E402
-from inference.engine.types import InferenceRequest, Message, ModelConfig  # noqa: E402
+from inference.engine import ModelRegistry, Runtime, TemplateRegistry
+from inference.engine.types import InferenceRequest, Message, ModelConfig
 
 TEMPLATE_NAME = "example-summarize"
 TEMPLATE = "Please summarize in {{language}}, in one sentence:\n\n{{text}}"
@@ -34,7 +34,7 @@ ARGUMENTS = {
 def sdk() -> None:
     from _client import BASE, NAME, PROTOCOL
 
-    model = ModelConfig(model_id="example", api_protocol=PROTOCOL, api_base=BASE, model_name=NAME,  # type: ignore[arg-type]
+    model = ModelConfig(model_id="example", api_protocol=PROTOCOL, api_base=BASE, model_name=NAME,
                         api_key=os.environ.get("AGENTSITE_MODEL_API_KEY") or None)  # fmt: skip
     runtime = Runtime(ModelRegistry([model]), template_registry=TemplateRegistry({TEMPLATE_NAME: TEMPLATE}))
     message = Message(role="user", prompt_template=TEMPLATE_NAME, arguments=ARGUMENTS)
@@ -53,7 +53,10 @@ def http() -> None:
     print("\n== HTTP ==")
     with client() as c:
         model_id = ensure_model(c)
-        r = c.post("/v1/prompt-templates", json={"name": TEMPLATE_NAME, "content": TEMPLATE, "description": "examples/prompt_template.py"})
+        r = c.post(
+            "/v1/prompt-templates",
+            json={"name": TEMPLATE_NAME, "content": TEMPLATE, "description": "examples/prompt_template.py"},
+        )
         if r.status_code == 409:  # exists: update it (bumps its version)
             r = c.patch(f"/v1/prompt-templates/{TEMPLATE_NAME}", json={"content": TEMPLATE})
         r.raise_for_status()
@@ -69,8 +72,12 @@ def http() -> None:
         assert out["messages"][0]["content"] == preview.json()["content"], "render preview and inference differ"
         print("prompt sent:\n" + out["messages"][0]["content"])
         print("answer:", out["content"])
-        missing = c.post("/v1/infer", json={"model_id": model_id, "messages": [{"role": "user", "prompt_template": TEMPLATE_NAME, "arguments": {}}]})
-        print(f"without arguments: HTTP {missing.status_code} {missing.json()['error']['code']} {missing.json()['error'].get('detail')}")
+        missing = c.post(
+            "/v1/infer",
+            json={"model_id": model_id, "messages": [{"role": "user", "prompt_template": TEMPLATE_NAME, "arguments": {}}]},
+        )
+        error = missing.json()["error"]
+        print(f"without arguments: HTTP {missing.status_code} {error['code']} {error.get('detail')}")
 
 
 if __name__ == "__main__":

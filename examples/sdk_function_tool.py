@@ -15,9 +15,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere in the checkout
 
-from inference.engine import ModelRegistry, Runtime, ToolRegistry  # noqa: E402
-from inference.engine.tools.functions import tool  # noqa: E402
-from inference.engine.types import InferenceRequest, ModelConfig  # noqa: E402
+from inference.engine import ModelRegistry, Runtime, ToolRegistry
+from inference.engine.tools.functions import tool
+from inference.engine.types import InferenceRequest, ModelConfig
 
 PROTOCOL = os.environ.get("AGENTSITE_MODEL_PROTOCOL", "ollama")
 BASE = os.environ.get("AGENTSITE_MODEL_BASE", "http://127.0.0.1:11434" if PROTOCOL == "ollama" else "http://127.0.0.1:8000/v1")
@@ -37,7 +37,7 @@ def add(a: int, b: int) -> int:
 
 def main() -> None:
     model = ModelConfig(
-        model_id="example", api_protocol=PROTOCOL, api_base=BASE, model_name=NAME,  # type: ignore[arg-type]
+        model_id="example", api_protocol=PROTOCOL, api_base=BASE, model_name=NAME,
         api_key=os.environ.get("AGENTSITE_MODEL_API_KEY") or None,
     )
     runtime = Runtime(ModelRegistry([model]), ToolRegistry([add]))

@@ -59,7 +59,9 @@ def main() -> None:
     ap.add_argument("--script-fake", metavar="FAKE_URL", help="script tests/fakes/fake_llm.py's replies (dry run)")
     opts = ap.parse_args()
 
-    with client(STREAM_TIMEOUT, no_key="Set AGENTSITE_API_KEY to a staff user's API key (manage.py create_api_key <user>).") as http:
+    with client(
+        STREAM_TIMEOUT, no_key="Set AGENTSITE_API_KEY to a staff user's API key (manage.py create_api_key <user>)."
+    ) as http:
         mid = model_id(http, opts.register_model)
         skill = check(http.post("/v1/tools/skill", json={"path": opts.path}))
         name, tool_id = skill["name"], skill["tool_id"]

@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _client import client, ensure_model  # noqa: E402
+from _client import client, ensure_model
 
 
 def sse_events(lines: Iterator[str]) -> Iterator[tuple[str, Any]]:

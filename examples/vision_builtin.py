@@ -144,7 +144,7 @@ def text_png(lines: list[str], scale: int = 4, margin: int = 16) -> bytes:
 
 def serve_page() -> tuple[http.server.HTTPServer, str]:
     class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802
+        def do_GET(self) -> None:
             body = PAGE.encode()
             self.send_response(200 if self.path in ("/", "/index.html") else 404)
             self.send_header("Content-Type", "text/html; charset=utf-8")

@@ -20,47 +20,47 @@ from tests.mcp_servers.fixtures import (  # noqa: F401  (the MCP fixtures, see t
 
 
 @pytest.fixture(autouse=True)
-def _no_memory_extraction(settings) -> None:  # noqa: ANN001
+def _no_memory_extraction(settings) -> None:
     """Memory extraction makes an extra model call per turn; only its own tests turn it on."""
     settings.AGENTSITE = {**settings.AGENTSITE, "MEMORY_EXTRACTION": False}
 
 
-def _client_for(user) -> APIClient:  # noqa: ANN001
+def _client_for(user) -> APIClient:
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=bearer(user)["Authorization"])
     return client
 
 
 @pytest.fixture
-def staff_user(db):  # noqa: ANN001, ANN201
+def staff_user(db):
     return StaffFactory(username="staff", password="staff-pass-123")
 
 
 @pytest.fixture
-def alice(db):  # noqa: ANN001, ANN201
+def alice(db):
     return UserFactory(username="alice", password="alice-pass-123")
 
 
 @pytest.fixture
-def bob(db):  # noqa: ANN001, ANN201
+def bob(db):
     return UserFactory(username="bob", password="bob-pass-123")
 
 
 @pytest.fixture
-def staff_api(staff_user) -> APIClient:  # noqa: ANN001
+def staff_api(staff_user) -> APIClient:
     return _client_for(staff_user)
 
 
 @pytest.fixture
-def alice_api(alice) -> APIClient:  # noqa: ANN001
+def alice_api(alice) -> APIClient:
     return _client_for(alice)
 
 
 @pytest.fixture
-def bob_api(bob) -> APIClient:  # noqa: ANN001
+def bob_api(bob) -> APIClient:
     return _client_for(bob)
 
 
 @pytest.fixture
-def anon_api(db) -> APIClient:  # noqa: ANN001
+def anon_api(db) -> APIClient:
     return APIClient()

@@ -115,7 +115,9 @@ def test_the_engine_imports_no_django_and_no_app_but_the_domain_errors() -> None
     for path, names in SOURCES[ENGINE]:
         for name in names:
             top = name.split(".")[0]
-            if top in ("django", "rest_framework", "channels", "daphne") or (_unit(name) not in (None, ENGINE) and not name.startswith("core.errors")):
+            if top in ("django", "rest_framework", "channels", "daphne") or (
+                _unit(name) not in (None, ENGINE) and not name.startswith("core.errors")
+            ):
                 offenders.append(f"{path.relative_to(ROOT)}: {name}")
     assert offenders == []
 

@@ -14,7 +14,7 @@ from tests.skills.test_skills_api import GOOD_MD, raw_zip
 pytestmark = pytest.mark.usefixtures("mcp")  # servers registered by a test are removed after it
 
 
-def test_add_an_mcp_server_then_refresh_and_reconnect(admin_client) -> None:  # noqa: ANN001
+def test_add_an_mcp_server_then_refresh_and_reconnect(admin_client) -> None:
     config = json.dumps({**TIME_STDIO, "env": {"TOKEN": "hidden-token-value"}})
     res = admin_client.post("/admin/registry/mcpserver/add/", {"name": "time", "config": config}, follow=True)
     assert res.status_code == 200
@@ -29,12 +29,12 @@ def test_add_an_mcp_server_then_refresh_and_reconnect(admin_client) -> None:  # 
         assert b"connected," in res.content
 
 
-def test_bad_mcp_config_is_a_form_error(admin_client) -> None:  # noqa: ANN001
+def test_bad_mcp_config_is_a_form_error(admin_client) -> None:
     res = admin_client.post("/admin/registry/mcpserver/add/", {"name": "x", "config": '{"args": []}'})
     assert res.status_code == 200 and b"command" in res.content and not MCPServer.objects.exists()
 
 
-def test_upload_a_skill_and_preview_it(admin_client) -> None:  # noqa: ANN001
+def test_upload_a_skill_and_preview_it(admin_client) -> None:
     upload = raw_zip({"SKILL.md": GOOD_MD})
     upload.name = "tiny.zip"
     res = admin_client.post("/admin/registry/skill/upload/", {"file": upload}, follow=True)
@@ -46,7 +46,7 @@ def test_upload_a_skill_and_preview_it(admin_client) -> None:  # noqa: ANN001
     assert b"errorlist" in res.content
 
 
-def test_sessions_are_read_only_transcripts(admin_client, alice) -> None:  # noqa: ANN001
+def test_sessions_are_read_only_transcripts(admin_client, alice) -> None:
     s = Session.objects.create(owner=alice, title="hello")
     s.messages.create(seq=0, role="user", content="hi there")
     page = admin_client.get(f"/admin/chat/session/{s.pk}/change/")

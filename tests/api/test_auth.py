@@ -26,18 +26,22 @@ WRITES = [
     ("delete", "/v1/env/EXISTING", None),
     ("post", "/v1/env/detect", None),
 ]
-ALL = [("get", p, None) for p in READS + STAFF_ONLY_READS] + WRITES + [("post", "/v1/prompt-templates/greet/render", {"arguments": {"who": "x"}})]
+ALL = (
+    [("get", p, None) for p in READS + STAFF_ONLY_READS]
+    + WRITES
+    + [("post", "/v1/prompt-templates/greet/render", {"arguments": {"who": "x"}})]
+)
 
 
 @pytest.fixture
-def world(db):  # noqa: ANN001
+def world(db):
     LLMModelFactory(model_id="m1", api_base="http://127.0.0.1:1/v1", model_name="x")
     template_create(name="greet", content="hi {{who}}")
     EnvVar.objects.create(key="EXISTING", value="v")
 
 
 @pytest.mark.parametrize("method,path,body", ALL)
-def test_it_answers_401_without_credentials(world, anon_api: APIClient, method: str, path: str, body) -> None:  # noqa: ANN001
+def test_it_answers_401_without_credentials(world, anon_api: APIClient, method: str, path: str, body) -> None:
     res = getattr(anon_api, method)(path, body, format="json")
     assert res.status_code == 401
     assert res.json()["error"]["code"] == "not_authenticated"
@@ -45,7 +49,7 @@ def test_it_answers_401_without_credentials(world, anon_api: APIClient, method: 
 
 
 @pytest.mark.parametrize("method,path,body", ALL)
-def test_it_answers_401_with_a_bad_key(world, method: str, path: str, body) -> None:  # noqa: ANN001
+def test_it_answers_401_with_a_bad_key(world, method: str, path: str, body) -> None:
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION="Bearer ask_not-a-real-key")
     res = getattr(client, method)(path, body, format="json")
@@ -59,19 +63,19 @@ def test_users_can_read_registries(world, alice_api: APIClient, path: str) -> No
 
 
 @pytest.mark.parametrize("method,path,body", WRITES + [("get", p, None) for p in STAFF_ONLY_READS])
-def test_users_cannot_write_registries_or_see_env(world, alice_api: APIClient, method: str, path: str, body) -> None:  # noqa: ANN001
+def test_users_cannot_write_registries_or_see_env(world, alice_api: APIClient, method: str, path: str, body) -> None:
     res = getattr(alice_api, method)(path, body, format="json")
     assert res.status_code == 403
     assert res.json()["error"]["code"] == "permission_denied"
 
 
 @pytest.mark.parametrize("method,path,body", WRITES)
-def test_staff_can_write_registries(world, staff_api: APIClient, method: str, path: str, body) -> None:  # noqa: ANN001
+def test_staff_can_write_registries(world, staff_api: APIClient, method: str, path: str, body) -> None:
     res = getattr(staff_api, method)(path, body, format="json")
     assert res.status_code in (200, 201, 204), res.content
 
 
-def test_a_revoked_key_is_refused(alice) -> None:  # noqa: ANN001
+def test_a_revoked_key_is_refused(alice) -> None:
     key, plaintext = api_key(alice)
     key.is_active = False
     key.save()
@@ -80,7 +84,7 @@ def test_a_revoked_key_is_refused(alice) -> None:  # noqa: ANN001
     assert client.get("/v1/models").status_code == 401
 
 
-def test_session_login_works_and_enforces_csrf(world, alice) -> None:  # noqa: ANN001
+def test_session_login_works_and_enforces_csrf(world, alice) -> None:
     client = APIClient(enforce_csrf_checks=True)
     assert client.login(username="alice", password="alice-pass-123")
     assert client.get("/v1/models").status_code == 200
@@ -88,7 +92,7 @@ def test_session_login_works_and_enforces_csrf(world, alice) -> None:  # noqa: A
     assert res.status_code == 403
 
 
-def test_other_users_sessions_are_404(alice, bob, alice_api: APIClient, bob_api: APIClient) -> None:  # noqa: ANN001
+def test_other_users_sessions_are_404(alice, bob, alice_api: APIClient, bob_api: APIClient) -> None:
     s = Session.objects.create(owner=alice, title="mine")
     assert alice_api.get(f"/v1/sessions/{s.pk}").status_code == 200
     assert bob_api.get(f"/v1/sessions/{s.pk}").status_code == 404

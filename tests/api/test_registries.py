@@ -7,7 +7,6 @@ import os
 import pytest
 from rest_framework.test import APIClient
 
-from accounts.services import api_key_create
 from accounts.models import ApiKey
 from registry.env_store import env_lookup
 from registry.models import EnvVar, LLMModel
@@ -16,7 +15,7 @@ MODEL = {"model_id": "qwen3-14b", "api_protocol": "ollama", "api_base": "http://
          "api_key": "sk-secret-value-f3a9", "context_window": 32768, "options": {"temperature": 0.7}}
 
 
-def assert_error(res, status: int, code: str) -> dict:  # noqa: ANN001
+def assert_error(res, status: int, code: str) -> dict:
     assert res.status_code == status, res.content
     body = res.json()
     assert set(body) == {"error"} and body["error"]["code"] == code
@@ -79,8 +78,17 @@ def test_unknown_v1_path_is_json_404(staff_api: APIClient) -> None:
 
 
 def test_function_tool_round_trip(staff_api: APIClient, alice_api: APIClient) -> None:
-    tool = {"tool_id": "adder", "name": "add", "description": "Add.", "callable": "tests.tool_fns:add",
-            "parameters": {"type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}}, "required": ["a", "b"]}}
+    tool = {
+        "tool_id": "adder",
+        "name": "add",
+        "description": "Add.",
+        "callable": "tests.tool_fns:add",
+        "parameters": {
+            "type": "object",
+            "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}},
+            "required": ["a", "b"],
+        },
+    }
     res = staff_api.post("/v1/tools", tool, format="json")
     assert res.status_code == 201, res.content
     assert res.json()["tool_type"] == "function"
@@ -97,7 +105,10 @@ def test_function_tool_round_trip(staff_api: APIClient, alice_api: APIClient) ->
         ({"callable": "no_such_module_xyz:f"}, "invalid_callable"),
         ({"callable": "tests.tool_fns:NOT_CALLABLE"}, "invalid_callable"),
         ({"callable": "tests.tool_fns:add", "parameters": {"type": "array"}}, "invalid_schema"),
-        ({"callable": "tests.tool_fns:add", "parameters": {"type": "object", "properties": {"a": {"type": "nope"}}}}, "invalid_schema"),
+        (
+            {"callable": "tests.tool_fns:add", "parameters": {"type": "object", "properties": {"a": {"type": "nope"}}}},
+            "invalid_schema",
+        ),
         ({"callable": "tests.tool_fns:add", "endpoint": "http://127.0.0.1:9/x"}, "validation_error"),
         ({}, "validation_error"),
         ({"callable": "tests.tool_fns:add", "name": "has space"}, "validation_error"),
@@ -110,13 +121,17 @@ def test_bad_tools_are_400(staff_api: APIClient, tool: dict, code: str) -> None:
 
 
 def test_endpoint_tool_is_accepted(staff_api: APIClient) -> None:
-    res = staff_api.post("/v1/tools", {"tool_id": "hook", "name": "hook", "endpoint": "https://hooks.example.com/x"}, format="json")
+    res = staff_api.post(
+        "/v1/tools", {"tool_id": "hook", "name": "hook", "endpoint": "https://hooks.example.com/x"}, format="json"
+    )
     assert res.status_code == 201
 
 
-def test_env_resolves_from_the_store_without_touching_the_process_environment(staff_api: APIClient, monkeypatch) -> None:  # noqa: ANN001
+def test_env_resolves_from_the_store_without_touching_the_process_environment(staff_api: APIClient, monkeypatch) -> None:
     monkeypatch.setenv("AGENTSITE_TEST_TOKEN", "from-process")
-    res = staff_api.post("/v1/env", {"key": "AGENTSITE_TEST_TOKEN", "value": "tok-1234567890abcd", "is_secret": True}, format="json")
+    res = staff_api.post(
+        "/v1/env", {"key": "AGENTSITE_TEST_TOKEN", "value": "tok-1234567890abcd", "is_secret": True}, format="json"
+    )
     assert res.status_code == 201
     assert env_lookup("AGENTSITE_TEST_TOKEN") == "tok-1234567890abcd"
     assert os.environ["AGENTSITE_TEST_TOKEN"] == "from-process"
@@ -132,10 +147,12 @@ def test_env_resolves_from_the_store_without_touching_the_process_environment(st
     assert_error(staff_api.post("/v1/env", {"key": "1BAD", "value": "x"}, format="json"), 400, "validation_error")
 
 
-def test_env_detect_reports_sources(staff_api: APIClient, monkeypatch) -> None:  # noqa: ANN001
+def test_env_detect_reports_sources(staff_api: APIClient, monkeypatch) -> None:
     monkeypatch.setenv("FROM_PROCESS_X", "1")
     monkeypatch.delenv("MISSING_X", raising=False)
-    staff_api.post("/v1/models", {**MODEL, "api_key": "${FROM_DB_X}", "api_base": "http://${MISSING_X:-127.0.0.1}:1"}, format="json")
+    staff_api.post(
+        "/v1/models", {**MODEL, "api_key": "${FROM_DB_X}", "api_base": "http://${MISSING_X:-127.0.0.1}:1"}, format="json"
+    )
     staff_api.post("/v1/tools", {"tool_id": "h", "name": "h", "endpoint": "https://x/${FROM_PROCESS_X}"}, format="json")
     staff_api.post("/v1/env", {"key": "FROM_DB_X", "value": "v"}, format="json")
     found = {d["key"]: d for d in staff_api.post("/v1/env/detect").json()["data"]}
@@ -144,7 +161,7 @@ def test_env_detect_reports_sources(staff_api: APIClient, monkeypatch) -> None: 
     assert found["MISSING_X"] == {"key": "MISSING_X", "set": False, "source": "missing", "referenced_by": ["model:qwen3-14b"]}
 
 
-def test_create_api_key_command_prints_once_and_stores_only_a_hash(alice) -> None:  # noqa: ANN001
+def test_create_api_key_command_prints_once_and_stores_only_a_hash(alice) -> None:
     from io import StringIO
 
     from django.core.management import call_command
@@ -162,12 +179,12 @@ def test_create_api_key_command_prints_once_and_stores_only_a_hash(alice) -> Non
     assert key.last_used_at is not None
 
 
-def test_healthz(client, db) -> None:  # noqa: ANN001
+def test_healthz(client, db) -> None:
     res = client.get("/healthz")
     assert res.status_code == 200 and res.json()["status"] == "ok"
 
 
-def test_env_store_values_show_masked_in_admin(admin_client, staff_api: APIClient) -> None:  # noqa: ANN001
+def test_env_store_values_show_masked_in_admin(admin_client, staff_api: APIClient) -> None:
     staff_api.post("/v1/models", MODEL, format="json")
     EnvVar.objects.create(key="ADMIN_SECRET_X", value="super-secret-admin-value", is_secret=True)
     for url in ("/admin/registry/llmmodel/", f"/admin/registry/llmmodel/{LLMModel.objects.get().pk}/change/",
@@ -177,7 +194,7 @@ def test_env_store_values_show_masked_in_admin(admin_client, staff_api: APIClien
         assert b"sk-secret-value" not in page.content and b"super-secret-admin-value" not in page.content
 
 
-def test_openapi_schema_and_docs_are_served(client, db) -> None:  # noqa: ANN001
+def test_openapi_schema_and_docs_are_served(client, db) -> None:
     assert client.get("/api/schema/").status_code == 200
     docs = client.get("/api/docs/")
     assert docs.status_code == 200 and b"cdn" not in docs.content.lower()

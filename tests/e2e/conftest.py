@@ -74,7 +74,7 @@ class LiveServer:
 
 
 @pytest.fixture(scope="session")
-def live_server_proc(django_db_setup, django_db_blocker) -> Iterator[LiveServer]:  # noqa: ANN001
+def live_server_proc(django_db_setup, django_db_blocker) -> Iterator[LiveServer]:
     server = LiveServer()
     yield server
     server.stop()

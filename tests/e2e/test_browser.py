@@ -41,7 +41,7 @@ if not os.environ.get("CI") and not Path(CHROMIUM).exists():
 if not os.environ.get("CI"):
     pytest.importorskip("playwright.sync_api")
 
-from playwright.sync_api import Browser, Dialog, Page, expect, sync_playwright  # noqa: E402
+from playwright.sync_api import Browser, Dialog, Page, expect, sync_playwright  # noqa: E402  (after the skip checks above)
 
 pytestmark = pytest.mark.e2e
 
@@ -83,7 +83,7 @@ def page(browser: Browser) -> Iterator[Page]:
 
 
 @pytest.fixture
-def world(transactional_db, fake_llm: FakeLLMServer, django_user_model) -> dict[str, Any]:  # noqa: ANN001
+def world(transactional_db, fake_llm: FakeLLMServer, django_user_model) -> dict[str, Any]:
     user = UserFactory(username="carol", password=PASSWORD)
     admin = django_user_model.objects.create_superuser("root", password=PASSWORD)
     LLMModelFactory(model_id="fake", display_name="Fake GPT", fake=fake_llm, timeout_s=20)
@@ -251,7 +251,9 @@ def test_chat_end_to_end(page: Page, live_server_proc: LiveServer, world: dict[s
     assert not Session.objects.filter(pk=session.pk).exists()
 
 
-def test_the_open_chat_can_be_deleted_and_a_refusal_keeps_it(page: Page, live_server_proc: LiveServer, world: dict[str, Any]) -> None:
+def test_the_open_chat_can_be_deleted_and_a_refusal_keeps_it(
+    page: Page, live_server_proc: LiveServer, world: dict[str, Any]
+) -> None:
     keep = Session.objects.create(owner=world["user"], title="Keep me")
     gone = Session.objects.create(owner=world["user"], title="Delete me")
     log_in(page, live_server_proc.url, "carol")

@@ -20,12 +20,14 @@ pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture
-def keys(transactional_db):  # noqa: ANN001, ANN201
+def keys(transactional_db):
     return {"staff": bearer(StaffFactory(username="root")),
             "users": [bearer(UserFactory(username=f"u{i}")) for i in range(5)]}
 
 
-def test_many_users_share_one_mcp_process_and_a_killed_one_comes_back(live_server_proc: LiveServer, keys, fake_llm: FakeLLMServer) -> None:  # noqa: ANN001
+def test_many_users_share_one_mcp_process_and_a_killed_one_comes_back(
+    live_server_proc: LiveServer, keys, fake_llm: FakeLLMServer
+) -> None:
     url = live_server_proc.url
     res = httpx.post(url + "/v1/tools/mcp", json={"mcpServers": {"time": TIME_STDIO}}, headers=keys["staff"], timeout=30)
     assert res.json()["servers"]["time"]["status"] == "connected", res.text

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture
-def setup(transactional_db, fake_llm: FakeLLMServer):  # noqa: ANN001, ANN201
+def setup(transactional_db, fake_llm: FakeLLMServer):
     for protocol in ("openai", "ollama"):
         LLMModelFactory(model_id=f"slow-{protocol}", api_protocol=protocol, fake=fake_llm, model_name="slow", timeout_s=30)
     return bearer(UserFactory(username="eve"))
@@ -24,7 +24,7 @@ def setup(transactional_db, fake_llm: FakeLLMServer):  # noqa: ANN001, ANN201
 
 @pytest.mark.parametrize("protocol", ["openai", "ollama"])
 def test_client_disconnect_cancels_upstream_and_keeps_the_partial(live_server_proc: LiveServer, setup, fake_llm: FakeLLMServer,
-                                                                   protocol: str) -> None:  # noqa: ANN001
+                                                                   protocol: str) -> None:
     fake_llm.script([Reply(content="word " * 200, chunk_size=5, delay_s=0.05)])
     body = {"model_id": f"slow-{protocol}", "session_id": "new", "text": "talk"}
     with httpx.Client(timeout=10) as client:
@@ -40,7 +40,7 @@ def test_client_disconnect_cancels_upstream_and_keeps_the_partial(live_server_pr
     assert partial.incomplete and partial.content.startswith("word") and len(partial.content) < 1000
 
 
-def test_cancel_stops_a_slow_stream_and_keeps_the_partial(live_server_proc: LiveServer, setup, fake_llm: FakeLLMServer) -> None:  # noqa: ANN001
+def test_cancel_stops_a_slow_stream_and_keeps_the_partial(live_server_proc: LiveServer, setup, fake_llm: FakeLLMServer) -> None:
     fake_llm.script([Reply(content="slow " * 200, chunk_size=5, delay_s=0.05)])
     body = {"model_id": "slow-openai", "session_id": "new", "text": "talk"}
     with httpx.Client(timeout=15) as client:
@@ -59,12 +59,14 @@ def test_cancel_stops_a_slow_stream_and_keeps_the_partial(live_server_proc: Live
     assert partial.incomplete and partial.content == done[1]["content"]
 
 
-def test_keepalive_pings_while_the_model_thinks(setup, fake_llm: FakeLLMServer) -> None:  # noqa: ANN001
+def test_keepalive_pings_while_the_model_thinks(setup, fake_llm: FakeLLMServer) -> None:
     server = LiveServer({"AGENTSITE_SSE_PING_S": "0.2"})
     try:
         fake_llm.script([Reply(content="late", first_delay_s=1.0)])
         with httpx.Client(timeout=10) as client:
-            with client.stream("POST", server.url + "/v1/infer/stream", json={"model_id": "slow-ollama", "text": "x"}, headers=setup) as res:
+            with client.stream(
+                "POST", server.url + "/v1/infer/stream", json={"model_id": "slow-ollama", "text": "x"}, headers=setup
+            ) as res:
                 raw = res.read().decode()
         assert raw.count(": ping\n\n") >= 2 and "event: done" in raw
     finally:

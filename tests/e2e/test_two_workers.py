@@ -19,7 +19,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.skipif(not os.environ.get("REDIS_URL"
 
 
 @pytest.fixture(scope="module")
-def workers(django_db_setup, django_db_blocker) -> Iterator[tuple[LiveServer, LiveServer]]:  # noqa: ANN001
+def workers(django_db_setup, django_db_blocker) -> Iterator[tuple[LiveServer, LiveServer]]:
     a, b = LiveServer(), LiveServer()
     yield a, b
     a.stop()
@@ -27,11 +27,11 @@ def workers(django_db_setup, django_db_blocker) -> Iterator[tuple[LiveServer, Li
 
 
 @pytest.fixture
-def staff(transactional_db) -> dict[str, str]:  # noqa: ANN001
+def staff(transactional_db) -> dict[str, str]:
     return bearer(StaffFactory(username="ops"))
 
 
-def test_two_workers_share_registries_env_cancel_and_locks(workers, staff, fake_llm: FakeLLMServer) -> None:  # noqa: ANN001
+def test_two_workers_share_registries_env_cancel_and_locks(workers, staff, fake_llm: FakeLLMServer) -> None:
     a, b = workers
     # wake both listeners (they start on a worker's first request)
     for w in (a, b):
@@ -42,7 +42,9 @@ def test_two_workers_share_registries_env_cancel_and_locks(workers, staff, fake_
              "api_key": "${TWO_WORKER_TOKEN}"}
     assert httpx.post(a.url + "/v1/models", json=model, headers=staff).status_code == 201
     # an env change through A reaches B's environment (B sends the resolved key upstream)
-    assert httpx.post(a.url + "/v1/env", json={"key": "TWO_WORKER_TOKEN", "value": "tok-from-a"}, headers=staff).status_code == 201
+    assert (
+        httpx.post(a.url + "/v1/env", json={"key": "TWO_WORKER_TOKEN", "value": "tok-from-a"}, headers=staff).status_code == 201
+    )
     fake_llm.script(["hello from B"])
     res = httpx.post(b.url + "/v1/infer", json={"model_id": "shared", "text": "hi"}, headers=staff, timeout=10)
     assert res.json()["content"] == "hello from B"
@@ -55,7 +57,9 @@ def test_two_workers_share_registries_env_cancel_and_locks(workers, staff, fake_
                            headers=staff) as stream:
             lines = stream.iter_lines()
             sid = sse_events(lines, count=2)[0][1]["session_id"]
-            busy = client.post(a.url + "/v1/infer", json={"model_id": "shared", "session_id": sid, "text": "again"}, headers=staff)
+            busy = client.post(
+                a.url + "/v1/infer", json={"model_id": "shared", "session_id": sid, "text": "again"}, headers=staff
+            )
             assert busy.status_code == 409 and busy.json()["error"]["code"] == "session_busy"
             assert client.post(f"{a.url}/v1/sessions/{sid}/cancel", headers=staff).status_code == 202
             done = sse_events(lines, until="done")[-1]

@@ -29,7 +29,7 @@ def build_zip(entries: dict[str, bytes | str], *, symlinks: dict[str, str] | Non
     return buf
 
 
-def assert_rejected(dest: Path, source, match: str, **limits) -> None:  # noqa: ANN001
+def assert_rejected(dest: Path, source, match: str, **limits) -> None:
     with pytest.raises(SkillError, match=match) as info:
         extract_skill_zip(source, dest, **limits)
     assert isinstance(info.value, InvalidRequest) and info.value.status == 400
@@ -52,7 +52,11 @@ def test_zip_with_skill_at_root(dest: Path) -> None:
 
 def test_zip_with_one_top_level_folder_is_named_after_the_skill(dest: Path, tmp_path: Path) -> None:
     path = tmp_path / "upload.zip"
-    path.write_bytes(build_zip({"whatever-1.2/SKILL.md": SKILL_MD, "whatever-1.2/scripts/run.sh": "echo hi", "__MACOSX/._SKILL.md": "junk"}).getvalue())
+    path.write_bytes(
+        build_zip(
+            {"whatever-1.2/SKILL.md": SKILL_MD, "whatever-1.2/scripts/run.sh": "echo hi", "__MACOSX/._SKILL.md": "junk"}
+        ).getvalue()
+    )
     folder = extract_skill_zip(path, dest)
     assert folder == dest / "demo"
     assert (folder / "scripts" / "run.sh").read_text() == "echo hi"
@@ -115,7 +119,9 @@ def test_too_many_files(dest: Path) -> None:
 
 def test_too_many_declared_bytes(dest: Path) -> None:
     # Highly compressible: small on the wire, large once expanded.
-    assert_rejected(dest, build_zip({"SKILL.md": SKILL_MD, "big.txt": b"\0" * 200_000}), "more than 100000 bytes", max_bytes=100_000)
+    assert_rejected(
+        dest, build_zip({"SKILL.md": SKILL_MD, "big.txt": b"\0" * 200_000}), "more than 100000 bytes", max_bytes=100_000
+    )
 
 
 def test_declared_sizes_that_lie_are_caught_while_extracting(dest: Path) -> None:

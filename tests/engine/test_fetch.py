@@ -12,15 +12,16 @@ import json
 import socket
 import threading
 import time
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Iterator
+from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 import httpx
 import pytest
 
-from inference.engine.tools import builtins
 from inference.engine import default_executors
+from inference.engine.tools import builtins
 from inference.engine.tools.base import ToolContext, ToolSettings, executor_kind
 from inference.engine.tools.builtins import FetchExecutor, blocked_reason, fetch_tool_config
 
@@ -118,7 +119,7 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         Handler.hosts_seen.append(self.headers.get("Host", ""))
         url = urlparse(self.path)
         query = parse_qs(url.query)
@@ -158,7 +159,7 @@ def dialed() -> list[str]:
     return []
 
 
-async def fetch(dialed: list[str], url: str, allow: list[str] | None = None, **extra: Any):  # noqa: ANN201
+async def fetch(dialed: list[str], url: str, allow: list[str] | None = None, **extra: Any):
     executor = FetchExecutor(transport=lambda: GuardedTransport(dialed))
     settings: dict[str, Any] = {"fetch_allow_hosts": tuple(allow or ())}
     settings.update({k.lower(): extra.pop(k) for k in list(extra) if k.isupper()})
@@ -166,7 +167,7 @@ async def fetch(dialed: list[str], url: str, allow: list[str] | None = None, **e
     return await executor.execute(TOOL, {"url": url, **extra}, ctx)
 
 
-def text_of(result) -> str:  # noqa: ANN001
+def text_of(result) -> str:
     return result.content[0]["text"]
 
 
@@ -254,7 +255,12 @@ async def test_html_page_becomes_markdown(server: int, dialed: list[str]) -> Non
     # Pinned: we dialed the validated IP, yet the server saw the original name.
     assert dialed == ["127.0.0.1"]
     assert Handler.hosts_seen == [f"site.test:{server}"]
-    assert result.structured == {"url": f"http://site.test:{server}/page", "status": 200, "content_type": "text/html; charset=utf-8", "truncated": False}
+    assert result.structured == {
+        "url": f"http://site.test:{server}/page",
+        "status": 200,
+        "content_type": "text/html; charset=utf-8",
+        "truncated": False,
+    }
 
 
 async def test_allow_list_by_ip(server: int, dialed: list[str]) -> None:

@@ -95,7 +95,7 @@ def test_bad_configs_are_rejected_with_a_clear_message(config: dict, message: st
 
 def test_a_non_object_config_is_rejected() -> None:
     with pytest.raises(InvalidRequest):
-        normalize_server_config(["command", "x"])  # type: ignore[arg-type]
+        normalize_server_config(["command", "x"])  # type: ignore[arg-type]  # a wrong type on purpose
 
 
 def test_parse_mcp_servers_accepts_both_top_level_shapes() -> None:
@@ -131,7 +131,9 @@ def test_vars_are_kept_in_the_config_and_expanded_on_demand() -> None:
 
 
 def test_vars_expand_in_stdio_env_and_args() -> None:
-    cfg = normalize_server_config({"command": "srv", "args": ["--key", "${KEY}", "${MISSING}"], "env": {"K": "${KEY}", "D": "${D:-x}"}})
+    cfg = normalize_server_config(
+        {"command": "srv", "args": ["--key", "${KEY}", "${MISSING}"], "env": {"K": "${KEY}", "D": "${D:-x}"}}
+    )
     expanded = cfg.expand({"KEY": "abc"}.get)
     assert expanded.args == ("--key", "abc", "")
     assert expanded.env == {"K": "abc", "D": "x"}

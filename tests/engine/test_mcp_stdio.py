@@ -8,8 +8,8 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import Iterator
 
 import pytest
 
@@ -17,9 +17,9 @@ from inference.engine.mcp import (
     MCPClientManager,
     MCPConnectError,
     MCPServerNotFound,
+    MCPToolExecutor,
     mcp_tool_configs,
 )
-from inference.engine.mcp import MCPToolExecutor
 from inference.engine.tools.base import ToolContext
 from inference.engine.types import ToolConfig
 from tests.mcp_servers import children, children_running
@@ -38,7 +38,7 @@ def demo() -> Iterator[str]:
     manager.remove("demo_stdio")
 
 
-def wait_until(predicate, timeout: float = 5.0) -> bool:  # noqa: ANN001
+def wait_until(predicate, timeout: float = 5.0) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():

@@ -54,7 +54,9 @@ async def test_it_streams_thinking_text_tool_calls_and_usage(server: Server) -> 
         {**msg(), **DONE},
         split=9,
     )
-    events = await collect(options={"temperature": 0.2, "num_ctx": 8192, "keep_alive": "10m", "think_prefilled": True}, think="high")
+    events = await collect(
+        options={"temperature": 0.2, "num_ctx": 8192, "keep_alive": "10m", "think_prefilled": True}, think="high"
+    )
     generated = events[3].call.id
     assert generated.startswith("call_")
     assert events == [
@@ -131,17 +133,36 @@ async def test_history_replay(server: Server) -> None:
     history = (
         Message("user", "look", images=(f"data:image/png;base64,{PNG}",)),
         Message("assistant", "", thinking="need a photo", tool_calls=(ToolCall("c1", "snap", {"zoom": 2}),)),
-        Message("tool", [{"type": "text", "text": "here"}, {"type": "image", "data": PNG, "mimeType": "image/png"}], tool_call_id="c1"),
+        Message(
+            "tool", [{"type": "text", "text": "here"}, {"type": "image", "data": PNG, "mimeType": "image/png"}], tool_call_id="c1"
+        ),
     )
-    await collect(history, tools=[{"name": "snap", "description": "Take a photo", "parameters": {"type": "object", "properties": {"zoom": {"type": "integer", "minimum": 1}}}}])
+    await collect(
+        history,
+        tools=[
+            {
+                "name": "snap",
+                "description": "Take a photo",
+                "parameters": {"type": "object", "properties": {"zoom": {"type": "integer", "minimum": 1}}},
+            }
+        ],
+    )
     assert server.body["messages"] == [
         {"role": "user", "content": "look", "images": [PNG]},  # B-2: bare base64
         {"role": "assistant", "content": "", "thinking": "need a photo",
          "tool_calls": [{"id": "c1", "function": {"name": "snap", "arguments": {"zoom": 2}}}]},  # B-3: an object
         {"role": "tool", "tool_name": "snap", "tool_call_id": "c1", "content": "here", "images": [PNG]},
     ]
-    assert server.body["tools"] == [{"type": "function", "function": {"name": "snap", "description": "Take a photo", "parameters": {
-        "type": "object", "properties": {"zoom": {"type": "integer", "description": "(minimum: 1)"}}}}}]
+    assert server.body["tools"] == [
+        {
+            "type": "function",
+            "function": {
+                "name": "snap",
+                "description": "Take a photo",
+                "parameters": {"type": "object", "properties": {"zoom": {"type": "integer", "description": "(minimum: 1)"}}},
+            },
+        }
+    ]
 
 
 async def test_audio_is_rejected_before_any_request(server: Server) -> None:
@@ -179,7 +200,11 @@ def test_schemas_are_flattened_for_ollama() -> None:
             "mode": {"enum": ["fast"]},
             "when": {"anyOf": [{"type": "string", "description": '(format: "date")'}, {"type": "null"}]},
             "tree": {"type": "object", "properties": {"child": {"type": "object", "description": "(recursive: Node)"}}},
-            "tags": {"type": "array", "items": {"type": "string", "description": "(maxLength: 5)"}, "description": "(maxItems: 3)"},
+            "tags": {
+                "type": "array",
+                "items": {"type": "string", "description": "(maxLength: 5)"},
+                "description": "(maxItems: 3)",
+            },
             "extra": {"type": "boolean"},
         },
     }

@@ -265,13 +265,17 @@ async def test_reasoning_from_either_field(server: Server) -> None:
 
 
 async def test_think_tags_split_across_chunks(server: Server) -> None:
-    server.handler = sse(delta(content="<thi"), delta(content="nk>pla"), delta(content="n</th"), delta(content="ink>Answer"), delta("stop"))
+    server.handler = sse(
+        delta(content="<thi"), delta(content="nk>pla"), delta(content="n</th"), delta(content="ink>Answer"), delta("stop")
+    )
     events = await collect()
     assert (text(events, ReasoningDelta), text(events)) == ("plan", "Answer")
 
 
 async def test_prefilled_think_starts_in_reasoning_and_is_not_sent(server: Server) -> None:
-    model = ModelConfig(model_id="m", api_protocol="openai", api_base="http://llm.test/v1", model_name="r1", options={"think_prefilled": True})
+    model = ModelConfig(
+        model_id="m", api_protocol="openai", api_base="http://llm.test/v1", model_name="r1", options={"think_prefilled": True}
+    )
     server.handler = sse(delta(content="hmm"), delta(content="</think>\n\nYes"), delta("stop"))
     events = await collect(model, options=dict(model.options))
     assert (text(events, ReasoningDelta), text(events)) == ("hmm", "Yes")
@@ -279,7 +283,9 @@ async def test_prefilled_think_starts_in_reasoning_and_is_not_sent(server: Serve
 
 
 async def test_prefill_is_ignored_when_the_server_parses_reasoning(server: Server) -> None:
-    model = ModelConfig(model_id="m", api_protocol="openai", api_base="http://llm.test/v1", model_name="r1", options={"think_prefilled": True})
+    model = ModelConfig(
+        model_id="m", api_protocol="openai", api_base="http://llm.test/v1", model_name="r1", options={"think_prefilled": True}
+    )
     server.handler = sse(delta(reasoning_content="hmm"), delta(content="Yes"), delta("stop"))
     events = await collect(model)
     assert (text(events, ReasoningDelta), text(events)) == ("hmm", "Yes")
@@ -316,7 +322,11 @@ async def test_malformed_json_in_the_stream(server: Server) -> None:
 @pytest.mark.parametrize(
     ("status", "body", "message"),
     [
-        (400, {"error": {"message": "maximum context length is 8192", "type": "invalid_request_error", "code": None}}, "maximum context length is 8192"),
+        (
+            400,
+            {"error": {"message": "maximum context length is 8192", "type": "invalid_request_error", "code": None}},
+            "maximum context length is 8192",
+        ),
         (400, {"object": "error", "message": "flat vLLM error", "type": "BadRequestError", "code": 400}, "flat vLLM error"),
         (404, {"error": "The model `nope` does not exist."}, "The model `nope` does not exist."),
         (503, "upstream unavailable", "upstream unavailable"),
@@ -361,7 +371,9 @@ async def test_a_connection_dropped_mid_stream_is_model_unavailable(server: Serv
 
 
 async def test_a_server_that_ignores_stream_true_still_works(server: Server) -> None:
-    server.handler = lambda r: httpx.Response(200, json={"choices": [{"index": 0, "finish_reason": "stop", "message": {"content": "whole"}}]})
+    server.handler = lambda r: httpx.Response(
+        200, json={"choices": [{"index": 0, "finish_reason": "stop", "message": {"content": "whole"}}]}
+    )
     assert await collect() == [TextDelta("whole"), UsageDelta(Usage()), Finish("stop")]
 
 
@@ -369,13 +381,30 @@ async def test_a_server_that_ignores_stream_true_still_works(server: Server) -> 
 
 
 async def test_complete_returns_a_round_result(server: Server) -> None:
-    server.handler = lambda r: httpx.Response(200, json={
-        "choices": [{"index": 0, "finish_reason": "tool_calls", "message": {
-            "role": "assistant", "content": None, "reasoning": "think first",
-            "tool_calls": [{"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city":"Oslo"}'}}],
-        }}],
-        "usage": USAGE,
-    })
+    server.handler = lambda r: httpx.Response(
+        200,
+        json={
+            "choices": [
+                {
+                    "index": 0,
+                    "finish_reason": "tool_calls",
+                    "message": {
+                        "role": "assistant",
+                        "content": None,
+                        "reasoning": "think first",
+                        "tool_calls": [
+                            {
+                                "id": "call_1",
+                                "type": "function",
+                                "function": {"name": "get_weather", "arguments": '{"city":"Oslo"}'},
+                            }
+                        ],
+                    },
+                }
+            ],
+            "usage": USAGE,
+        },
+    )
     result = await get_adapter(MODEL).complete([Message("user", "hi")], options={"stream_options": {"include_usage": True}})
     assert result.content == "" and result.thinking == "think first"
     assert result.tool_calls == (ToolCall("call_1", "get_weather", {"city": "Oslo"}),)
@@ -384,7 +413,9 @@ async def test_complete_returns_a_round_result(server: Server) -> None:
 
 
 async def test_complete_treats_text_before_a_lone_closing_tag_as_reasoning(server: Server) -> None:
-    server.handler = lambda r: httpx.Response(200, json={"choices": [{"finish_reason": "stop", "message": {"content": "hmm\n</think>\n\nYes"}}]})
+    server.handler = lambda r: httpx.Response(
+        200, json={"choices": [{"finish_reason": "stop", "message": {"content": "hmm\n</think>\n\nYes"}}]}
+    )
     result = await get_adapter(MODEL).complete([Message("user", "hi")])
     assert (result.thinking, result.content) == ("hmm\n", "Yes")
 
@@ -400,38 +431,67 @@ async def test_list_models(server: Server) -> None:
 
 async def test_history_replay(server: Server) -> None:
     server.handler = sse(delta("stop", content="ok"))
-    model = ModelConfig(model_id="m", api_protocol="openai", api_base="http://llm.test/v1", model_name="x", options={"reasoning_field": "reasoning_content"})
+    model = ModelConfig(
+        model_id="m",
+        api_protocol="openai",
+        api_base="http://llm.test/v1",
+        model_name="x",
+        options={"reasoning_field": "reasoning_content"},
+    )
     history = (
         Message("system", "sys"),
         Message("user", "look", images=(f"data:image/jpeg;base64,{PNG}", JPEG), audio=(AudioInput("UklGRg==", "wav"),)),
-        Message("assistant", "", thinking="need tools", tool_calls=(
-            ToolCall("c1", "snap", {"zoom": 2}), ToolCall("c2", "now", {}),
-        )),
-        Message("tool", [{"type": "text", "text": "here"}, {"type": "image", "data": PNG, "mimeType": "image/png"}], tool_call_id="c1"),
+        Message(
+            "assistant",
+            "",
+            thinking="need tools",
+            tool_calls=(
+                ToolCall("c1", "snap", {"zoom": 2}),
+                ToolCall("c2", "now", {}),
+            ),
+        ),
+        Message(
+            "tool", [{"type": "text", "text": "here"}, {"type": "image", "data": PNG, "mimeType": "image/png"}], tool_call_id="c1"
+        ),
         Message("tool", "12:00", tool_call_id="c2"),
         Message("assistant", "done"),
     )
     await collect(model, history, options=dict(model.options))
     assert server.body["messages"] == [
         {"role": "system", "content": "sys"},
-        {"role": "user", "content": [
-            {"type": "text", "text": "look"},
-            # the MIME type comes from the bytes, not the declared data URI
-            {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{PNG}"}},
-            {"type": "image_url", "image_url": {"url": f"data:image/jpeg;base64,{JPEG}"}},
-            {"type": "input_audio", "input_audio": {"data": "UklGRg==", "format": "wav"}},
-        ]},
-        {"role": "assistant", "content": None, "reasoning_content": "need tools", "tool_calls": [
-            {"id": "c1", "type": "function", "function": {"name": "snap", "arguments": '{"zoom": 2}'}},
-            {"id": "c2", "type": "function", "function": {"name": "now", "arguments": "{}"}},
-        ]},
-        {"role": "tool", "tool_call_id": "c1", "content": "here\n[1 image(s) returned by this tool; attached in the next user message]"},
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "look"},
+                # the MIME type comes from the bytes, not the declared data URI
+                {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{PNG}"}},
+                {"type": "image_url", "image_url": {"url": f"data:image/jpeg;base64,{JPEG}"}},
+                {"type": "input_audio", "input_audio": {"data": "UklGRg==", "format": "wav"}},
+            ],
+        },
+        {
+            "role": "assistant",
+            "content": None,
+            "reasoning_content": "need tools",
+            "tool_calls": [
+                {"id": "c1", "type": "function", "function": {"name": "snap", "arguments": '{"zoom": 2}'}},
+                {"id": "c2", "type": "function", "function": {"name": "now", "arguments": "{}"}},
+            ],
+        },
+        {
+            "role": "tool",
+            "tool_call_id": "c1",
+            "content": "here\n[1 image(s) returned by this tool; attached in the next user message]",
+        },
         {"role": "tool", "tool_call_id": "c2", "content": "12:00"},
         # after every tool answer, before the next assistant turn
-        {"role": "user", "content": [
-            {"type": "text", "text": "Images returned by the tool calls above:"},
-            {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{PNG}"}},
-        ]},
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "Images returned by the tool calls above:"},
+                {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{PNG}"}},
+            ],
+        },
         {"role": "assistant", "content": "done"},
     ]
     assert "reasoning_field" not in server.body

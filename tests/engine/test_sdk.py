@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from inference.engine.errors import InvalidArguments, ModelNotFound, TemplateVariablesMissing, ToolNotFound
 from inference.engine import ModelRegistry, Runtime, TemplateRegistry, ToolRegistry
+from inference.engine.errors import InvalidArguments, ModelNotFound, TemplateVariablesMissing, ToolNotFound
 from inference.engine.tools.functions import tool
 from inference.engine.types import InferenceRequest, Message, ModelConfig
 from tests.fakes.fake_llm import FakeLLMServer, Reply
@@ -29,7 +29,7 @@ async def shout_text(text: str) -> str:
 
 
 @pytest.fixture(params=["openai", "ollama"])
-def runtime(request, fake_llm: FakeLLMServer) -> Runtime:  # noqa: ANN001
+def runtime(request, fake_llm: FakeLLMServer) -> Runtime:
     base = fake_llm.openai_base if request.param == "openai" else fake_llm.ollama_base
     models = ModelRegistry([ModelConfig(model_id="local", api_protocol=request.param, api_base=base, model_name="m")])
     return Runtime(models, ToolRegistry([get_weather, shout_text]), TemplateRegistry({"greet": "Say hello to {{name}}."}))
@@ -48,7 +48,9 @@ def test_the_decorator_derives_a_schema_from_the_signature_and_docstring() -> No
 
 
 def test_example_1_function_tool_with_the_sdk(runtime: Runtime, fake_llm: FakeLLMServer) -> None:
-    fake_llm.script([Reply(tool_calls=[("get_weather", {"city": "Oslo"}), ("shout", {"text": "hi"})]), Reply(content="21.5 in Oslo")])
+    fake_llm.script(
+        [Reply(tool_calls=[("get_weather", {"city": "Oslo"}), ("shout", {"text": "hi"})]), Reply(content="21.5 in Oslo")]
+    )
     result = runtime.infer(InferenceRequest.of("local", "Weather in Oslo?", tool_ids=["get_weather", "shout"]))
     assert result.content == "21.5 in Oslo" and result.tool_rounds == 1
     tools = [m for m in result.messages if m.role == "tool"]

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from inference.engine import default_executors
 from inference.engine.errors import InvalidRequest
 from inference.engine.skills import (
     SkillError,
@@ -18,7 +19,6 @@ from inference.engine.skills import (
     skill_read_tool_config,
     skill_tool_config,
 )
-from inference.engine import default_executors
 from inference.engine.tools.base import ToolContext, executor_kind
 
 SHARED = Path(__file__).resolve().parents[1] / "skills" / "data"  # copies of two public anthropics/skills skills
@@ -110,7 +110,7 @@ def test_tool_names_are_sanitised_and_bounded(tmp_path: Path) -> None:
 # ---- executor: activation and scoped reads --------------------------------------------------
 
 
-async def call(tool, arguments=None):  # noqa: ANN001, ANN201
+async def call(tool, arguments=None):
     return await SkillExecutor().execute(tool, arguments or {}, ToolContext())
 
 
@@ -129,7 +129,9 @@ async def test_read_tool_reads_a_bundled_file() -> None:
     assert result.content[0]["text"] == (INTERNAL_COMMS / "examples" / "faq-answers.md").read_text()
 
 
-@pytest.mark.parametrize("path", ["../theme-factory/SKILL.md", "/etc/passwd", "examples/../../theme-factory/SKILL.md", "", "nope.md", "examples"])
+@pytest.mark.parametrize(
+    "path", ["../theme-factory/SKILL.md", "/etc/passwd", "examples/../../theme-factory/SKILL.md", "", "nope.md", "examples"]
+)
 async def test_read_tool_refuses_escapes_and_non_files(path: str) -> None:
     read = skill_read_tool_config(parse_skill(INTERNAL_COMMS))
     result = await call(read, {"path": path})
@@ -192,7 +194,9 @@ def test_unquoted_colon_in_description_is_recovered(tmp_path: Path) -> None:
 
 
 def test_allowed_tools_as_string_with_patterns(tmp_path: Path) -> None:
-    folder = make_skill(tmp_path, "tools", "name: tools\ndescription: d\nallowed-tools: Bash(git add:*) Bash(python:*) Read  fetch")
+    folder = make_skill(
+        tmp_path, "tools", "name: tools\ndescription: d\nallowed-tools: Bash(git add:*) Bash(python:*) Read  fetch"
+    )
     skill = parse_skill(folder)
     assert skill.allowed_tools == ("Bash(git add:*)", "Bash(python:*)", "Read", "fetch")
     assert allowed_tool_names(skill) == ["Bash", "Read", "fetch"]

@@ -37,7 +37,10 @@ async def test_an_event_without_data_is_not_dispatched_but_its_id_is_kept() -> N
 
 
 async def test_only_one_leading_space_is_dropped_and_a_bare_field_name_has_an_empty_value() -> None:
-    assert await events_of(b"data:  two spaces\n\ndata\ndata\n\n") == [SSEEvent("message", " two spaces"), SSEEvent("message", "\n")]
+    assert await events_of(b"data:  two spaces\n\ndata\ndata\n\n") == [
+        SSEEvent("message", " two spaces"),
+        SSEEvent("message", "\n"),
+    ]
 
 
 async def test_a_trailing_event_without_blank_line_is_discarded() -> None:

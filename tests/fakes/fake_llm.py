@@ -740,11 +740,11 @@ class FakeLLMClient(_Controls):
         return resp.json()
 
     @property
-    def requests(self) -> list[RecordedRequest]:  # type: ignore[override]
+    def requests(self) -> list[RecordedRequest]:  # type: ignore[override]  # read from the fake's process on each access
         return [RecordedRequest.from_dict(d) for d in self._log()["requests"]]
 
     @property
-    def disconnects(self) -> int:  # type: ignore[override]
+    def disconnects(self) -> int:  # type: ignore[override]  # read from the fake's process on each access
         return self._log()["disconnects"]
 
     def close(self) -> None:

@@ -1,6 +1,6 @@
 """pytest fixture for the fake LLM server. Import it into a conftest:
 
-    from tests.fakes.fixtures import fake_llm  # noqa: F401
+    from tests.fakes.fixtures import fake_llm  # noqa: F401  (the fake model server fixture)
 """
 
 from __future__ import annotations

@@ -286,4 +286,4 @@ def test_process_mode_http_control(fake_process: FakeLLMClient) -> None:
     fake_process.reset()
     assert fake_process.requests == [] and fake_process.disconnects == 0
     with pytest.raises(httpx.HTTPStatusError):
-        fake_process.script([{"contnet": "typo"}])  # type: ignore[list-item]
+        fake_process.script([{"contnet": "typo"}])

@@ -13,7 +13,7 @@ PROTOCOLS = ["openai", "ollama"]
 
 
 @pytest.fixture(params=PROTOCOLS)
-def model(request, db, fake_llm: FakeLLMServer) -> LLMModel:  # noqa: ANN001
+def model(request, db, fake_llm: FakeLLMServer) -> LLMModel:
     """A model on the fake server, once per protocol."""
     protocol = request.param
     return LLMModelFactory(model_id=f"fake-{protocol}", api_protocol=protocol, fake=fake_llm,
@@ -21,16 +21,16 @@ def model(request, db, fake_llm: FakeLLMServer) -> LLMModel:  # noqa: ANN001
 
 
 @pytest.fixture
-def adder(db) -> Tool:  # noqa: ANN001
+def adder(db) -> Tool:
     return ToolFactory(tool_id="math.add", description="Add two integers.", parameters=ADD_PARAMS)
 
 
 @pytest.fixture
-def exploder(db) -> Tool:  # noqa: ANN001
+def exploder(db) -> Tool:
     return ToolFactory(tool_id="explode", parameters=EXPLODE_PARAMS)
 
 
-def stream(client, body: dict) -> list[tuple[str, Any]]:  # noqa: ANN001
+def stream(client, body: dict) -> list[tuple[str, Any]]:
     res = client.post("/v1/infer/stream", body, format="json")
     assert res.status_code == 200, res.content
     assert res["Content-Type"] == "text/event-stream" and res["X-Accel-Buffering"] == "no"

@@ -22,14 +22,17 @@ def system_text(body: dict) -> str:
 
 
 @pytest.mark.parametrize("protocol", ["openai", "ollama"])
-def test_summary_folds_old_turns_and_keeps_tool_pairs(db, fake_llm: FakeLLMServer, alice_api: APIClient, protocol: str) -> None:  # noqa: ANN001
+def test_summary_folds_old_turns_and_keeps_tool_pairs(db, fake_llm: FakeLLMServer, alice_api: APIClient, protocol: str) -> None:
     model = LLMModelFactory(model_id="small", api_protocol=protocol, fake=fake_llm, model_name="small")
     ToolFactory(tool_id="math.add",
                 parameters={"type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}}})
     long = "lorem ipsum dolor sit amet " * 30  # ~800 chars a turn
     fake_llm.script([Reply(tool_calls=[("add", {"a": 1, "b": 2})]), Reply(content="three " + long)])
-    sid = alice_api.post("/v1/infer", {"model_id": "small", "session_id": "new", "tool_ids": ["math.add"], "text": "add 1 2 " + long},
-                         format="json").json()["session_id"]
+    sid = alice_api.post(
+        "/v1/infer",
+        {"model_id": "small", "session_id": "new", "tool_ids": ["math.add"], "text": "add 1 2 " + long},
+        format="json",
+    ).json()["session_id"]
     for i in range(3):
         fake_llm.script([Reply(content=f"answer {i} " + long)])
         alice_api.post("/v1/infer", {"model_id": "small", "session_id": sid, "text": f"question {i} " + long}, format="json")
@@ -37,7 +40,9 @@ def test_summary_folds_old_turns_and_keeps_tool_pairs(db, fake_llm: FakeLLMServe
     model.context_window = 1200  # now the history no longer fits
     model.save()
     fake_llm.reset()
-    fake_llm.script([Reply(content="SUMMARY: the user asked to add 1 and 2 (result 3) and three questions."), Reply(content="final")])
+    fake_llm.script(
+        [Reply(content="SUMMARY: the user asked to add 1 and 2 (result 3) and three questions."), Reply(content="final")]
+    )
     body = alice_api.post("/v1/infer", {"model_id": "small", "session_id": sid, "text": "last question"}, format="json").json()
     assert body["content"] == "final"
     summarize, answer = chat_requests(fake_llm)
@@ -58,12 +63,18 @@ def test_summary_folds_old_turns_and_keeps_tool_pairs(db, fake_llm: FakeLLMServe
     assert len(alice_api.get(f"/v1/sessions/{sid}").json()["messages"]) == session.message_count
 
 
-def test_memory_is_extracted_off_the_critical_path_and_sent_later(transactional_db, fake_llm: FakeLLMServer, alice_api: APIClient, settings) -> None:  # noqa: ANN001
+def test_memory_is_extracted_off_the_critical_path_and_sent_later(
+    transactional_db, fake_llm: FakeLLMServer, alice_api: APIClient, settings
+) -> None:
     settings.AGENTSITE = {**settings.AGENTSITE, "MEMORY_EXTRACTION": True}
     LLMModelFactory(model_id="m", fake=fake_llm, model_name="m")
-    fake_llm.script([Reply(content="Hello Ada!"), Reply(content='["The user\'s name is Ada.", "The user\'s name is Ada"]', first_delay_s=1.5)])
+    fake_llm.script(
+        [Reply(content="Hello Ada!"), Reply(content='["The user\'s name is Ada.", "The user\'s name is Ada"]', first_delay_s=1.5)]
+    )
     started = time.monotonic()
-    body = alice_api.post("/v1/infer", {"model_id": "m", "session_id": "new", "text": "I'm Ada, I write Python."}, format="json").json()
+    body = alice_api.post(
+        "/v1/infer", {"model_id": "m", "session_id": "new", "text": "I'm Ada, I write Python."}, format="json"
+    ).json()
     assert time.monotonic() - started < 1.4, "the response waited for memory extraction"
     sid = body["session_id"]
     deadline = time.monotonic() + 10

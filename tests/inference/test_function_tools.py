@@ -18,7 +18,7 @@ from tests.fakes.fake_llm import FakeLLMServer
 class Hook(BaseHTTPRequestHandler):
     received: list[dict] = []
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         Hook.received.append(body)
         if self.path == "/fail":
@@ -47,7 +47,7 @@ def hook_url() -> Iterator[str]:
     server.shutdown()
 
 
-def test_endpoint_tools(staff_api: APIClient, alice_api: APIClient, hook_url: str, monkeypatch) -> None:  # noqa: ANN001
+def test_endpoint_tools(staff_api: APIClient, alice_api: APIClient, hook_url: str, monkeypatch) -> None:
     monkeypatch.setenv("HOOK_BASE", hook_url)
     schema = {"type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}}, "required": ["a", "b"]}
     for tool_id, path in (("sum", "/sum"), ("fail", "/fail"), ("shaped", "/mcp-shaped")):
@@ -60,7 +60,9 @@ def test_endpoint_tools(staff_api: APIClient, alice_api: APIClient, hook_url: st
     assert failed["is_error"] is True and "500" in failed["content"][0]["text"]
     shaped = alice_api.post("/v1/tools/call", {"tool_id": "shaped", "arguments": {"a": 1, "b": 1}}, format="json").json()
     assert shaped["content"] == [{"type": "text", "text": "shaped"}]
-    assert_error(alice_api.post("/v1/tools/call", {"tool_id": "sum", "arguments": {"a": "x"}}, format="json"), 400, "invalid_arguments")
+    assert_error(
+        alice_api.post("/v1/tools/call", {"tool_id": "sum", "arguments": {"a": "x"}}, format="json"), 400, "invalid_arguments"
+    )
 
 
 def test_unreachable_endpoint_is_an_error_result(staff_api: APIClient, alice_api: APIClient) -> None:

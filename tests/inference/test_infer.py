@@ -62,7 +62,9 @@ def test_inline_think_tags_become_thinking(db, fake_llm: FakeLLMServer, alice_ap
 
 def test_one_tool_call(model: LLMModel, adder: Tool, fake_llm: FakeLLMServer, alice_api: APIClient) -> None:
     fake_llm.script([Reply(tool_calls=[("add", {"a": 2, "b": 40})]), Reply(content="It is 42.")])
-    body = alice_api.post("/v1/infer", {"model_id": model.model_id, "tool_ids": ["math.add"], "text": "2+40?"}, format="json").json()
+    body = alice_api.post(
+        "/v1/infer", {"model_id": model.model_id, "tool_ids": ["math.add"], "text": "2+40?"}, format="json"
+    ).json()
     assert body["content"] == "It is 42." and body["tool_rounds"] == 1 and body["finish_reason"] == "stop"
     roles = [m["role"] for m in body["messages"]]
     assert roles == ["user", "assistant", "tool", "assistant"]
@@ -105,17 +107,22 @@ def test_several_calls_in_one_round_stream(model: LLMModel, adder: Tool, fake_ll
     assert [m["role"] for m in done["messages"]] == ["user", "assistant", "tool", "tool", "assistant"]
 
 
-def test_multi_round_loop_and_max_tool_rounds(model: LLMModel, adder: Tool, fake_llm: FakeLLMServer, alice_api: APIClient) -> None:
+def test_multi_round_loop_and_max_tool_rounds(
+    model: LLMModel, adder: Tool, fake_llm: FakeLLMServer, alice_api: APIClient
+) -> None:
     fake_llm.script([Reply(tool_calls=[("add", {"a": i, "b": 1})]) for i in range(5)] + [Reply(content="Enough.")])
-    body = alice_api.post("/v1/infer", {"model_id": model.model_id, "tool_ids": ["math.add"], "text": "loop", "max_tool_rounds": 2},
-                          format="json").json()
+    body = alice_api.post(
+        "/v1/infer", {"model_id": model.model_id, "tool_ids": ["math.add"], "text": "loop", "max_tool_rounds": 2}, format="json"
+    ).json()
     assert body["finish_reason"] == "max_tool_rounds" and body["tool_rounds"] == 2
     chat = [r for r in fake_llm.requests if r.path in ("/v1/chat/completions", "/api/chat")]
     assert len(chat) == 3
     assert "tools" in chat[0].json and "tools" in chat[1].json and not chat[2].json.get("tools")
 
 
-def test_a_raising_tool_gives_the_model_an_error(model: LLMModel, exploder: Tool, fake_llm: FakeLLMServer, alice_api: APIClient) -> None:
+def test_a_raising_tool_gives_the_model_an_error(
+    model: LLMModel, exploder: Tool, fake_llm: FakeLLMServer, alice_api: APIClient
+) -> None:
     fake_llm.script([Reply(tool_calls=[("explode", {"reason": "kaboom"})]), Reply(content="Sorry, it failed.")])
     body = alice_api.post("/v1/infer", {"model_id": model.model_id, "tool_ids": ["explode"], "text": "go"}, format="json").json()
     assert body["content"] == "Sorry, it failed."
@@ -124,7 +131,9 @@ def test_a_raising_tool_gives_the_model_an_error(model: LLMModel, exploder: Tool
     assert "kaboom" in sent_messages(fake_llm)[-1]["content"]
 
 
-def test_bad_tool_arguments_are_an_error_result(model: LLMModel, adder: Tool, fake_llm: FakeLLMServer, alice_api: APIClient) -> None:
+def test_bad_tool_arguments_are_an_error_result(
+    model: LLMModel, adder: Tool, fake_llm: FakeLLMServer, alice_api: APIClient
+) -> None:
     fake_llm.script([Reply(tool_calls=[("add", {"a": "two"})]), Reply(content="Oops.")])
     body = alice_api.post("/v1/infer", {"model_id": model.model_id, "tool_ids": ["math.add"], "text": "go"}, format="json").json()
     result = body["messages"][2]
@@ -172,7 +181,9 @@ def test_audio_goes_to_openai_and_is_refused_for_ollama(model: LLMModel, fake_ll
         assert sent_messages(fake_llm)[0]["content"][1] == {"type": "input_audio", "input_audio": {"data": wav, "format": "wav"}}
 
 
-def test_images_need_a_vision_model_and_a_size_limit(model: LLMModel, fake_llm: FakeLLMServer, alice_api: APIClient, settings) -> None:  # noqa: ANN001
+def test_images_need_a_vision_model_and_a_size_limit(
+    model: LLMModel, fake_llm: FakeLLMServer, alice_api: APIClient, settings
+) -> None:
     body = {"model_id": model.model_id, "messages": [{"role": "user", "content": "x", "images": [PNG]}]}
     settings.AGENTSITE = {**settings.AGENTSITE, "MAX_IMAGE_BYTES": 10}
     assert_error(alice_api.post("/v1/infer", body, format="json"), 400, "input_too_large")
@@ -218,7 +229,7 @@ def test_upstream_failure_mid_stream_is_an_error_event(model: LLMModel, fake_llm
         assert events[0] == ("delta", {"content": "one"})
 
 
-def test_refused_connection(db, alice_api: APIClient) -> None:  # noqa: ANN001
+def test_refused_connection(db, alice_api: APIClient) -> None:
     port = free_port()  # nothing listens there
     LLMModelFactory(model_id="down", api_base=f"http://127.0.0.1:{port}/v1", model_name="x")
     err = assert_error(alice_api.post("/v1/infer", {"model_id": "down", "text": "x"}, format="json"), 502, "model_unavailable")
@@ -227,8 +238,11 @@ def test_refused_connection(db, alice_api: APIClient) -> None:  # noqa: ANN001
 
 def test_request_errors_before_the_stream(model: LLMModel, alice_api: APIClient) -> None:
     assert_error(alice_api.post("/v1/infer/stream", {"model_id": "nope", "text": "x"}, format="json"), 404, "model_not_found")
-    assert_error(alice_api.post("/v1/infer/stream", {"model_id": model.model_id, "tool_ids": ["nope"], "text": "x"}, format="json"),
-                 404, "tool_not_found")
+    assert_error(
+        alice_api.post("/v1/infer/stream", {"model_id": model.model_id, "tool_ids": ["nope"], "text": "x"}, format="json"),
+        404,
+        "tool_not_found",
+    )
     assert_error(alice_api.post("/v1/infer", {"model_id": model.model_id}, format="json"), 400, "validation_error")
     assert_error(alice_api.post("/v1/infer", {"model_id": model.model_id, "text": "x", "think": "very"}, format="json"), 400,
                  "validation_error")
@@ -236,7 +250,9 @@ def test_request_errors_before_the_stream(model: LLMModel, alice_api: APIClient)
                  400, "validation_error")
     res = alice_api.generic("POST", "/v1/infer", "{nope", content_type="application/json")
     assert_error(res, 400, "malformed_json")
-    assert_error(APIClient().post("/v1/infer", {"model_id": model.model_id, "text": "x"}, format="json"), 401, "not_authenticated")
+    assert_error(
+        APIClient().post("/v1/infer", {"model_id": model.model_id, "text": "x"}, format="json"), 401, "not_authenticated"
+    )
     assert_error(alice_api.get("/v1/infer"), 405, "method_not_allowed")
 
 

@@ -22,12 +22,15 @@ BAD_INPUTS: dict[str, tuple[dict[str, Any], str]] = {
     "unknown model": ({"model_id": "no-such-model"}, "model_not_found"),
     "unknown tool": ({"tool_ids": ["no.such.tool"]}, "tool_not_found"),
     "unknown template": ({"messages": [{"role": "user", "prompt_template": "nope", "arguments": {}}]}, "template_not_found"),
-    "an image for a model without vision": ({"messages": [{"role": "user", "content": "look", "images": [PIXEL]}]}, "unsupported_input"),
+    "an image for a model without vision": (
+        {"messages": [{"role": "user", "content": "look", "images": [PIXEL]}]},
+        "unsupported_input",
+    ),
 }
 
 
 @pytest.mark.parametrize("case", BAD_INPUTS)
-def test_the_sdk_and_the_server_refuse_bad_input_alike(case: str, model: LLMModel, alice_api: APIClient, monkeypatch) -> None:  # noqa: ANN001
+def test_the_sdk_and_the_server_refuse_bad_input_alike(case: str, model: LLMModel, alice_api: APIClient, monkeypatch) -> None:
     model.supports_vision = False
     model.save()
     body: dict[str, Any] = {"model_id": model.model_id, "text": "hi", **BAD_INPUTS[case][0]}
@@ -59,4 +62,6 @@ def test_the_sdk_and_the_server_refuse_bad_input_alike(case: str, model: LLMMode
 def test_the_sdk_enforces_the_round_limit_instead_of_clamping() -> None:
     with pytest.raises(DomainError) as raised:
         Runtime(limits=Limits(max_tool_rounds_limit=5)).prepare(InferenceRequest(model_id="m", max_tool_rounds=6))
-    assert raised.value.code == "validation_error" and raised.value.detail == {"max_tool_rounds": ["max_tool_rounds may be at most 5."]}
+    assert raised.value.code == "validation_error" and raised.value.detail == {
+        "max_tool_rounds": ["max_tool_rounds may be at most 5."]
+    }

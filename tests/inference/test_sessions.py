@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from registry.models import LLMModel
@@ -20,10 +22,14 @@ def stored(session_id: str) -> list[tuple[str, object, bool]]:
 
 def test_new_then_resume_sends_the_history(model: LLMModel, fake_llm: FakeLLMServer, alice_api: APIClient) -> None:
     fake_llm.script(["Nice to meet you, Ada.", "Your name is Ada."])
-    first = alice_api.post("/v1/infer", {"model_id": model.model_id, "session_id": "new", "text": "I am Ada."}, format="json").json()
+    first = alice_api.post(
+        "/v1/infer", {"model_id": model.model_id, "session_id": "new", "text": "I am Ada."}, format="json"
+    ).json()
     sid = first["session_id"]
     assert sid.startswith("s_")
-    second = alice_api.post("/v1/infer", {"model_id": model.model_id, "session_id": sid, "text": "Who am I?"}, format="json").json()
+    second = alice_api.post(
+        "/v1/infer", {"model_id": model.model_id, "session_id": sid, "text": "Who am I?"}, format="json"
+    ).json()
     assert second["session_id"] == sid and second["content"] == "Your name is Ada."
     assert sent_messages(fake_llm) == [
         {"role": "user", "content": "I am Ada."},
@@ -72,8 +78,15 @@ def test_templates_and_images_are_kept(model: LLMModel, fake_llm: FakeLLMServer,
     from templates_app.services import template_create
 
     template_create(name="ask", content="Describe {{thing}}")
-    sid = alice_api.post("/v1/infer", {"model_id": model.model_id, "session_id": "new", "messages": [
-        {"role": "user", "prompt_template": "ask", "arguments": {"thing": "this"}, "images": [PNG]}]}, format="json").json()["session_id"]
+    sid = alice_api.post(
+        "/v1/infer",
+        {
+            "model_id": model.model_id,
+            "session_id": "new",
+            "messages": [{"role": "user", "prompt_template": "ask", "arguments": {"thing": "this"}, "images": [PNG]}],
+        },
+        format="json",
+    ).json()["session_id"]
     row = SessionMessage.objects.get(session_id=sid, seq=0)
     assert row.content == "Describe this" and row.prompt_template == "ask" and row.arguments == {"thing": "this"}
     assert row.attachments[0]["mime"] == "image/png" and "data" not in row.attachments[0]
@@ -83,9 +96,17 @@ def test_templates_and_images_are_kept(model: LLMModel, fake_llm: FakeLLMServer,
     assert PNG in str(first)  # the stored image is sent again on resume
 
 
-def test_other_users_cannot_resume_or_see(model: LLMModel, fake_llm: FakeLLMServer, alice_api: APIClient, bob_api: APIClient) -> None:
-    sid = alice_api.post("/v1/infer", {"model_id": model.model_id, "session_id": "new", "text": "secret"}, format="json").json()["session_id"]
-    assert_error(bob_api.post("/v1/infer", {"model_id": model.model_id, "session_id": sid, "text": "x"}, format="json"), 404, "session_not_found")
+def test_other_users_cannot_resume_or_see(
+    model: LLMModel, fake_llm: FakeLLMServer, alice_api: APIClient, bob_api: APIClient
+) -> None:
+    sid = alice_api.post("/v1/infer", {"model_id": model.model_id, "session_id": "new", "text": "secret"}, format="json").json()[
+        "session_id"
+    ]
+    assert_error(
+        bob_api.post("/v1/infer", {"model_id": model.model_id, "session_id": sid, "text": "x"}, format="json"),
+        404,
+        "session_not_found",
+    )
     assert_error(bob_api.get(f"/v1/sessions/{sid}"), 404, "session_not_found")
     assert_error(bob_api.delete(f"/v1/sessions/{sid}"), 404, "session_not_found")
     assert_error(bob_api.post(f"/v1/sessions/{sid}/cancel"), 404, "session_not_found")
@@ -93,7 +114,9 @@ def test_other_users_cannot_resume_or_see(model: LLMModel, fake_llm: FakeLLMServ
     assert len(stored(sid)) == 2
 
 
-def test_upstream_failure_keeps_the_user_message_and_the_error(model: LLMModel, fake_llm: FakeLLMServer, alice_api: APIClient) -> None:
+def test_upstream_failure_keeps_the_user_message_and_the_error(
+    model: LLMModel, fake_llm: FakeLLMServer, alice_api: APIClient
+) -> None:
     fake_llm.script([Reply(status=500)])
     res = alice_api.post("/v1/infer", {"model_id": model.model_id, "session_id": "new", "text": "hello?"}, format="json")
     assert_error(res, 502, "model_unavailable")
@@ -115,23 +138,33 @@ def test_failure_mid_stream_keeps_the_partial_answer(model: LLMModel, fake_llm: 
 
 
 def test_a_busy_session_answers_409(model: LLMModel, fake_llm: FakeLLMServer, alice_api: APIClient) -> None:
-    sid = alice_api.post("/v1/infer", {"model_id": model.model_id, "session_id": "new", "text": "a"}, format="json").json()["session_id"]
-    Session.objects.filter(pk=sid).update(run_token="held-by-another-worker")
+    sid = alice_api.post("/v1/infer", {"model_id": model.model_id, "session_id": "new", "text": "a"}, format="json").json()[
+        "session_id"
+    ]
+    # A live run on another worker: its lease runs for another minute.
+    Session.objects.filter(pk=sid).update(run_token="held-by-another-worker", run_lease_until=timezone.now() + timedelta(minutes=1))
     assert_error(alice_api.post("/v1/infer", {"model_id": model.model_id, "session_id": sid, "text": "b"}, format="json"), 409,
                  "session_busy")
-    assert_error(alice_api.post("/v1/infer/stream", {"model_id": model.model_id, "session_id": sid, "text": "b"}, format="json"), 409,
-                 "session_busy")
+    assert_error(
+        alice_api.post("/v1/infer/stream", {"model_id": model.model_id, "session_id": sid, "text": "b"}, format="json"),
+        409,
+        "session_busy",
+    )
     assert len(stored(sid)) == 2  # nothing half-written
 
 
 def test_bad_requests_leave_no_session(model: LLMModel, alice_api: APIClient) -> None:
-    alice_api.post("/v1/infer", {"model_id": model.model_id, "session_id": "new", "tool_ids": ["nope"], "text": "x"}, format="json")
+    alice_api.post(
+        "/v1/infer", {"model_id": model.model_id, "session_id": "new", "tool_ids": ["nope"], "text": "x"}, format="json"
+    )
     alice_api.post("/v1/infer", {"model_id": "nope", "session_id": "new", "text": "x"}, format="json")
     assert not Session.objects.exists()
 
 
 def test_cancel_with_nothing_running_is_409(model: LLMModel, fake_llm: FakeLLMServer, alice_api: APIClient) -> None:
-    sid = alice_api.post("/v1/infer", {"model_id": model.model_id, "session_id": "new", "text": "a"}, format="json").json()["session_id"]
+    sid = alice_api.post("/v1/infer", {"model_id": model.model_id, "session_id": "new", "text": "a"}, format="json").json()[
+        "session_id"
+    ]
     assert_error(alice_api.post(f"/v1/sessions/{sid}/cancel"), 409, "not_running")
 
 

@@ -28,14 +28,21 @@ def test_register_call_and_delete_the_time_server(staff_api: APIClient, alice_ap
     listed = alice_api.get("/v1/tools/mcp").json()["data"]
     assert listed[0]["name"] == "time" and listed[0]["status"] == "connected"
 
-    res = alice_api.post("/v1/tools/call", {"tool_id": "time.get_current_time", "arguments": {"timezone": "Europe/Paris"}}, format="json")
+    res = alice_api.post(
+        "/v1/tools/call", {"tool_id": "time.get_current_time", "arguments": {"timezone": "Europe/Paris"}}, format="json"
+    )
     body = res.json()
     assert res.status_code == 200 and body["is_error"] is False and "Europe/Paris" in body["content"][0]["text"]
     assert body["duration_ms"] > 0
-    res = alice_api.post("/v1/tools/call", {"server": "time", "tool": "get_current_time", "arguments": {"timezone": "UTC"}}, format="json")
+    res = alice_api.post(
+        "/v1/tools/call", {"server": "time", "tool": "get_current_time", "arguments": {"timezone": "UTC"}}, format="json"
+    )
     assert res.json()["is_error"] is False
-    assert_error(alice_api.post("/v1/tools/call", {"tool_id": "time.get_current_time", "arguments": {"timezone": 5}}, format="json"),
-                 400, "invalid_arguments")
+    assert_error(
+        alice_api.post("/v1/tools/call", {"tool_id": "time.get_current_time", "arguments": {"timezone": 5}}, format="json"),
+        400,
+        "invalid_arguments",
+    )
     assert_error(alice_api.post("/v1/tools/call", {"server": "time", "tool": "nope"}, format="json"), 404, "tool_not_found")
 
     assert alice_api.delete("/v1/tools/mcp/time").status_code == 403
@@ -78,9 +85,11 @@ def test_secrets_in_mcp_configs_are_masked(staff_api: APIClient, alice_api: APIC
 
 
 @pytest.mark.parametrize("transport", ["http", "sse"])
-def test_http_transports_and_result_shapes(staff_api: APIClient, alice_api: APIClient, transport: str, request) -> None:  # noqa: ANN001
+def test_http_transports_and_result_shapes(staff_api: APIClient, alice_api: APIClient, transport: str, request) -> None:
     url = request.getfixturevalue("demo_http_url" if transport == "http" else "demo_sse_url")
-    servers = staff_api.post("/v1/tools/mcp", {"mcpServers": {"demo": {"url": url, "type": transport}}}, format="json").json()["servers"]
+    servers = staff_api.post("/v1/tools/mcp", {"mcpServers": {"demo": {"url": url, "type": transport}}}, format="json").json()[
+        "servers"
+    ]
     assert servers["demo"]["status"] == "connected", servers
 
     def call(tool: str, arguments: dict) -> dict:
@@ -96,7 +105,7 @@ def test_http_transports_and_result_shapes(staff_api: APIClient, alice_api: APIC
 
 
 @pytest.fixture
-def vision_model(request, db, fake_llm: FakeLLMServer) -> LLMModel:  # noqa: ANN001
+def vision_model(request, db, fake_llm: FakeLLMServer) -> LLMModel:
     protocol = request.param
     return LLMModelFactory(model_id=f"v-{protocol}", api_protocol=protocol, fake=fake_llm, model_name="v",
                            supports_vision=True, timeout_s=10)

@@ -10,11 +10,10 @@ import argparse
 import asyncio
 import base64
 
-from pydantic import BaseModel
-
 from mcp import MCPError
 from mcp.server.mcpserver import Context, Image, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
+from pydantic import BaseModel
 
 # A 1x1 transparent PNG.
 PIXEL_PNG = base64.b64decode(

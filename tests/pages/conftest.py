@@ -8,28 +8,28 @@ from tests.factories import LLMModelFactory, ToolFactory
 
 
 @pytest.fixture
-def alice_client(alice) -> Client:  # noqa: ANN001
+def alice_client(alice) -> Client:
     client = Client()
     client.force_login(alice)
     return client
 
 
 @pytest.fixture
-def staff_client(staff_user) -> Client:  # noqa: ANN001
+def staff_client(staff_user) -> Client:
     client = Client()
     client.force_login(staff_user)
     return client
 
 
 @pytest.fixture
-def chat_setup(db):  # noqa: ANN001, ANN201
+def chat_setup(db):
     LLMModelFactory(model_id="m1", model_name="m1", display_name="Model One")  # nothing listens on the models' api_base
     LLMModelFactory(model_id="off", model_name="off", enabled=False)
     ToolFactory(tool_id="math.add", description="Add two integers.", parameters={"type": "object", "properties": {}})
 
 
 @pytest.fixture
-def alice_session(alice) -> Session:  # noqa: ANN001
+def alice_session(alice) -> Session:
     """A stored turn with a tool call, a result, thinking and hostile Markdown."""
     session = Session.objects.create(owner=alice, title="Adding numbers", model_id="m1", message_count=4)
     SessionMessage.objects.create(session=session, seq=0, role="user", content="What is 2+3? <b>bold?</b>")

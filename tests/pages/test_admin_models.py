@@ -15,7 +15,7 @@ CHANGELIST = "/admin/registry/llmmodel/"
 DETECT = "/admin/registry/llmmodel/detect/"
 
 
-def _messages(res) -> list[str]:  # noqa: ANN001
+def _messages(res) -> list[str]:
     return [str(m) for m in res.context["messages"]]
 
 
@@ -40,7 +40,9 @@ def test_the_changelist_links_to_detect_and_offers_the_action(admin_client: Clie
 def test_detect_lists_and_registers_models_in_one_click(admin_client: Client, fake_llm: FakeLLMServer) -> None:
     fake_llm.set_model("llama3:8b")
     LLMModelFactory(model_id="already", api_protocol="ollama", fake=fake_llm)
-    res = admin_client.post(DETECT, {"detect": "1", "api_protocol": "ollama", "api_base": fake_llm.ollama_base + "/", "api_key": "sk-secret-1"})
+    res = admin_client.post(
+        DETECT, {"detect": "1", "api_protocol": "ollama", "api_base": fake_llm.ollama_base + "/", "api_key": "sk-secret-1"}
+    )
     html = res.content.decode()
     assert res.status_code == 200 and 'value="llama3:8b"' in html and "already registered" in html
     assert "sk-secret-1" not in html  # the key stays server-side between the steps

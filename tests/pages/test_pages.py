@@ -7,8 +7,8 @@ import re
 import pytest
 from django.test import Client
 
-from sessions.models import Session, SessionMessage
 from core.http import CONTENT_SECURITY_POLICY
+from sessions.models import Session, SessionMessage
 from templates_app.services import template_create
 
 pytestmark = pytest.mark.django_db
@@ -25,7 +25,7 @@ def test_pages_require_login(client: Client, url: str) -> None:
     assert res.status_code == 302 and res["Location"].startswith("/login/?next=")
 
 
-def test_the_login_page_renders_and_logs_in(client: Client, alice) -> None:  # noqa: ANN001
+def test_the_login_page_renders_and_logs_in(client: Client, alice) -> None:
     res = client.get("/login/")
     assert res.status_code == 200 and b'name="password"' in res.content
     assert res["Content-Security-Policy"] == CONTENT_SECURITY_POLICY
@@ -34,7 +34,7 @@ def test_the_login_page_renders_and_logs_in(client: Client, alice) -> None:  # n
     assert client.get("/").status_code == 200
 
 
-def test_a_wrong_password_is_shown_in_place(client: Client, alice) -> None:  # noqa: ANN001
+def test_a_wrong_password_is_shown_in_place(client: Client, alice) -> None:
     res = client.post("/login/", {"username": "alice", "password": "nope"})
     assert res.status_code == 200 and b"didn't match" in res.content
 
@@ -45,7 +45,7 @@ def test_logout_is_a_post(alice_client: Client) -> None:
     assert alice_client.get("/").status_code == 302
 
 
-def test_another_users_session_is_not_found(alice_session: Session, bob) -> None:  # noqa: ANN001
+def test_another_users_session_is_not_found(alice_session: Session, bob) -> None:
     client = Client()
     client.force_login(bob)
     for url in (f"/c/{alice_session.pk}/", f"/c/{alice_session.pk}/messages/"):
@@ -57,7 +57,7 @@ def test_another_users_session_is_not_found(alice_session: Session, bob) -> None
 # ---- page vs partial ----------------------------------------------------------------------------
 
 
-def test_the_chat_page_is_a_whole_page_with_csp(alice_client: Client, chat_setup) -> None:  # noqa: ANN001
+def test_the_chat_page_is_a_whole_page_with_csp(alice_client: Client, chat_setup) -> None:
     res = alice_client.get("/")
     html = res.content.decode()
     assert res.status_code == 200 and html.startswith("<!doctype html>")
@@ -71,7 +71,7 @@ def test_the_chat_page_is_a_whole_page_with_csp(alice_client: Client, chat_setup
     assert 'id="conversation"' in html and 'id="session-list"' in html
 
 
-def test_a_session_is_a_whole_page_or_the_conversation_partial(alice_client: Client, alice_session: Session, chat_setup) -> None:  # noqa: ANN001
+def test_a_session_is_a_whole_page_or_the_conversation_partial(alice_client: Client, alice_session: Session, chat_setup) -> None:
     url = f"/c/{alice_session.pk}/"
     full = alice_client.get(url)
     assert full.status_code == 200 and b"<html" in full.content and "HX-Request" in full["Vary"]
@@ -94,7 +94,7 @@ def test_the_current_session_is_marked_in_the_sidebar(alice_client: Client, alic
     assert re.search(rf'data-session-id="{alice_session.pk}"\s+aria-current="page"', html)
 
 
-def test_sessions_are_listed_newest_first(alice_client: Client, alice) -> None:  # noqa: ANN001
+def test_sessions_are_listed_newest_first(alice_client: Client, alice) -> None:
     Session.objects.create(owner=alice, title="older")
     Session.objects.create(owner=alice, title="newer")
     html = alice_client.get("/sidebar/").content.decode()
@@ -115,7 +115,7 @@ def test_stored_messages_render_sanitized_with_tool_cards(alice_client: Client, 
     assert '<span class="nb">print</span>' in html  # highlighted code
 
 
-def test_a_failed_tool_and_a_stopped_answer_are_marked(alice_client: Client, alice) -> None:  # noqa: ANN001
+def test_a_failed_tool_and_a_stopped_answer_are_marked(alice_client: Client, alice) -> None:
     session = Session.objects.create(owner=alice, title="t", message_count=4)
     SessionMessage.objects.create(session=session, seq=0, role="user", content="go")
     SessionMessage.objects.create(session=session, seq=1, role="assistant",
@@ -128,7 +128,7 @@ def test_a_failed_tool_and_a_stopped_answer_are_marked(alice_client: Client, ali
     assert "Stopped · partial answer kept" in html
 
 
-def test_an_error_stored_with_a_message_is_shown_in_place(alice_client: Client, alice) -> None:  # noqa: ANN001
+def test_an_error_stored_with_a_message_is_shown_in_place(alice_client: Client, alice) -> None:
     session = Session.objects.create(owner=alice, title="t", message_count=2)
     SessionMessage.objects.create(session=session, seq=0, role="user", content="go")
     SessionMessage.objects.create(session=session, seq=1, role="assistant", content="", incomplete=True,
@@ -152,7 +152,7 @@ def test_a_bad_from_seq_is_harmless(alice_client: Client, alice_session: Session
 # ---- delete, templates, attachments ------------------------------------------------------------------
 
 
-def test_deleting_another_chat_returns_the_list(alice_client: Client, alice_session: Session, alice) -> None:  # noqa: ANN001
+def test_deleting_another_chat_returns_the_list(alice_client: Client, alice_session: Session, alice) -> None:
     other = Session.objects.create(owner=alice, title="keep me")
     res = alice_client.post(f"/c/{alice_session.pk}/delete/", HTTP_HX_CURRENT_URL=f"http://testserver/c/{other.pk}/", **HX)
     html = res.content.decode()
@@ -161,7 +161,9 @@ def test_deleting_another_chat_returns_the_list(alice_client: Client, alice_sess
 
 
 def test_deleting_the_open_chat_moves_to_a_new_chat(alice_client: Client, alice_session: Session) -> None:
-    res = alice_client.post(f"/c/{alice_session.pk}/delete/", HTTP_HX_CURRENT_URL=f"http://testserver/c/{alice_session.pk}/", **HX)
+    res = alice_client.post(
+        f"/c/{alice_session.pk}/delete/", HTTP_HX_CURRENT_URL=f"http://testserver/c/{alice_session.pk}/", **HX
+    )
     assert res.status_code == 200 and '"path": "/"' in res["HX-Location"] and "#conversation" in res["HX-Location"]
 
 
@@ -175,7 +177,9 @@ def test_delete_needs_post(alice_client: Client, alice_session: Session) -> None
 
 
 def test_the_template_form_has_one_field_per_variable(alice_client: Client) -> None:
-    tpl = template_create(name="summarize", content="Summarize in {{language}}:\n\n{{ text }} ({{language}})", description="Short <summary>")
+    tpl = template_create(
+        name="summarize", content="Summarize in {{language}}:\n\n{{ text }} ({{language}})", description="Short <summary>"
+    )
     html = alice_client.get(f"/templates/fields/?prompt_template={tpl.pk}").content.decode()
     assert html.count("data-var=") == 2 and 'data-var="language"' in html and 'data-var="text"' in html
     assert 'data-template="summarize"' in html and "Short &lt;summary&gt;" in html
@@ -184,7 +188,7 @@ def test_the_template_form_has_one_field_per_variable(alice_client: Client) -> N
     assert alice_client.get("/templates/fields/?prompt_template=nope").content.strip() == b""
 
 
-def test_attachments_are_served_to_their_owner_only(alice_client: Client, alice_session: Session, bob) -> None:  # noqa: ANN001
+def test_attachments_are_served_to_their_owner_only(alice_client: Client, alice_session: Session, bob) -> None:
     from sessions.services import session_dir
 
     folder = session_dir(alice_session.pk)
@@ -202,7 +206,7 @@ def test_attachments_are_served_to_their_owner_only(alice_client: Client, alice_
         (folder / name).unlink()
 
 
-def test_staff_see_admin_links_and_others_do_not(alice_client: Client, staff_client: Client, chat_setup) -> None:  # noqa: ANN001
+def test_staff_see_admin_links_and_others_do_not(alice_client: Client, staff_client: Client, chat_setup) -> None:
     assert b'id="admin-link"' not in alice_client.get("/").content
     html = staff_client.get("/").content.decode()
     assert 'id="admin-link" href="/admin/"' in html.replace("\n", " ") or 'href="/admin/" id="admin-link"' in html

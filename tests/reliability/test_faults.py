@@ -105,7 +105,7 @@ def test_model_fault_with_a_session(fault: str, protocol: str, endpoint: str, fa
 
 
 @pytest.fixture
-def fault_tools(db) -> None:  # noqa: ANN001
+def fault_tools(db) -> None:
     ToolFactory(tool_id="explode", parameters=EXPLODE_PARAMS)
     ToolFactory(tool_id="block", timeout_s=0.3, parameters=BLOCK_PARAMS)
 
@@ -115,8 +115,9 @@ def fault_tools(db) -> None:  # noqa: ANN001
     ("explode", {"reason": "kaboom"}, "RuntimeError: kaboom"),
     ("block", {"seconds": 1}, "timed out"),
 ])
-def test_a_failing_tool_is_an_error_result_in_the_session(tool: str, arguments: dict, says: str, endpoint: str,
-                                                          fault_tools: None, fake_llm: FakeLLMServer, alice_api: APIClient) -> None:
+def test_a_failing_tool_is_an_error_result_in_the_session(
+    tool: str, arguments: dict, says: str, endpoint: str, fault_tools: None, fake_llm: FakeLLMServer, alice_api: APIClient
+) -> None:
     LLMModelFactory(model_id="m", fake=fake_llm, timeout_s=5)
     fake_llm.script([Reply(tool_calls=[(tool, arguments)]), Reply(content="It failed, sorry.")])
     # A hanging tool is cut at its timeout_s and the run goes on (timed through the real worker below: in-process,
@@ -125,7 +126,11 @@ def test_a_failing_tool_is_an_error_result_in_the_session(tool: str, arguments: 
     assert status == 200 and body["finish_reason"] == "stop" and body["content"] == "It failed, sorry."
     stored = rows(body["session_id"])
     assert [(r["role"], r["tool_calls"], r["is_error"], r["incomplete"]) for r in stored] == [
-        ("user", [], False, False), ("assistant", [tool], False, False), ("tool", [], True, False), ("assistant", [], False, False)]
+        ("user", [], False, False),
+        ("assistant", [tool], False, False),
+        ("tool", [], True, False),
+        ("assistant", [], False, False),
+    ]
     assert says in stored[2]["content"][0]["text"]
     # The model saw the error result, and the next request is served.
     fake_llm.script([Reply(content="next")])
@@ -137,7 +142,7 @@ def test_a_failing_tool_is_an_error_result_in_the_session(tool: str, arguments: 
 
 
 @pytest.fixture
-def live(transactional_db, live_server_proc: LiveServer, fake_llm: FakeLLMServer):  # noqa: ANN001, ANN201
+def live(transactional_db, live_server_proc: LiveServer, fake_llm: FakeLLMServer):
     LLMModelFactory(model_id="fast", fake=fake_llm, model_name="fast", timeout_s=5)
     LLMModelFactory(model_id="slow", fake=fake_llm, model_name="slow", timeout_s=2)
     ToolFactory(tool_id="block", timeout_s=0.3, parameters=BLOCK_PARAMS)
@@ -151,7 +156,9 @@ def test_the_worker_serves_others_while_a_model_hangs_and_a_tool_blocks(live: ht
     fake_llm.script([Reply(hang=True)], model="slow")
     with ThreadPoolExecutor(4) as pool:
         hanging = pool.submit(live.post, "/v1/infer", json={"model_id": "slow", "session_id": "new", "text": "wait"})
-        blocked = [pool.submit(live.post, "/v1/tools/call", json={"tool_id": "block", "arguments": {"seconds": 3}}) for _ in range(2)]
+        blocked = [
+            pool.submit(live.post, "/v1/tools/call", json={"tool_id": "block", "arguments": {"seconds": 3}}) for _ in range(2)
+        ]
         time.sleep(0.2)
         for _ in range(5):  # meanwhile, others are served at once
             started = time.monotonic()
@@ -258,5 +265,8 @@ def test_a_briefly_locked_sqlite_database_makes_writes_wait_not_fail(live: httpx
     assert res.status_code == 200, res.text
     assert waited > 0.5  # it really waited for the lock
     stored = rows(res.json()["session_id"])
-    assert [(r["role"], r["content"], r["incomplete"]) for r in stored] == [("user", "write me", False), ("assistant", "ok", False)]
+    assert [(r["role"], r["content"], r["incomplete"]) for r in stored] == [
+        ("user", "write me", False),
+        ("assistant", "ok", False),
+    ]
     assert live.post("/v1/infer", json={"model_id": "fast", "text": "next"}).status_code == 200

@@ -36,9 +36,9 @@ from schemathesis.specs.openapi.checks import (
 
 from inference.engine import http as engine_http
 from registry.serializers import RESERVED_TOOL_IDS
+from templates_app.models import PromptTemplate
 from tests.factories import ADD_PARAMS, LLMModelFactory, ToolFactory, UserFactory, bearer
 from tests.fakes.fake_llm import FakeLLMServer
-from templates_app.models import PromptTemplate
 
 MAX_EXAMPLES = int(os.environ.get("AGENTSITE_FUZZ_EXAMPLES", "10"))
 # Where a 502/504 is the right answer to a fuzzed input: detect connects to whatever api_base it is given,
@@ -62,7 +62,7 @@ def _refuse(request: httpx.Request) -> httpx.Response:
 
 
 @pytest.fixture
-def keep_connection(db) -> Iterator[None]:  # noqa: ANN001
+def keep_connection(db) -> Iterator[None]:
     """As Django's test client does: the WSGI handler must not close the test's connection."""
     signals.request_started.disconnect(close_old_connections)
     signals.request_finished.disconnect(close_old_connections)
@@ -74,7 +74,7 @@ def keep_connection(db) -> Iterator[None]:  # noqa: ANN001
 
 
 @pytest.fixture
-def world(keep_connection, fake_llm: FakeLLMServer) -> Iterator[dict[str, dict[str, str]]]:  # noqa: ANN001
+def world(keep_connection, fake_llm: FakeLLMServer) -> Iterator[dict[str, dict[str, str]]]:
     """Bearer headers for a staff user and a plain user, and a few real rows to hit."""
     headers = {role: bearer(UserFactory(username=f"fuzz-{role}", is_staff=role == "staff"), name="fuzz")
                for role in ("staff", "user")}
@@ -168,7 +168,7 @@ def test_api_as_plain_user(world: dict, fake_llm: FakeLLMServer) -> None:
 
 
 @pytest.mark.parametrize("key", ["é-non-ascii", "ключ", "line\nbreak", "tab\there"])
-def test_api_keys_that_cannot_be_a_header_are_400_not_500(staff_api, fake_llm: FakeLLMServer, key: str) -> None:  # noqa: ANN001
+def test_api_keys_that_cannot_be_a_header_are_400_not_500(staff_api, fake_llm: FakeLLMServer, key: str) -> None:
     """Found by the fuzzer: a non-ASCII api_key crashed detect with UnicodeEncodeError (500), and a
     newline made httpx quote the whole Authorization header, key included, in the 502 message."""
     res = staff_api.post("/v1/models/detect", {"api_protocol": "openai", "api_base": fake_llm.openai_base, "api_key": key},
@@ -194,7 +194,7 @@ def test_api_keys_that_cannot_be_a_header_are_400_not_500(staff_api, fake_llm: F
     ("get", "/v1/tools/a%00b", None),
     ("get", "/v1/sessions/a%00b", None),
 ])
-def test_nul_bytes_in_ids_are_400_not_500(staff_api, method: str, path: str, body: dict | None) -> None:  # noqa: ANN001
+def test_nul_bytes_in_ids_are_400_not_500(staff_api, method: str, path: str, body: dict | None) -> None:
     """Found by the fuzzer on PostgreSQL: text cannot hold NUL, and the lookup raised DataError (a 500)."""
     res = getattr(staff_api, method)(path, body, format="json") if body else getattr(staff_api, method)(path)
     assert res.status_code in (400, 404), res.content
@@ -202,7 +202,7 @@ def test_nul_bytes_in_ids_are_400_not_500(staff_api, method: str, path: str, bod
 
 
 @pytest.mark.parametrize("protocol", ["openai", "ollama"])
-def test_an_api_base_httpx_cannot_parse_is_502_not_500(staff_api, alice_api, protocol: str) -> None:  # noqa: ANN001
+def test_an_api_base_httpx_cannot_parse_is_502_not_500(staff_api, alice_api, protocol: str) -> None:
     """Found by the fuzzer: a control character in api_base made httpx raise InvalidURL (not an HTTPError)
     while building the client, outside the upstream error mapping: a 500."""
     body = {"api_protocol": protocol, "api_base": "http://\x04bad"}
@@ -213,7 +213,7 @@ def test_an_api_base_httpx_cannot_parse_is_502_not_500(staff_api, alice_api, pro
     assert res.status_code == 502 and res.json()["error"]["code"] == "model_unavailable", res.content
 
 
-def test_ids_shadowed_by_detect_endpoints_are_refused(staff_api) -> None:  # noqa: ANN001
+def test_ids_shadowed_by_detect_endpoints_are_refused(staff_api) -> None:
     """Found by the fuzzer: DELETE /v1/env/detect is the detect endpoint (405), so a variable or a model
     named "detect" could never be deleted."""
     res = staff_api.post("/v1/env", {"key": "detect", "value": "x"}, format="json")
@@ -224,7 +224,7 @@ def test_ids_shadowed_by_detect_endpoints_are_refused(staff_api) -> None:  # noq
 
 
 @pytest.mark.parametrize("tool_id", sorted(RESERVED_TOOL_IDS))
-def test_tool_ids_shadowed_by_other_endpoints_are_refused(staff_api, tool_id: str) -> None:  # noqa: ANN001
+def test_tool_ids_shadowed_by_other_endpoints_are_refused(staff_api, tool_id: str) -> None:
     """Found by the fuzzer: GET /v1/tools/skill is the skill list, so a tool registered as "skill" could
     never be read, updated or deleted."""
     res = staff_api.post("/v1/tools", {"tool_id": tool_id, "name": "x", "callable": "tests.tool_fns:add"}, format="json")

@@ -28,7 +28,7 @@ def snapshot(pid: int) -> dict[str, int]:
             "children": len(children(pid)), "rss": int(status["VmRSS"].split()[0]) * 1024}
 
 
-def test_2000_requests_leak_no_fds_threads_children_or_memory(transactional_db, fake_llm: FakeLLMServer) -> None:  # noqa: ANN001
+def test_2000_requests_leak_no_fds_threads_children_or_memory(transactional_db, fake_llm: FakeLLMServer) -> None:
     headers = bearer(UserFactory(username="soak"))
     LLMModelFactory(model_id="m", fake=fake_llm, model_name="m", timeout_s=10)
     ToolFactory(tool_id="math.add", parameters=ADD_PARAMS)

@@ -10,8 +10,8 @@ from django.db import connection
 from django.middleware.csrf import _get_new_csrf_string
 from django.test import Client
 
-from accounts.services import api_key_create
 from accounts.models import ApiKey
+from accounts.services import api_key_create
 
 
 def unsafe_operations(client: Client) -> list[tuple[str, str]]:
@@ -26,7 +26,7 @@ def unsafe_operations(client: Client) -> list[tuple[str, str]]:
 
 
 @pytest.fixture
-def session_client(staff_user) -> Client:  # noqa: ANN001
+def session_client(staff_user) -> Client:
     client = Client(enforce_csrf_checks=True)
     client.force_login(staff_user)  # staff: no permission check can hide the CSRF check
     return client
@@ -50,12 +50,12 @@ def test_session_authenticated_unsafe_requests_need_the_csrf_token(session_clien
         assert res.status_code != 500 and (res.status_code != 403 or "CSRF" not in res.content.decode()), (method, path)
 
 
-def test_bearer_requests_need_no_csrf_token(staff_api) -> None:  # noqa: ANN001
+def test_bearer_requests_need_no_csrf_token(staff_api) -> None:
     assert staff_api.post("/v1/env/detect", {}, format="json").status_code == 200
     assert staff_api.post("/v1/infer", {"model_id": "nope", "text": "x"}, format="json").status_code == 404
 
 
-def test_only_a_sha256_of_each_api_key_is_stored(alice) -> None:  # noqa: ANN001
+def test_only_a_sha256_of_each_api_key_is_stored(alice) -> None:
     key, plaintext = api_key_create(user=alice, name="laptop")
     assert key.key_hash == hashlib.sha256(plaintext.encode()).hexdigest()
     assert len(plaintext) > 40 and key.prefix == plaintext[:10]
@@ -66,13 +66,13 @@ def test_only_a_sha256_of_each_api_key_is_stored(alice) -> None:  # noqa: ANN001
     assert plaintext not in dump and plaintext[10:] not in dump
 
 
-def test_admin_pages_cannot_be_framed(client, db) -> None:  # noqa: ANN001
+def test_admin_pages_cannot_be_framed(client, db) -> None:
     res = client.get("/admin/login/")
     assert res.status_code == 200 and res["X-Frame-Options"] == "DENY"
     assert res["X-Content-Type-Options"] == "nosniff"
 
 
-def test_chat_pages_cannot_be_framed_and_have_a_csp(client, alice) -> None:  # noqa: ANN001
+def test_chat_pages_cannot_be_framed_and_have_a_csp(client, alice) -> None:
     res = client.get("/login/")
     if res.status_code == 404:
         pytest.skip("the chat pages are not there yet")

@@ -32,7 +32,7 @@ SECRETS = [MODEL_KEY, ENV_SECRET, MCP_ENV_SECRET, MCP_HEADER_SECRET]
 pytestmark = pytest.mark.usefixtures("mcp")  # servers registered in-process by a test are removed after it
 
 
-def register_everything(post, dead: int) -> list[tuple[str, str]]:  # noqa: ANN001
+def register_everything(post, dead: int) -> list[tuple[str, str]]:
     """Register the secrets through the API; returns (what, response text) pairs."""
     seen = []
     model = {"model_id": "keyed", "api_protocol": "openai", "api_base": f"http://127.0.0.1:{dead}/v1", "model_name": "m",
@@ -50,7 +50,7 @@ def register_everything(post, dead: int) -> list[tuple[str, str]]:  # noqa: ANN0
     return seen
 
 
-def trigger_errors(post, dead: int) -> list[tuple[str, str]]:  # noqa: ANN001
+def trigger_errors(post, dead: int) -> list[tuple[str, str]]:
     seen = []
     seen.append(("infer unreachable", post("/v1/infer", {"model_id": "keyed", "text": "hi"})))
     seen.append(("stream unreachable", post("/v1/infer/stream", {"model_id": "keyed", "text": "hi"})))
@@ -58,8 +58,23 @@ def trigger_errors(post, dead: int) -> list[tuple[str, str]]:  # noqa: ANN001
                                                                   "api_key": MODEL_KEY})))
     seen.append(("env detect", post("/v1/env/detect", {})))
     seen.append(("mcp call hdr", post("/v1/tools/call", {"server": "hdr", "tool": "anything", "arguments": {}})))
-    seen.append(("mcp re-register", post("/v1/tools/mcp", {"mcpServers": {"hdr": {
-        "url": f"http://127.0.0.1:{dead}/mcp", "transport": "streamable-http", "headers": {"Authorization": f"Bearer {MCP_HEADER_SECRET}"}}}})))
+    seen.append(
+        (
+            "mcp re-register",
+            post(
+                "/v1/tools/mcp",
+                {
+                    "mcpServers": {
+                        "hdr": {
+                            "url": f"http://127.0.0.1:{dead}/mcp",
+                            "transport": "streamable-http",
+                            "headers": {"Authorization": f"Bearer {MCP_HEADER_SECRET}"},
+                        }
+                    }
+                },
+            ),
+        )
+    )
     return seen
 
 
@@ -74,7 +89,7 @@ def assert_no_secret(where: str, text: str) -> None:
 
 
 def test_secrets_stay_out_of_responses_admin_pages_and_logs(staff_user, staff_api: APIClient, alice_api: APIClient,
-                                                            client, caplog) -> None:  # noqa: ANN001
+                                                            client, caplog) -> None:
     caplog.set_level(logging.DEBUG)  # root at DEBUG, as with LOG_LEVEL=DEBUG
     dead = free_port()  # nothing listens there
 
@@ -114,7 +129,7 @@ def test_secrets_stay_out_of_responses_admin_pages_and_logs(staff_user, staff_ap
 
 
 @pytest.mark.e2e
-def test_secrets_stay_out_of_a_live_workers_log(transactional_db, fake_llm: FakeLLMServer) -> None:  # noqa: ANN001
+def test_secrets_stay_out_of_a_live_workers_log(transactional_db, fake_llm: FakeLLMServer) -> None:
     headers = bearer(StaffFactory(username="sec"))
     server = LiveServer({"LOG_LEVEL": "DEBUG"})
     dead = free_port()  # nothing listens there

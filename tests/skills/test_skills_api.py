@@ -87,7 +87,7 @@ def test_upload_a_zip_with_a_top_folder(staff_api: APIClient) -> None:
         (lambda: io.BytesIO(b"not a zip at all"), "zip"),
     ],
 )
-def test_unsafe_archives_are_400_and_leave_nothing(staff_api: APIClient, archive, reason: str) -> None:  # noqa: ANN001
+def test_unsafe_archives_are_400_and_leave_nothing(staff_api: APIClient, archive, reason: str) -> None:
     before = set(skills_dir().iterdir()) if skills_dir().exists() else set()
     upload = archive()
     upload.name = "x.zip"
@@ -97,7 +97,7 @@ def test_unsafe_archives_are_400_and_leave_nothing(staff_api: APIClient, archive
     assert after == before and not Skill.objects.exists()
 
 
-def test_oversized_archive_is_refused(staff_api: APIClient, settings) -> None:  # noqa: ANN001
+def test_oversized_archive_is_refused(staff_api: APIClient, settings) -> None:
     settings.AGENTSITE = {**settings.AGENTSITE, "SKILL_MAX_BYTES": 1000}
     upload = raw_zip({"SKILL.md": GOOD_MD, "big.txt": b"x" * 5000})
     err = assert_error(staff_api.post("/v1/tools/skill", {"file": upload}, format="multipart"), 400, "invalid_skill")
@@ -111,7 +111,9 @@ def test_bad_requests(staff_api: APIClient) -> None:
 
 
 @pytest.mark.parametrize("protocol", ["openai", "ollama"])
-def test_progressive_disclosure_on_the_wire(staff_api: APIClient, alice_api: APIClient, fake_llm: FakeLLMServer, protocol: str) -> None:
+def test_progressive_disclosure_on_the_wire(
+    staff_api: APIClient, alice_api: APIClient, fake_llm: FakeLLMServer, protocol: str
+) -> None:
     LLMModelFactory(model_id="m", api_protocol=protocol, fake=fake_llm, model_name="m")
     folder = raw_zip({"tiny/SKILL.md": GOOD_MD, "tiny/references/guide.md": b"Guide: be tiny."})
     assert staff_api.post("/v1/tools/skill", {"file": folder}, format="multipart").status_code == 201
@@ -132,7 +134,7 @@ def test_progressive_disclosure_on_the_wire(staff_api: APIClient, alice_api: API
     assert "Guide: be tiny." in str(sent_messages(fake_llm))
 
 
-def test_builtins_exist_and_bash_is_off_by_default(staff_api: APIClient, alice_api: APIClient, settings) -> None:  # noqa: ANN001
+def test_builtins_exist_and_bash_is_off_by_default(staff_api: APIClient, alice_api: APIClient, settings) -> None:
     tools = {t["tool_id"]: t for t in alice_api.get("/v1/tools?tool_type=builtin").json()["data"]}
     assert tools["bash"]["enabled"] is False and tools["fetch"]["enabled"] is True
     assert_error(alice_api.post("/v1/tools/call", {"tool_id": "bash", "arguments": {"command": "echo hi"}}, format="json"), 404,
@@ -147,6 +149,8 @@ def test_builtins_exist_and_bash_is_off_by_default(staff_api: APIClient, alice_a
     assert_error(staff_api.delete("/v1/tools/bash"), 409, "conflict")
 
 
-def test_fetch_refuses_loopback_through_the_api(alice_api: APIClient, db) -> None:  # noqa: ANN001
-    res = alice_api.post("/v1/tools/call", {"tool_id": "fetch", "arguments": {"url": "http://127.0.0.1:9/"}}, format="json").json()
+def test_fetch_refuses_loopback_through_the_api(alice_api: APIClient, db) -> None:
+    res = alice_api.post(
+        "/v1/tools/call", {"tool_id": "fetch", "arguments": {"url": "http://127.0.0.1:9/"}}, format="json"
+    ).json()
     assert res["is_error"] is True and "127.0.0.1" in res["content"][0]["text"]
