@@ -33,12 +33,14 @@ from .tools.base import Executors, ToolContext, ToolSettings
 from .tools.execute import check_arguments, execute_tool
 from .types import (
     Finish,
+    FinishReason,
     InferenceRequest,
     InferenceResult,
     Message,
     ModelConfig,
     ReasoningDelta,
     StreamEvent,
+    StreamEventName,
     TextDelta,
     ToolCall,
     ToolCallDelta,
@@ -394,8 +396,8 @@ class _Loop:
         self.offered: dict[str, ToolConfig] = model_facing_names(run.tools)
         self.activated_skills: set[str] = set()
 
-    def emit(self, event: str, data: Mapping[str, Any]) -> None:
-        self.events.put_nowait(StreamEvent(event, data))  # type: ignore[arg-type]
+    def emit(self, event: StreamEventName, data: Mapping[str, Any]) -> None:
+        self.events.put_nowait(StreamEvent(event, data))
 
     async def run(self) -> None:
         try:
@@ -414,14 +416,14 @@ class _Loop:
         finally:
             self.events.put_nowait(None)
 
-    async def _done(self, finish: str) -> None:
+    async def _done(self, finish: FinishReason) -> None:
         content, thinking = "".join(self.final_text), "".join(self.final_thinking)
         result = InferenceResult(
             model_id=self.run_.model.model_id,
             messages=tuple(self.run_.input_messages) + tuple(self.produced),
             content=content,
             thinking=thinking,
-            finish_reason=finish,  # type: ignore[arg-type]
+            finish_reason=finish,
             tool_rounds=self.rounds,
             usage=self.usage,
             session_id=self.run_.session_id,
@@ -441,7 +443,7 @@ class _Loop:
         except asyncio.CancelledError:
             pass
 
-    async def _loop(self) -> str:
+    async def _loop(self) -> FinishReason:
         while True:
             with_tools = self.rounds < self.run_.max_tool_rounds
             round_ = await self._model_round(with_tools)
