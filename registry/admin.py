@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
@@ -27,19 +28,21 @@ class SecretInput(forms.PasswordInput):
         super().__init__(render_value=False, attrs={"autocomplete": "new-password", "placeholder": "unchanged"})
 
 
-class KeepSecretIfBlank:
+class KeepSecretIfBlank(forms.ModelForm):
+    """A secret field left blank keeps the stored value (the form never shows it)."""
+
     secret_fields: tuple[str, ...] = ()
 
-    def clean(self):
-        cleaned = super().clean()  # type: ignore[misc]
-        instance = self.instance  # type: ignore[attr-defined]
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        cleaned = self.cleaned_data
         for field in self.secret_fields:
-            if not cleaned.get(field) and instance.pk:
-                cleaned[field] = getattr(instance, field)
+            if not cleaned.get(field) and self.instance.pk:
+                cleaned[field] = getattr(self.instance, field)
         return cleaned
 
 
-class LLMModelForm(KeepSecretIfBlank, forms.ModelForm):
+class LLMModelForm(KeepSecretIfBlank):
     secret_fields = ("api_key",)
 
     class Meta:
@@ -200,6 +203,14 @@ class MCPServerAdmin(admin.ModelAdmin):
         if not change:
             self._report(request, obj, mcp_services.mcp_connect(server=obj))
 
+    # Deleting through the service stops the server's connection (and child process) on every worker.
+    def delete_model(self, request, obj: MCPServer) -> None:
+        mcp_services.mcp_delete(name=obj.name)
+
+    def delete_queryset(self, request, queryset) -> None:
+        for server in queryset:
+            mcp_services.mcp_delete(name=server.name)
+
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(_tool_count=Count("tools"))
 
@@ -221,7 +232,7 @@ class MCPServerAdmin(admin.ModelAdmin):
 
     @admin.display(description="tools", ordering="_tool_count")
     def tool_count(self, obj: MCPServer) -> int:
-        return obj._tool_count  # type: ignore[attr-defined]
+        return obj._tool_count  # type: ignore[attr-defined]  # annotated by get_queryset
 
     @admin.display(description="status", ordering="status")
     def status_badge(self, obj: MCPServer) -> str:
@@ -286,8 +297,9 @@ class EnvVarForm(forms.ModelForm):
         fields = ["key", "value", "is_secret"]
         widgets = {"value": forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"})}
 
-    def clean(self):
-        cleaned = super().clean()
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        cleaned = self.cleaned_data
         if self.instance.pk and not cleaned.get("value"):
             cleaned["value"] = self.instance.value
         return cleaned
