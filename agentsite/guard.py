@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
+from functools import partial
 from http.cookies import SimpleCookie
 from importlib import import_module
 from typing import Any
@@ -126,7 +127,7 @@ def guard(app: ASGIApp) -> ASGIApp:
             body = await _read_body(receive, limit)
             content_type = (_header(scope, b"content-type") or "").split(";")[0].strip().lower()
             if scope["path"].startswith(GUARDED_PREFIX) and body and content_type == "application/json":
-                parse = lambda: parse_json_body(body, max_depth=conf["MAX_JSON_DEPTH"], max_messages=conf["MAX_MESSAGES"])  # noqa: E731
+                parse = partial(parse_json_body, body, max_depth=conf["MAX_JSON_DEPTH"], max_messages=conf["MAX_MESSAGES"])
                 parsed = await sync_to_async(parse, thread_sensitive=False)() if len(body) > PARSE_INLINE_BYTES else parse()
                 scope["agentsite.json"] = parsed
         except ConnectionAbortedError:
