@@ -188,6 +188,11 @@ AGENTSITE: dict[str, Any] = {  # mixed value types: typed Any so each use site s
     "MAX_BODY_BYTES": MAX_BODY_BYTES,
     "MAX_MESSAGES": env_int("AGENTSITE_MAX_MESSAGES", 1000),
     "MAX_JSON_DEPTH": 64,
+    # A session's run lock is a lease renewed every third of this while the run goes: a dead
+    # worker's lock frees itself within this many seconds.
+    "RUN_LEASE_S": env_float("AGENTSITE_RUN_LEASE_S", 45.0),
+    # A streaming answer is saved (as an incomplete draft) at least this often.
+    "RUN_CHECKPOINT_S": env_float("AGENTSITE_RUN_CHECKPOINT_S", 2.0),
     "MAX_IMAGE_BYTES": env_int("AGENTSITE_MAX_IMAGE_BYTES", 10 * 1024 * 1024),
     "MAX_AUDIO_BYTES": env_int("AGENTSITE_MAX_AUDIO_BYTES", 20 * 1024 * 1024),
     "MAX_TOOL_ROUNDS_LIMIT": env_int("AGENTSITE_MAX_TOOL_ROUNDS_LIMIT", 50),

@@ -9,6 +9,7 @@ that turns engine messages into stored records.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -21,6 +22,7 @@ from inference.engine import DomainError, InferenceResult, Message, PreparedRun,
 from sessions import runs
 from sessions import selectors as session_selectors
 from sessions import services as session_store
+from sessions.models import SessionMessage
 from sessions.services import Attachment
 
 from . import context
@@ -53,26 +55,69 @@ def message_record(message: Message) -> tuple[dict[str, Any], list[Attachment]]:
     return record, attachments
 
 
-def message_store(*, session_id: str, message: Message, error: dict[str, Any] | None = None) -> None:
+def message_store(
+    *, session_id: str, message: Message, error: dict[str, Any] | None = None, replace_seq: int | None = None
+) -> SessionMessage:
     record, attachments = message_record(message)
-    session_store.message_append(session_id=session_id, record=record, attachments=attachments, error=error)
+    return session_store.message_append(
+        session_id=session_id, record=record, attachments=attachments, error=error, replace_seq=replace_seq
+    )
 
 
 class SessionHooks(RunHooks):
-    """Persists a run on its session as it happens."""
+    """Persists a run on its session as it happens, and holds the session's lease meanwhile.
 
-    def __init__(self, session_id: str, prepared: PreparedRun) -> None:
+    The answer of a streaming round is saved as an ``incomplete`` draft every few seconds
+    (``on_checkpoint``) and replaced in place by the finished message, so a worker that dies
+    leaves the partial answer behind. A heartbeat renews the lease; it also notices a cancel
+    recorded on the lease and a lease released by staff, and stops the run then. The lease is
+    released by the run's own task (``on_end``), whatever the client does.
+    """
+
+    def __init__(self, session_id: str, prepared: PreparedRun, *, control: RunControl, token: str) -> None:
         self.session_id = session_id
         self.prepared = prepared
+        self.control = control
+        self.token = token
+        self.draft_seq: int | None = None
+        self.heartbeat: asyncio.Task[None] | None = None
+        self.ended = False
+
+    async def on_start(self) -> None:
+        self.heartbeat = asyncio.create_task(self._beat())
+
+    async def _beat(self) -> None:
+        every = settings.AGENTSITE["RUN_LEASE_S"] / 3
+        while True:
+            await asyncio.sleep(every)
+            state = await db_async(session_store.session_heartbeat)(session_id=self.session_id, token=self.token)
+            if state != session_store.LOCK_HELD:
+                self.control.cancel()
+                return
+
+    async def on_checkpoint(self, message: Message) -> None:
+        row = await db_async(message_store)(session_id=self.session_id, message=message, replace_seq=self.draft_seq)
+        self.draft_seq = row.seq
 
     async def on_message(self, message: Message) -> None:
-        await db_async(message_store)(session_id=self.session_id, message=message)
+        await db_async(message_store)(session_id=self.session_id, message=message, replace_seq=self.draft_seq)
+        self.draft_seq = None
 
     async def on_partial(self, message: Message, *, error: DomainError | None = None) -> None:
-        if not (message.text() or message.thinking or error):
+        if not (message.text() or message.thinking or error or self.draft_seq is not None):
             return
         envelope = error.to_dict()["error"] if error else None
-        await db_async(message_store)(session_id=self.session_id, message=message, error=envelope)
+        await db_async(message_store)(session_id=self.session_id, message=message, error=envelope, replace_seq=self.draft_seq)
+        self.draft_seq = None
+
+    async def on_end(self) -> None:
+        if self.ended:
+            return
+        self.ended = True
+        if self.heartbeat is not None:
+            self.heartbeat.cancel()
+        runs.unregister(self.session_id, self.control)
+        await db_async(session_store.session_unlock)(session_id=self.session_id, token=self.token)
 
     async def on_usage(self, sent: Sequence[Message], usage: Usage) -> None:
         if usage.prompt_tokens > 0:
@@ -96,23 +141,24 @@ class SessionHooks(RunHooks):
 
 @dataclass
 class Run:
-    """A prepared run and, with a session, its hooks and lock; ``aend`` must always be awaited."""
+    """A prepared run and, with a session, its hooks (which hold the session's lease).
+
+    Once the run has started, its own task releases the lease (``SessionHooks.on_end``);
+    ``arelease`` is for a run that fails before it starts.
+    """
 
     prepared: PreparedRun
     hooks: RunHooks = field(default_factory=RunHooks)
     control: RunControl = field(default_factory=RunControl)
     session_id: str | None = None
-    token: str = ""
 
     async def afit(self) -> None:
         """Fold old turns into the summary if the run would overflow the model's window."""
         if self.session_id:
             self.prepared = await context.afit_history(self.prepared, session_id=self.session_id)
 
-    async def aend(self) -> None:
-        if self.session_id:
-            runs.unregister(self.session_id, self.control)
-            await db_async(session_store.session_unlock)(session_id=self.session_id, token=self.token)
+    async def arelease(self) -> None:
+        await self.hooks.on_end()
 
 
 def run_begin(*, user: Any, data: Mapping[str, Any]) -> Run:
@@ -142,4 +188,5 @@ def run_begin(*, user: Any, data: Mapping[str, Any]) -> Run:
         raise
     control = RunControl()
     runs.register(session.pk, control)
-    return Run(prepared=prepared, hooks=SessionHooks(session.pk, prepared), control=control, session_id=session.pk, token=token)
+    hooks = SessionHooks(session.pk, prepared, control=control, token=token)
+    return Run(prepared=prepared, hooks=hooks, control=control, session_id=session.pk)

@@ -66,7 +66,8 @@ def get_runtime() -> Runtime:
         fetch_timeout_s=conf["FETCH_TIMEOUT_S"],
     )
     return Runtime(
-        DbModels(), DbTools(), DbTemplates(), limits=limits, tool_settings=tool_settings, scratch_dir_for=scratch_dir_for
+        DbModels(), DbTools(), DbTemplates(), limits=limits, tool_settings=tool_settings, scratch_dir_for=scratch_dir_for,
+        checkpoint_s=conf["RUN_CHECKPOINT_S"],
     )
 
 

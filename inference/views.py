@@ -102,7 +102,7 @@ async def _begin(request: HttpRequest, user: Any) -> Run:
     try:
         await run.afit()
     except BaseException:
-        await run.aend()
+        await run.arelease()
         raise
     return run
 
@@ -111,10 +111,7 @@ async def _begin(request: HttpRequest, user: Any) -> Run:
 async def infer(request: HttpRequest, user: Any) -> HttpResponse:
     """POST /v1/infer: run the model (and its tool loop) and answer the final JSON."""
     run = await _begin(request, user)
-    try:
-        result = await services.get_runtime().ainfer(run.prepared, hooks=run.hooks, control=run.control)
-    finally:
-        await run.aend()
+    result = await services.get_runtime().ainfer(run.prepared, hooks=run.hooks, control=run.control)
     return JsonResponse(result.to_dict())
 
 
@@ -123,13 +120,14 @@ async def infer_stream(request: HttpRequest, user: Any) -> StreamingHttpResponse
     """POST /v1/infer/stream: the same run as Server-Sent Events."""
     run = await _begin(request, user)
     ping_s = settings.AGENTSITE["SSE_PING_S"]
+    # The run starts with the first read, in its own task, which releases the session when it
+    # ends whatever the client does (a client that goes away cancels it). Should the response
+    # never be read at all, the session's lease expires by itself.
+    runtime = services.get_runtime()
 
     async def events() -> AsyncIterator[bytes]:
-        try:
-            async for event in services.get_runtime().astream(run.prepared, hooks=run.hooks, control=run.control, ping_s=ping_s):
-                yield sse_format(event)
-        finally:
-            await run.aend()
+        async for event in runtime.astream(run.prepared, hooks=run.hooks, control=run.control, ping_s=ping_s):
+            yield sse_format(event)
 
     return StreamingHttpResponse(events(), content_type="text/event-stream", headers=SSE_HEADERS)
 

@@ -35,9 +35,13 @@ class Session(models.Model):
     prompt_tokens = models.PositiveBigIntegerField(default=0)
     completion_tokens = models.PositiveBigIntegerField(default=0)
     total_tokens = models.PositiveBigIntegerField(default=0)
-    # The run lock lives in the database so that several worker processes agree on it.
+    # The run lock lives in the database so that several worker processes agree on it. It is a
+    # lease: the run's worker renews it while the run goes, so a dead worker's lock expires.
     run_token = models.CharField(max_length=40, blank=True, default="")
     run_started_at = models.DateTimeField(null=True, blank=True)
+    run_lease_until = models.DateTimeField(null=True, blank=True)
+    # Set by a cancel; the run's heartbeat sees it even when the cancel signal did not reach its worker.
+    run_cancel_requested = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -26,15 +26,17 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from core.errors import Conflict
+from core.errors import Conflict, NotFound
 
 from . import runs
 from .models import Session, SessionMessage
 
 SESSION_BUSY = "Session {session_id!r} is already running another request."
 NOT_RUNNING = "Session {session_id!r} has no run in progress."
-# A run holding the lock longer than this is presumed dead (its worker crashed).
-STALE_RUN = timedelta(hours=2)
+SESSION_GONE = "Session {session_id!r} no longer exists (deleted while its run was going)."
+LOCK_LOST = "lost"  # heartbeat answers: the lease is gone (released by staff or taken over) ...
+LOCK_CANCEL = "cancel"  # ... a cancel was requested ...
+LOCK_HELD = "held"  # ... or the run goes on
 TITLE_MAX = 80
 MEMORY_MAX_FACTS = 40
 
@@ -76,20 +78,49 @@ def session_create(*, owner: Any, model_id: str) -> Session:
     return Session.objects.create(owner=owner, model_id=model_id)
 
 
+def _lease_s() -> float:
+    return float(settings.AGENTSITE["RUN_LEASE_S"])
+
+
+def _free(now: Any) -> Q:
+    """Nobody holds the lock, or its holder stopped renewing it (its worker died)."""
+    return Q(run_token="") | Q(run_lease_until__lt=now) | Q(run_lease_until__isnull=True)
+
+
 def session_lock(*, session_id: str) -> str:
-    """Take the session's run lock; 409 ``session_busy`` when another run holds it."""
+    """Take the session's run lease; 409 ``session_busy`` while another live run holds it."""
     token = secrets.token_hex(8)
     now = timezone.now()
-    got = Session.objects.filter(pk=session_id).filter(Q(run_token="") | Q(run_started_at__lt=now - STALE_RUN)).update(
-        run_token=token, run_started_at=now
+    got = Session.objects.filter(pk=session_id).filter(_free(now)).update(
+        run_token=token, run_started_at=now, run_lease_until=now + timedelta(seconds=_lease_s()), run_cancel_requested=False
     )
     if not got:
         raise Conflict(SESSION_BUSY.format(session_id=session_id), code="session_busy")
     return token
 
 
+def session_heartbeat(*, session_id: str, token: str) -> str:
+    """Renew the lease of the run holding ``token``: ``held``, ``cancel`` (asked to stop) or ``lost``."""
+    renewed = Session.objects.filter(pk=session_id, run_token=token).update(
+        run_lease_until=timezone.now() + timedelta(seconds=_lease_s())
+    )
+    if not renewed:
+        return LOCK_LOST
+    cancel = Session.objects.filter(pk=session_id).values_list("run_cancel_requested", flat=True).first()
+    return LOCK_CANCEL if cancel else LOCK_HELD
+
+
 def session_unlock(*, session_id: str, token: str) -> None:
-    Session.objects.filter(pk=session_id, run_token=token).update(run_token="", run_started_at=None)
+    Session.objects.filter(pk=session_id, run_token=token).update(
+        run_token="", run_started_at=None, run_lease_until=None, run_cancel_requested=False
+    )
+
+
+def session_force_unlock(*, session: Session) -> bool:
+    """Staff release a lock (the admin's action); the run, if it still goes, stops at its next heartbeat."""
+    return bool(Session.objects.filter(pk=session.pk).exclude(run_token="").update(
+        run_token="", run_started_at=None, run_lease_until=None, run_cancel_requested=False
+    ))
 
 
 def session_delete(*, session: Session) -> None:
@@ -99,9 +130,17 @@ def session_delete(*, session: Session) -> None:
 
 
 def session_cancel(*, session: Session) -> None:
-    """Stop the run in progress on this session, wherever it runs; 409 when none is."""
-    session.refresh_from_db(fields=["run_token"])
-    if not session.run_token:
+    """Stop the run in progress on this session, wherever it runs; 409 when none is.
+
+    The request is recorded on the lease too, so the run's own heartbeat sees it even if the
+    signal never reaches its worker; a run whose worker died (lease expired) is released here.
+    """
+    now = timezone.now()
+    if Session.objects.filter(pk=session.pk).filter(_free(now)).exclude(run_token="").update(
+        run_token="", run_started_at=None, run_lease_until=None, run_cancel_requested=False
+    ):
+        return
+    if not Session.objects.filter(pk=session.pk).exclude(run_token="").update(run_cancel_requested=True):
         raise Conflict(NOT_RUNNING.format(session_id=session.pk), code="not_running")
     runs.cancel(session.pk)
 
@@ -134,12 +173,32 @@ def _title(record: Mapping[str, Any], has_media: bool) -> str:
 
 @transaction.atomic
 def message_append(
-    *, session_id: str, record: Mapping[str, Any], attachments: Sequence[Attachment] = (), error: dict[str, Any] | None = None
+    *,
+    session_id: str,
+    record: Mapping[str, Any],
+    attachments: Sequence[Attachment] = (),
+    error: dict[str, Any] | None = None,
+    replace_seq: int | None = None,
 ) -> SessionMessage:
-    """Append one message atomically: the row, the seq, the count and the title."""
-    session = Session.objects.select_for_update().get(pk=session_id)
-    seq = session.message_count
+    """Append one message atomically: the row, the seq, the count and the title.
+
+    With ``replace_seq`` the message takes the place of that earlier row instead (a draft the
+    run saved while it streamed), keeping its position in the conversation.
+    """
+    session = Session.objects.select_for_update().filter(pk=session_id).first()
+    if session is None:
+        raise NotFound(SESSION_GONE.format(session_id=session_id), code="session_not_found")
     fields = {k: record[k] for k in RECORD_FIELDS if k in record and record[k] is not None}
+    if replace_seq is not None:
+        row = SessionMessage.objects.get(session=session, seq=replace_seq)
+        for key in RECORD_FIELDS:
+            if key in fields:
+                setattr(row, key, fields[key])
+        row.incomplete, row.error = bool(fields.get("incomplete")), error
+        row.save()
+        session.save(update_fields=["updated_at"])
+        return row
+    seq = session.message_count
     row = SessionMessage.objects.create(
         session=session, seq=seq, attachments=_store_attachments(session_id, attachments), error=error, **fields
     )

@@ -26,3 +26,11 @@ def block(seconds: float = 5.0) -> str:
 
 
 NOT_CALLABLE = 42
+
+
+def delete_every_session() -> str:
+    """Deletes every stored session, as a user deleting the chat mid-run would."""
+    from sessions.models import Session
+
+    Session.objects.all().delete()
+    return "deleted"

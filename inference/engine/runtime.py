@@ -13,9 +13,11 @@ the upstream request is closed, the partial answer is handed to the hooks marked
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import re
 import tempfile
+import time
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
@@ -50,11 +52,14 @@ from .types import (
     UsageDelta,
 )
 
+log = logging.getLogger(__name__)
+
 IMAGES_NOT_SUPPORTED = "Model {model!r} does not accept images (supports_vision is off)."
 AUDIO_NOT_SUPPORTED = "Model {model!r} does not accept audio (supports_audio is off)."
 AUDIO_NOT_ON_PROTOCOL = "Audio input is not supported by the {protocol} protocol."
 UNKNOWN_TOOL_NAME = "The model called {name!r}, which is not one of the tools offered."
 NO_MESSAGES = "The request has no messages."
+INTERNAL_ERROR = "The run failed unexpectedly; what was produced so far is kept."
 
 _NAME_BAD = re.compile(r"[^A-Za-z0-9_-]")
 
@@ -94,7 +99,20 @@ class PreparedRun:
 
 
 class RunHooks:
-    """Override to persist a run as it happens (the sessions app does)."""
+    """Override to persist a run as it happens (the server's run lifecycle does).
+
+    Every hook runs in the run's own task, so ``on_end`` runs whatever the consumer does
+    (reads to the end, goes away, never starts reading).
+    """
+
+    async def on_start(self) -> None:
+        """The run's task begins (before the first model round)."""
+
+    async def on_checkpoint(self, message: Message) -> None:
+        """The answer of the round in progress so far (``incomplete``), at most every ``checkpoint_s``."""
+
+    async def on_end(self) -> None:
+        """The run's task ends, after ``on_done``/``on_partial``, however it ended."""
 
     async def on_message(self, message: Message) -> None:
         """A produced message (assistant turn or tool result), once complete."""
@@ -226,6 +244,7 @@ class Runtime:
         tool_settings: ToolSettings | None = None,
         scratch_dir_for: ScratchDirFor = default_scratch_dir,
         executors: Executors | None = None,
+        checkpoint_s: float = 2.0,
     ) -> None:
         self.models = model_registry or ModelRegistry()
         self.tools = tool_registry or ToolRegistry()
@@ -234,6 +253,8 @@ class Runtime:
         self.tool_settings = tool_settings or ToolSettings()
         self.scratch_dir_for = scratch_dir_for
         self.executors: Executors = executors if executors is not None else default_executors()
+        # How often a streaming round hands its answer so far to ``RunHooks.on_checkpoint``.
+        self.checkpoint_s = checkpoint_s
 
     # -- preparing ---------------------------------------------------------------------------
 
@@ -285,11 +306,14 @@ class Runtime:
     ) -> InferenceResult:
         """Run to the end without streaming upstream; raise the run's error if it failed."""
         done: Mapping[str, Any] | None = None
+        error: BaseException | None = None
         async for event in self.astream(run, hooks=hooks, control=control, stream_upstream=False):
             if event.event == "error":
-                raise event.data["exception"]
+                error = event.data["exception"]  # raised once the run has ended (hooks included)
             if event.event == "done":
                 done = event.data
+        if error is not None:
+            raise error
         assert done is not None
         result: InferenceResult = done["result"]
         return result
@@ -308,30 +332,32 @@ class Runtime:
         ``done`` carries ``{"result": InferenceResult, **result.to_dict()}``; ``error`` carries
         ``{"exception": DomainError, **error envelope}``.
         """
+        stream = self.start(run, hooks=hooks, control=control, stream_upstream=stream_upstream)
+        try:
+            async for event in stream.events(ping_s=ping_s):
+                yield event
+        finally:
+            await stream.aclose()
+
+    def start(
+        self,
+        run: InferenceRequest | PreparedRun,
+        *,
+        hooks: RunHooks | None = None,
+        control: RunControl | None = None,
+        stream_upstream: bool = True,
+    ) -> RunStream:
+        """Start the run now, in its own task (call inside the event loop that should run it).
+
+        The run goes on, and its hooks run to the end, even if its events are never read;
+        ``RunStream.aclose()`` (the consumer leaving) cancels it and keeps the partial answer.
+        """
         prepared = self._prepared(run)
         events: asyncio.Queue[StreamEvent | None] = asyncio.Queue()
         loop = _Loop(self, prepared, hooks or RunHooks(), control or RunControl(), events, stream_upstream)
         task = asyncio.create_task(loop.run())
         loop.control._attach(task)
-        try:
-            while True:
-                if ping_s:
-                    try:
-                        event = await asyncio.wait_for(events.get(), ping_s)
-                    except TimeoutError:
-                        yield _ping()
-                        continue
-                else:
-                    event = await events.get()
-                if event is None:
-                    break
-                yield event
-        finally:
-            if not task.done():
-                loop.consumer_gone = True
-                task.cancel()
-                # Let the producer store the partial answer and close the upstream request.
-                await asyncio.gather(task, return_exceptions=True)
+        return RunStream(loop, task, events)
 
     # -- sync twins for SDK users --------------------------------------------------------------
 
@@ -363,6 +389,34 @@ class Runtime:
         return await execute_tool(tool, arguments, context, executors=self.executors, timeout_s=timeout, validate=validate)
 
 
+class RunStream:
+    """A started run: its events as they come, and ``aclose()`` for a consumer that leaves."""
+
+    def __init__(self, loop: _Loop, task: asyncio.Task[None], events: asyncio.Queue[StreamEvent | None]) -> None:
+        self._loop, self._task, self._events = loop, task, events
+
+    async def events(self, *, ping_s: float | None = None) -> AsyncIterator[StreamEvent]:
+        while True:
+            if ping_s:
+                try:
+                    event = await asyncio.wait_for(self._events.get(), ping_s)
+                except TimeoutError:
+                    yield _ping()
+                    continue
+            else:
+                event = await self._events.get()
+            if event is None:
+                return
+            yield event
+
+    async def aclose(self) -> None:
+        if not self._task.done() and not self._loop.finishing:
+            self._loop.consumer_gone = True
+            self._task.cancel()
+        # Let the producer store the partial answer, close the upstream request and end.
+        await asyncio.gather(self._task, return_exceptions=True)
+
+
 class _Loop:
     """One run of the tool loop, as a producer of StreamEvents."""
 
@@ -382,6 +436,8 @@ class _Loop:
         self.events = events
         self.stream_upstream = stream_upstream
         self.consumer_gone = False
+        self.finishing = False
+        self.last: StreamEvent | None = None  # done or error, sent once the run has ended
         self.adapter = get_adapter(run.model)
         self.options = {**run.model.options, **run.options}
         self.history: list[Message] = list(run.messages)
@@ -401,6 +457,7 @@ class _Loop:
 
     async def run(self) -> None:
         try:
+            await self.hooks.on_start()
             if self.run_.session_id:
                 self.emit("session", {"session_id": self.run_.session_id})
             finish = await self._loop()
@@ -412,8 +469,22 @@ class _Loop:
             await self._done("cancelled")
         except DomainError as exc:
             await self._keep_partial(exc)
-            self.emit("error", {"exception": exc, **exc.to_dict()})
+            self.last = StreamEvent("error", {"exception": exc, **exc.to_dict()})
+        except Exception:  # a bug or a broken store: the stream must still end with an error
+            log.exception("run failed unexpectedly")
+            error = DomainError(INTERNAL_ERROR, code="internal_error", status=500)
+            await self._keep_partial(error)
+            self.last = StreamEvent("error", {"exception": error, **error.to_dict()})
         finally:
+            self.finishing = True  # from here on a leaving consumer waits instead of cancelling
+            try:
+                await asyncio.shield(self.hooks.on_end())
+            except (asyncio.CancelledError, Exception):
+                log.exception("a run's end hook failed")
+            # The closing event comes after the end hook: whoever sees ``done`` finds the
+            # session released already.
+            if self.last is not None:
+                self.events.put_nowait(self.last)
             self.events.put_nowait(None)
 
     async def _done(self, finish: FinishReason) -> None:
@@ -429,7 +500,7 @@ class _Loop:
             session_id=self.run_.session_id,
         )
         await self.hooks.on_done(result)
-        self.emit("done", {"result": result, **result.to_dict()})
+        self.last = StreamEvent("done", {"result": result, **result.to_dict()})
 
     async def _keep_partial(self, error: DomainError | None) -> None:
         text, thinking = "".join(self.partial_text), "".join(self.partial_thinking)
@@ -442,6 +513,8 @@ class _Loop:
             await asyncio.shield(self.hooks.on_partial(message, error=error))
         except asyncio.CancelledError:
             pass
+        except Exception:  # keeping the partial must not turn one failure into two
+            log.exception("storing a partial answer failed")
 
     async def _loop(self) -> FinishReason:
         while True:
@@ -483,6 +556,7 @@ class _Loop:
         thinking: list[str] = self.partial_thinking
         calls: list[ToolCall] = []
         usage, reason = Usage(), "stop"
+        checkpoint_at = time.monotonic() + self.runtime.checkpoint_s
         async for ev in self.adapter.stream(messages, specs, options=self.options, think=self.run_.think):
             if isinstance(ev, TextDelta):
                 content.append(ev.text)
@@ -498,6 +572,10 @@ class _Loop:
                 usage = ev.usage
             elif isinstance(ev, Finish):
                 reason = ev.reason
+            if time.monotonic() >= checkpoint_at and (content or thinking):
+                draft = Message(role="assistant", content="".join(content), thinking="".join(thinking), incomplete=True)
+                await self.hooks.on_checkpoint(draft)
+                checkpoint_at = time.monotonic() + self.runtime.checkpoint_s
         self.usage = self.usage + usage
         await self.hooks.on_usage(messages, usage)
         return RoundResult("".join(content), "".join(thinking), tuple(calls), usage, reason)
