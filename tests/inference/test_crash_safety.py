@@ -53,6 +53,11 @@ def test_the_session_is_free_as_soon_as_done_is_sent(model: LLMModel, fake_llm: 
         assert stream(alice_api, {"model_id": model.model_id, "session_id": sid, "text": text})[-1][0] == "done"
 
 
+def new_session(api: APIClient, model: LLMModel) -> str:
+    res = api.post("/v1/infer", {"model_id": model.model_id, "session_id": "new", "text": "a"}, format="json")
+    return str(res.json()["session_id"])
+
+
 def _held_by_another_worker(sid: str, *, lease_left_s: float) -> None:
     Session.objects.filter(pk=sid).update(run_token="elsewhere", run_started_at=timezone.now(),
                                           run_lease_until=timezone.now() + timedelta(seconds=lease_left_s))
@@ -60,7 +65,7 @@ def _held_by_another_worker(sid: str, *, lease_left_s: float) -> None:
 
 def test_a_dead_workers_lock_expires_with_its_lease(model: LLMModel, fake_llm: FakeLLMServer, alice_api: APIClient) -> None:
     fake_llm.script([Reply(content="first"), Reply(content="again")])
-    sid = alice_api.post("/v1/infer", {"model_id": model.model_id, "session_id": "new", "text": "a"}, format="json").json()["session_id"]
+    sid = new_session(alice_api, model)
     _held_by_another_worker(sid, lease_left_s=30)
     assert_error(alice_api.post("/v1/infer", {"model_id": model.model_id, "session_id": sid, "text": "b"}, format="json"),
                  409, "session_busy")
@@ -69,9 +74,11 @@ def test_a_dead_workers_lock_expires_with_its_lease(model: LLMModel, fake_llm: F
     assert res.status_code == 200 and res.json()["content"] == "again"
 
 
-def test_cancel_releases_a_dead_workers_run_and_flags_a_live_one(model: LLMModel, fake_llm: FakeLLMServer, alice_api: APIClient) -> None:
+def test_cancel_releases_a_dead_workers_run_and_flags_a_live_one(
+    model: LLMModel, fake_llm: FakeLLMServer, alice_api: APIClient
+) -> None:
     fake_llm.script([Reply(content="first")])
-    sid = alice_api.post("/v1/infer", {"model_id": model.model_id, "session_id": "new", "text": "a"}, format="json").json()["session_id"]
+    sid = new_session(alice_api, model)
     _held_by_another_worker(sid, lease_left_s=-1)
     assert alice_api.post(f"/v1/sessions/{sid}/cancel").status_code == 202
     assert Session.objects.get(pk=sid).run_token == ""
@@ -83,9 +90,11 @@ def test_cancel_releases_a_dead_workers_run_and_flags_a_live_one(model: LLMModel
     assert session_store.session_heartbeat(session_id=sid, token="elsewhere") == session_store.LOCK_CANCEL
 
 
-def test_staff_release_a_lock_in_the_admin(model: LLMModel, fake_llm: FakeLLMServer, alice_api: APIClient, client, staff_user) -> None:
+def test_staff_release_a_lock_in_the_admin(
+    model: LLMModel, fake_llm: FakeLLMServer, alice_api: APIClient, client, staff_user
+) -> None:
     fake_llm.script([Reply(content="first")])
-    sid = alice_api.post("/v1/infer", {"model_id": model.model_id, "session_id": "new", "text": "a"}, format="json").json()["session_id"]
+    sid = new_session(alice_api, model)
     _held_by_another_worker(sid, lease_left_s=300)
     staff_user.is_superuser = True
     staff_user.save()
