@@ -76,6 +76,7 @@ def test_only_a_trusted_proxy_can_say_the_request_was_https(behind_tls) -> None:
 
 
 def test_a_real_worker_does_not_believe_x_forwarded_for(transactional_db) -> None:
+    cache.clear()  # with REDIS_URL set, the worker shares this cache
     server = LiveServer(extra_env={"AGENTSITE_LOGIN_ADDRESS_MAX_FAILURES": "3", "AGENTSITE_LOGIN_MAX_FAILURES": "3"})
     try:
         with httpx.Client(base_url=server.url, timeout=30) as client:
@@ -91,3 +92,4 @@ def test_a_real_worker_does_not_believe_x_forwarded_for(transactional_db) -> Non
         assert "Too many failed logins from your network address" in answers[3]
     finally:
         server.stop()
+        cache.clear()
