@@ -142,7 +142,9 @@ def test_a_busy_session_answers_409(model: LLMModel, fake_llm: FakeLLMServer, al
         "session_id"
     ]
     # A live run on another worker: its lease runs for another minute.
-    Session.objects.filter(pk=sid).update(run_token="held-by-another-worker", run_lease_until=timezone.now() + timedelta(minutes=1))
+    Session.objects.filter(pk=sid).update(
+        run_token="held-by-another-worker", run_lease_until=timezone.now() + timedelta(minutes=1)
+    )
     assert_error(alice_api.post("/v1/infer", {"model_id": model.model_id, "session_id": sid, "text": "b"}, format="json"), 409,
                  "session_busy")
     assert_error(
