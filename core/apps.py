@@ -8,6 +8,10 @@ class CoreConfig(AppConfig):
     verbose_name = "Core"
 
     def ready(self) -> None:
+        from django.contrib import admin
+
         from . import bus, checks  # noqa: F401  (checks register themselves with Django)
 
         bus.connect()
+        # The admin index opens with a line on the cross-worker bus (core/templates/admin/).
+        admin.site.index_template = "admin/agentsite_index.html"

@@ -3,12 +3,22 @@ from __future__ import annotations
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
 
+from . import bus
+
 
 def healthz(request: HttpRequest) -> JsonResponse:
-    """No auth: load balancers call it. 503 when the database can't be reached."""
+    """No auth: load balancers call it. 503 when the database can't be reached.
+
+    ``bus`` is this worker's cross-worker listener (``core.bus.status``: no I/O, no secrets). It
+    does not change the status code: a Redis outage hits every worker alike, and requests still
+    work (only cross-worker signals wait), so taking workers out of rotation would not help;
+    alert on ``bus.listener != "up"`` instead (docs/deploy.md).
+    """
+    figures = bus.status()
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
-        return JsonResponse({"status": "ok", "database": "ok"})
+        return JsonResponse({"status": "ok", "database": "ok", "bus": figures})
     except Exception as exc:  # noqa: BLE001 - any DB failure means "not ready"
-        return JsonResponse({"status": "error", "database": "unavailable", "error": type(exc).__name__}, status=503)
+        return JsonResponse({"status": "error", "database": "unavailable", "error": type(exc).__name__, "bus": figures},
+                            status=503)
