@@ -10,6 +10,7 @@ class RegistryConfig(AppConfig):
     def ready(self) -> None:
         from django.db.models.signals import post_migrate
 
+        from . import mcp_services  # noqa: F401  (registers the cross-worker MCP and env handlers)
         from .skill_services import builtins_sync
 
         post_migrate.connect(builtins_sync, sender=self, dispatch_uid="agentsite-builtins")

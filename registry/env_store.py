@@ -4,7 +4,8 @@ Values are never written into ``os.environ``: every ``${VAR}`` reference (model 
 MCP configs, endpoint URLs) is resolved through ``env_lookup``, which asks the store first and
 the process environment second. Lookups read the database (sync code only), so a change made
 through any worker applies at once in every worker; a reference costs one indexed query, and
-only where a config holds one.
+only where a config holds one. A change is also announced on the bus (``ENV_CHANGED``), for the
+one thing a worker holds across requests: MCP connections opened with the old value.
 """
 
 from __future__ import annotations
@@ -13,12 +14,16 @@ import os
 from collections.abc import Iterable
 from typing import Any
 
+from django.db import transaction
+
+from core import bus
 from core.errors import NotFound
 from inference.engine import find_vars
 
 from .models import EnvVar, LLMModel, MCPServer, Tool
 
 NOT_FOUND = "No environment variable {key!r}."
+ENV_CHANGED = "registry.env_changed"
 
 
 def env_lookup(name: str) -> str | None:
@@ -34,14 +39,22 @@ def env_values(names: Iterable[str]) -> dict[str, str | None]:
     return {name: stored[name] if name in stored else os.environ.get(name) for name in wanted}
 
 
+def _announce(key: str) -> None:
+    # The key only, never the value: every worker reads the value from the database.
+    transaction.on_commit(lambda: bus.broadcast({"type": ENV_CHANGED, "key": key}))
+
+
 def env_set(*, key: str, value: str, is_secret: bool) -> tuple[EnvVar, bool]:
-    return EnvVar.objects.update_or_create(key=key, defaults={"value": value, "is_secret": is_secret})
+    row, created = EnvVar.objects.update_or_create(key=key, defaults={"value": value, "is_secret": is_secret})
+    _announce(key)
+    return row, created
 
 
 def env_delete(*, key: str) -> None:
     deleted, _ = EnvVar.objects.filter(key=key).delete()
     if not deleted:
         raise NotFound(NOT_FOUND.format(key=key))
+    _announce(key)
 
 
 def env_detect() -> list[dict[str, Any]]:

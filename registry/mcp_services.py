@@ -3,6 +3,12 @@
 The API (``/v1/tools/mcp``) and the admin actions call these same services. Each worker process
 configures its manager lazily from the database (``mcp_ensure_configured``), so a server
 registered through one worker is usable from every other one.
+
+A change made through one worker reaches the others over the bus (``core.bus``): a server
+edited, reconnected or deleted anywhere is dropped by every worker (its connection closed, a
+stdio child stopped) and reconfigured from the database on its next use there; an env-store
+change drops the connections opened with the old value. ``mcp_reconcile`` repairs whatever a lost
+message could leave behind (docs/design.md §1).
 """
 
 from __future__ import annotations
@@ -15,13 +21,16 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from core import bus
 from core.errors import DomainError, InvalidRequest, NotFound
 from inference.engine import MCPClientManager, ToolConfig, mcp_tool_configs, normalize_server_config, parse_mcp_servers
 
-from .env_store import env_values
+from .env_store import ENV_CHANGED, env_values
 from .models import MCPServer, MCPStatus, Tool, ToolType
 
 log = logging.getLogger(__name__)
+
+MCP_CHANGED = "registry.mcp_changed"
 
 
 def _manager() -> MCPClientManager:
@@ -33,9 +42,14 @@ def _manager() -> MCPClientManager:
 _configured: dict[str, tuple[dict[str, Any], tuple[str | None, ...]]] = {}
 
 
-def _configure(name: str, config: Mapping[str, Any]) -> None:
+def _wanted(config: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, str | None]]:
+    """The config as handed to the manager, and the current values of the ``${VAR}``s it uses."""
     config = _with_defaults(config)
-    values = env_values(normalize_server_config(config).referenced_vars())
+    return config, env_values(normalize_server_config(config).referenced_vars())
+
+
+def _configure(name: str, config: Mapping[str, Any]) -> None:
+    config, values = _wanted(config)
     env = tuple(values[v] for v in sorted(values))
     if _configured.get(name) != (config, env) or name not in _manager().servers():
         # Resolved here, in sync code: the manager expands ${VAR} on its own loop thread.
@@ -46,6 +60,52 @@ def _configure(name: str, config: Mapping[str, Any]) -> None:
 def _forget(name: str) -> None:
     _configured.pop(name, None)
     _manager().remove(name)
+
+
+def _announce(name: str, action: str) -> None:
+    """Tell every other worker, once the change is committed, to drop its connection to ``name``."""
+    transaction.on_commit(lambda: bus.broadcast({"type": MCP_CHANGED, "name": name, "action": action}))
+
+
+@bus.on(MCP_CHANGED)
+def _on_mcp_changed(message: dict[str, Any]) -> None:
+    # The sender has applied the change itself (and may just have reconnected: keep that one).
+    name = str(message.get("name", ""))
+    if bus.is_own(message) or not name:
+        return
+    if name in _configured or name in _manager().servers():
+        log.info("MCP %s: %s through another worker; dropping this worker's connection", name, message.get("action"))
+        _forget(name)
+
+
+@bus.on(ENV_CHANGED)
+def _on_env_changed(message: dict[str, Any]) -> None:
+    mcp_reconcile()
+
+
+@bus.on_resync
+def mcp_reconcile() -> list[str]:
+    """Drop this worker's connections whose server is gone from the database, or whose stored
+    config or ``${VAR}`` values differ from what the connection was configured with; the next use
+    reconfigures. Returns the names dropped. Cheap when nothing is configured (no query)."""
+    names = list(_configured)
+    if not names:
+        return []
+    stored = dict(MCPServer.objects.filter(name__in=names).values_list("name", "config"))
+    dropped = []
+    for name in names:
+        current = _configured.get(name)
+        if current is None:
+            continue
+        if name in stored:
+            config, values = _wanted(stored[name])
+            if current == (config, tuple(values[v] for v in sorted(values))):
+                continue
+        log.info("MCP %s: stale on this worker (%s); dropping its connection", name,
+                 "changed" if name in stored else "deleted")
+        _forget(name)
+        dropped.append(name)
+    return dropped
 
 
 def _with_defaults(config: Mapping[str, Any]) -> dict[str, Any]:
@@ -103,12 +163,16 @@ def mcp_connect(*, server: MCPServer) -> dict[str, Any]:
 def mcp_register(*, servers: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
     out = {}
     for name, config in servers.items():
+        before = MCPServer.objects.filter(name=name).values_list("config", flat=True).first()
         server, _ = MCPServer.objects.update_or_create(name=name, defaults={"config": dict(config)})
+        if before != server.config:
+            _announce(name, "changed")
         out[name] = mcp_connect(server=server)
     return {"servers": out}
 
 
 def mcp_reconnect(*, server: MCPServer) -> dict[str, Any]:
+    _announce(server.name, "reconnected")  # the other workers restart theirs meanwhile
     _forget(server.name)  # drop the old connection (and child process) first
     return mcp_connect(server=server)
 
@@ -117,8 +181,9 @@ def mcp_delete(*, name: str) -> None:
     server = MCPServer.objects.filter(name=name).first()
     if server is None:
         raise NotFound(f"No MCP server named {name!r}.", code="not_found")
-    _forget(name)
     server.delete()  # its tools go with it (CASCADE)
+    _announce(name, "deleted")  # sent at once outside a transaction: the others stop theirs meanwhile
+    _forget(name)
 
 
 def mcp_ensure_configured(tools: Iterable[ToolConfig]) -> None:
