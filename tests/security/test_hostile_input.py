@@ -14,12 +14,10 @@ from typing import Any
 
 import httpx
 import pytest
-from django.contrib.auth import get_user_model
 
-from accounts.services import api_key_create
 from agentsite.asgi import application
-from registry.models import LLMModel
 from sessions.models import Session, SessionMessage
+from tests.factories import LLMModelFactory, UserFactory, api_key
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -65,9 +63,9 @@ async def call(method: str, path: str, body: bytes = b"", headers: dict[str, str
 
 @pytest.fixture
 def key() -> str:
-    user = get_user_model().objects.create_user("hostile-alice", password="x-pass-123456")
-    LLMModel.objects.create(model_id="m", api_protocol="openai", api_base="http://127.0.0.1:9", model_name="m")
-    return api_key_create(user=user)[1]
+    user = UserFactory(username="hostile-alice", password="x-pass-123456")
+    LLMModelFactory(model_id="m", api_base="http://127.0.0.1:9", model_name="m")
+    return api_key(user)[1]
 
 
 def _code(body: Any) -> str:
