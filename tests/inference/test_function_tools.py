@@ -13,6 +13,7 @@ from rest_framework.test import APIClient
 from tests.api.test_registries import assert_error
 from tests.factories import LLMModelFactory, ToolFactory
 from tests.fakes.fake_llm import FakeLLMServer
+from tests.mcp_servers import free_port
 
 
 class Hook(BaseHTTPRequestHandler):
@@ -66,11 +67,7 @@ def test_endpoint_tools(staff_api: APIClient, alice_api: APIClient, hook_url: st
 
 
 def test_unreachable_endpoint_is_an_error_result(staff_api: APIClient, alice_api: APIClient) -> None:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()  # nothing listens there
     staff_api.post("/v1/tools", {"tool_id": "gone", "name": "gone", "endpoint": f"http://127.0.0.1:{port}/x"}, format="json")
     body = alice_api.post("/v1/tools/call", {"tool_id": "gone"}, format="json").json()
     assert body["is_error"] is True and "could not be reached" in body["content"][0]["text"]
