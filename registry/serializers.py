@@ -8,7 +8,7 @@ from django.core.validators import RegexValidator
 from rest_framework import serializers
 
 from core.serializers import StrictModelSerializer, StrictSerializer
-from inference.engine import protocol_choices
+from inference.engine import option_problems_for, protocol_choices
 
 from . import services
 from .models import ENV_KEY_RE, MODEL_ID_RE, EnvVar, LLMModel, MCPServer, Skill, Tool, ToolType
@@ -46,6 +46,16 @@ class ModelSerializer(StrictModelSerializer):
         if value == "detect":  # /v1/models/detect is another endpoint: such a model could never be read
             raise serializers.ValidationError("'detect' is reserved (/v1/models/detect is another endpoint).")
         return value
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        """Default options hold the JSON types the protocol gives their names (as a run checks them)."""
+        if "options" in attrs or "api_protocol" in attrs:
+            protocol = attrs.get("api_protocol", getattr(self.instance, "api_protocol", ""))
+            options = attrs.get("options", getattr(self.instance, "options", None)) or {}
+            problems = option_problems_for(protocol, options) if protocol else {}
+            if problems:
+                raise serializers.ValidationError({f"options.{name}": [problem] for name, problem in problems.items()})
+        return attrs
 
     def to_representation(self, instance: LLMModel) -> dict[str, Any]:
         data = super().to_representation(instance)

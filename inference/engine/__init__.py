@@ -32,7 +32,7 @@ from .errors import (
 from .executors import default_executors
 from .mcp import MCPClientManager
 from .mcp_config import mcp_tool_configs, normalize_server_config, parse_mcp_servers
-from .protocols import ADAPTERS, ProtocolAdapter, get_adapter, protocol_choices
+from .protocols import ADAPTERS, ProtocolAdapter, get_adapter, option_problems_for, protocol_choices
 from .registries import ModelRegistry, ModelSource, TemplateRegistry, TemplateSource, ToolRegistry, ToolSource
 from .runtime import Limits, PreparedRun, RunControl, RunHooks, Runtime
 from .skills import Skill, find_skill_file, parse_skill, skill_tool_config
@@ -64,5 +64,6 @@ __all__ = [
     "TemplateSource", "TemplateVariablesMissing", "ToolCall", "ToolConfig", "ToolContext", "ToolError",
     "ToolExecutor", "ToolNotFound", "ToolRegistry", "ToolResult", "ToolSettings", "ToolSource", "Usage",
     "UnsupportedInput", "ValidationFailed", "default_executors", "expand_vars", "find_vars", "get_adapter",
-    "iterate_sync", "probe_sandbox", "protocol_choices", "render_template", "run_sync", "template_variables", "tool",
+    "iterate_sync", "option_problems_for", "probe_sandbox", "protocol_choices", "render_template", "run_sync",
+    "template_variables", "tool",
 ]

@@ -26,7 +26,7 @@ from . import media
 from .disclosure import skill_extra_tools
 from .errors import DomainError, InvalidRequest, UnsupportedInput, ValidationFailed
 from .executors import default_executors
-from .protocols import adapter_class, get_adapter
+from .protocols import adapter_class, get_adapter, option_problems_for
 from .protocols.base import RoundResult
 from .registries import ModelRegistry, ModelSource, TemplateRegistry, TemplateSource, ToolRegistry, ToolSource
 from .sync import iterate_sync, run_sync
@@ -215,6 +215,20 @@ def check_limits(request: InferenceRequest, limits: Limits) -> None:
         raise ValidationFailed(f"max_tool_rounds: {message}", detail={"max_tool_rounds": [message]})
 
 
+def check_options(model: ModelConfig, options: Mapping[str, Any]) -> None:
+    """The merged options (the model's defaults, overridden by the request's) against the types
+    the model's protocol gives its option names; a known name holding a value of the wrong type
+    is a ``validation_error`` naming it. Unknown names pass through untouched."""
+    problems = option_problems_for(model.api_protocol, {**model.options, **options})
+    if problems:
+        detail = {
+            f"options.{name}": [problem if name in options else f"{problem} (the model's default)"]
+            for name, problem in problems.items()
+        }
+        first = next(iter(detail))
+        raise ValidationFailed(f"{first}: {detail[first][0]}", detail=detail)
+
+
 class ScratchDirFor(Protocol):
     """Where a run's ``bash`` works: one folder per session, and for stateless runs one per
     ``owner`` (an opaque key for the caller, such as a user id), so callers never share one."""
@@ -267,6 +281,7 @@ class Runtime:
         """
         check_limits(request, self.limits)
         model = self.models.get(request.model_id)
+        check_options(model, request.options)
         tools = tuple(self.tools.get_many(request.tool_ids))
         messages = resolve_templates(request.messages, self.templates)
         validate_inputs(model, messages, self.limits)

@@ -5,13 +5,19 @@ Adding a protocol = one module with a ``ProtocolAdapter`` subclass + one ``ADAPT
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from ..errors import InvalidRequest
 from ..types import ModelConfig
 from .base import ProtocolAdapter, RoundResult
 from .ollama import OllamaAdapter
 from .openai import OpenAIAdapter
+from .options import option_problems
 
-__all__ = ["ADAPTERS", "ProtocolAdapter", "RoundResult", "adapter_class", "get_adapter", "protocol_choices"]
+__all__ = [
+    "ADAPTERS", "ProtocolAdapter", "RoundResult", "adapter_class", "get_adapter", "option_problems_for", "protocol_choices",
+]
 
 UNKNOWN_PROTOCOL = "unknown api_protocol {protocol!r}; expected one of: {known}"
 
@@ -35,3 +41,8 @@ def get_adapter(model: ModelConfig) -> ProtocolAdapter:
 def protocol_choices() -> list[tuple[str, str]]:
     """``(api_protocol, label)`` pairs, for model fields, serializers and pickers."""
     return [(name, cls.label or name) for name, cls in ADAPTERS.items()]
+
+
+def option_problems_for(protocol: str, options: Mapping[str, Any]) -> dict[str, str]:
+    """``{name: problem}`` for the option names ``protocol`` knows whose value has the wrong type."""
+    return option_problems(adapter_class(protocol).option_types, options)

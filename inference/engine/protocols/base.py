@@ -8,7 +8,7 @@ from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import httpx
 
@@ -16,6 +16,7 @@ from ..errors import InvalidRequest, ModelError, ModelTimeout, ModelUnavailable
 from ..http import get_client
 from ..media import normalize_image
 from ..types import AdapterEvent, Message, ModelConfig, ToolCall, Usage
+from .options import BOOLEAN, OptionType
 
 UPSTREAM_STATUS = "model server answered HTTP {status}: {message}"
 UPSTREAM_IN_STREAM = "model server reported an error: {message}"
@@ -32,6 +33,10 @@ ARGS_NOT_OBJECT = "arguments must be a JSON object, got {kind}"
 # ``reasoning_field``: replay assistant reasoning under this name (A-8 DeepSeek
 # ``reasoning_content``, vLLM ``reasoning``).
 OWN_OPTIONS = frozenset({"think_prefilled", "reasoning_field"})
+OWN_OPTION_TYPES: dict[str, OptionType] = {
+    "think_prefilled": BOOLEAN,
+    "reasoning_field": OptionType(("string",), choices=("reasoning_content", "reasoning")),
+}
 
 E = TypeVar("E", bound=ModelError)
 ToolSpec = Mapping[str, Any]  # {"name", "description", "parameters"}, already sanitised
@@ -75,6 +80,10 @@ class ProtocolAdapter(ABC):
     label: str = ""
     #: Whether the wire format can carry audio input at all (a model may still not accept it).
     accepts_audio: bool = True
+    #: The JSON types of the option names this protocol knows (our ``OWN_OPTIONS`` included),
+    #: checked by ``Runtime.prepare`` on the merged options before anything is sent; names not
+    #: in the table pass through untouched (protocols/options.py).
+    option_types: ClassVar[Mapping[str, OptionType]] = OWN_OPTION_TYPES
 
     def __init__(self, model: ModelConfig) -> None:
         self.model = model

@@ -15,6 +15,7 @@ from ..errors import UnsupportedInput
 from ..media import normalize_image
 from ..types import AdapterEvent, Finish, Message, ReasoningDelta, TextDelta, ToolCall, ToolCallDelta, Usage, UsageDelta
 from .base import (
+    OWN_OPTION_TYPES,
     ProtocolAdapter,
     RoundResult,
     ToolSpec,
@@ -25,16 +26,37 @@ from .base import (
     tool_result_parts,
     truncated,
 )
+from .options import BOOLEAN, INTEGER, NUMBER, STRING_LIST, OptionType
 from .sse import aiter_text_lines
 from .think import ThinkSplitter, split_think
 
 AUDIO_UNSUPPORTED = "audio input is not supported by the ollama protocol"
 TOP_LEVEL_OPTIONS = ("format", "keep_alive")
+# Ollama's runtime options (api.Options: a string where a list is expected, or a fraction for an
+# integer, is refused by the server) and the two top-level fields above.
+OPTION_TYPES: dict[str, OptionType] = {
+    **OWN_OPTION_TYPES,
+    **dict.fromkeys(
+        ("num_keep", "seed", "num_predict", "top_k", "repeat_last_n", "num_ctx", "num_batch", "num_gpu", "main_gpu",
+         "num_thread", "mirostat"),
+        INTEGER,
+    ),
+    **dict.fromkeys(
+        ("temperature", "top_p", "min_p", "typical_p", "repeat_penalty", "presence_penalty", "frequency_penalty",
+         "mirostat_tau", "mirostat_eta", "tfs_z"),
+        NUMBER,
+    ),
+    **dict.fromkeys(("penalize_newline", "numa", "use_mmap", "use_mlock", "low_vram", "vocab_only"), BOOLEAN),
+    "stop": STRING_LIST,
+    "format": OptionType(("string", "object"), choices=("json",)),  # "json", or a JSON schema
+    "keep_alive": OptionType(("string", "number")),  # "5m", or seconds
+}
 
 
 class OllamaAdapter(ProtocolAdapter):
     label = "Ollama"
     accepts_audio = False  # /api/chat has no audio input
+    option_types = OPTION_TYPES
 
     async def stream(
         self,

@@ -36,6 +36,7 @@ from ..types import (
     UsageDelta,
 )
 from .base import (
+    OWN_OPTION_TYPES,
     ProtocolAdapter,
     RoundResult,
     ToolSpec,
@@ -47,6 +48,7 @@ from .base import (
     tool_result_parts,
     truncated,
 )
+from .options import BOOLEAN, INTEGER, NUMBER, OBJECT, STRING, STRING_LIST, OptionType
 from .sse import aiter_sse
 from .think import Piece, ThinkSplitter, split_think
 
@@ -59,8 +61,25 @@ IMAGES_ATTACHED = "[{count} image(s) returned by this tool; attached in the next
 IMAGES_INTRO = "Images returned by the tool calls above:"
 
 
+# Chat Completions body fields (OpenAI's reference, plus the sampling extras vLLM and llama.cpp read).
+OPTION_TYPES: dict[str, OptionType] = {
+    **OWN_OPTION_TYPES,
+    **dict.fromkeys(("temperature", "top_p", "presence_penalty", "frequency_penalty", "min_p", "repetition_penalty"), NUMBER),
+    **dict.fromkeys(("n", "max_tokens", "max_completion_tokens", "seed", "top_logprobs", "top_k"), INTEGER),
+    **dict.fromkeys(("logprobs", "parallel_tool_calls", "store"), BOOLEAN),
+    **dict.fromkeys(("reasoning_effort", "user", "service_tier", "verbosity"), STRING),
+    **dict.fromkeys(
+        ("logit_bias", "response_format", "stream_options", "chat_template_kwargs", "metadata", "prediction", "audio"), OBJECT
+    ),
+    "stop": OptionType(("string", "string_list")),
+    "tool_choice": OptionType(("string", "object")),
+    "modalities": STRING_LIST,
+}
+
+
 class OpenAIAdapter(ProtocolAdapter):
     label = "OpenAI-compatible"
+    option_types = OPTION_TYPES
 
     async def stream(
         self,
