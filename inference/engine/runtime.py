@@ -29,8 +29,10 @@ from .executors import default_executors
 from .protocols import adapter_class, get_adapter, option_problems_for
 from .protocols.base import RoundResult
 from .registries import ModelRegistry, ModelSource, TemplateRegistry, TemplateSource, ToolRegistry, ToolSource
+from .repetition import STOP_NOTE, RepetitionGuard, loop_cut
 from .sync import iterate_sync, run_sync
 from .templates import render_template
+from .textcalls import TextCallParser, replay
 from .tools.base import Executors, ToolContext, ToolSettings
 from .tools.execute import check_arguments, execute_tool
 from .types import (
@@ -74,6 +76,9 @@ class Limits:
     max_audio_bytes: int = 20 * 1024 * 1024
     tool_timeout_s: float = 60.0
     max_tool_rounds_limit: int = 50
+    # The loop guard: a round whose text has repeated one unit for this many characters is
+    # stopped (finish_reason "length"); 0 turns the guard off.
+    repeat_stop_chars: int = 2000
 
 
 @dataclass(frozen=True)
@@ -552,18 +557,36 @@ class _Loop:
             self.final_text, self.final_thinking = [], []
             await self._run_tools(calls)
 
+    def _text_parser(self, specs: Sequence[Mapping[str, Any]]) -> TextCallParser | None:
+        """With ``tool_call_format: "auto"`` and tools offered: the parser for calls written as text."""
+        if self.run_.model.tool_call_format != "auto" or not specs:
+            return None
+        return TextCallParser(spec["name"] for spec in specs)
+
+    def _show_text(self, text: str) -> None:
+        if text:
+            self.partial_text.append(text)
+            self.final_text.append(text)
+            self.emit("delta", {"content": text})
+
+    def _show_thinking(self, text: str) -> None:
+        if text:
+            self.partial_thinking.append(text)
+            self.final_thinking.append(text)
+            self.emit("delta", {"thinking": text})
+
     async def _model_round(self, with_tools: bool) -> RoundResult:
         specs = [tool_spec(name, t) for name, t in self.offered.items()] if with_tools else []
-        messages = self.history
+        # Calls the model wrote as text go back to it as text, their results in its family's form.
+        messages = replay(self.history)
+        parser = self._text_parser(specs)
         if not self.stream_upstream:
             result = await self.adapter.complete(messages, specs, options=self.options, think=self.run_.think)
+            result = self._whole_answer(result, parser)
             result = replace(result, tool_calls=tuple(self._bind(c) for c in result.tool_calls))
-            if result.thinking:
-                self.emit("delta", {"thinking": result.thinking})
-                self.final_thinking.append(result.thinking)
-            if result.content:
-                self.emit("delta", {"content": result.content})
-                self.final_text.append(result.content)
+            self._show_thinking(result.thinking)
+            self._show_text(result.content)
+            self.partial_text, self.partial_thinking = [], []
             self.usage = self.usage + result.usage
             await self.hooks.on_usage(messages, result.usage)
             return result
@@ -571,29 +594,68 @@ class _Loop:
         thinking: list[str] = self.partial_thinking
         calls: list[ToolCall] = []
         usage, reason = Usage(), "stop"
+        span = self.runtime.limits.repeat_stop_chars
+        text_guard, thinking_guard = RepetitionGuard(min_span=span), RepetitionGuard(min_span=span)
+        looping = False
         checkpoint_at = time.monotonic() + self.runtime.checkpoint_s
-        async for ev in self.adapter.stream(messages, specs, options=self.options, think=self.run_.think):
-            if isinstance(ev, TextDelta):
-                content.append(ev.text)
-                self.final_text.append(ev.text)
-                self.emit("delta", {"content": ev.text})
-            elif isinstance(ev, ReasoningDelta):
-                thinking.append(ev.text)
-                self.final_thinking.append(ev.text)
-                self.emit("delta", {"thinking": ev.text})
-            elif isinstance(ev, ToolCallDelta):
-                calls.append(self._bind(ev.call))
-            elif isinstance(ev, UsageDelta):
-                usage = ev.usage
-            elif isinstance(ev, Finish):
-                reason = ev.reason
-            if time.monotonic() >= checkpoint_at and (content or thinking):
-                draft = Message(role="assistant", content="".join(content), thinking="".join(thinking), incomplete=True)
-                await self.hooks.on_checkpoint(draft)
-                checkpoint_at = time.monotonic() + self.runtime.checkpoint_s
+        upstream = self.adapter.stream(messages, specs, options=self.options, think=self.run_.think)
+        try:
+            async for ev in upstream:
+                if isinstance(ev, TextDelta):
+                    self._show_text(parser.feed(ev.text) if parser else ev.text)
+                    looping = text_guard.feed(ev.text)
+                elif isinstance(ev, ReasoningDelta):
+                    self._show_thinking(ev.text)
+                    looping = thinking_guard.feed(ev.text)
+                elif isinstance(ev, ToolCallDelta):
+                    calls.append(self._bind(ev.call))
+                elif isinstance(ev, UsageDelta):
+                    usage = ev.usage
+                elif isinstance(ev, Finish):
+                    reason = ev.reason
+                if looping:
+                    break  # closing the stream below ends the upstream request
+                if time.monotonic() >= checkpoint_at and (content or thinking):
+                    draft = Message(role="assistant", content="".join(content), thinking="".join(thinking), incomplete=True)
+                    await self.hooks.on_checkpoint(draft)
+                    checkpoint_at = time.monotonic() + self.runtime.checkpoint_s
+        finally:
+            close = getattr(upstream, "aclose", None)
+            if close is not None:
+                await close()
+        if parser is not None:
+            self._show_text(parser.flush())
+            calls += [self._bind(c) for c in parser.calls]
+        if looping:
+            log.info("stopped a looping answer of model %s", self.run_.model.model_id)
+            self._show_text(STOP_NOTE)
+            reason = "length"
+        if calls:
+            reason = "tool_calls"
         self.usage = self.usage + usage
         await self.hooks.on_usage(messages, usage)
         return RoundResult("".join(content), "".join(thinking), tuple(calls), usage, reason)
+
+    def _whole_answer(self, result: RoundResult, parser: TextCallParser | None) -> RoundResult:
+        """A non-streamed round through the same loop guard and text-call parser as a stream."""
+        span = self.runtime.limits.repeat_stop_chars
+        content, thinking, reason = result.content, result.thinking, result.finish_reason
+        note = ""
+        if span > 0:
+            cut = loop_cut(thinking, min_span=span)
+            if cut is not None:  # the model got out of it, if there is an answer after all
+                thinking = thinking[:cut] + STOP_NOTE
+                reason = reason if content else "length"
+            cut = loop_cut(content, min_span=span)
+            if cut is not None:
+                content, note, reason = content[:cut], STOP_NOTE, "length"
+        calls = result.tool_calls
+        if parser is not None:
+            content = parser.feed(content) + parser.flush()
+            calls += tuple(parser.calls)
+        if calls:
+            reason = "tool_calls"
+        return replace(result, content=content + note, thinking=thinking, tool_calls=calls, finish_reason=reason)
 
     def _bind(self, call: ToolCall) -> ToolCall:
         tool = self.offered.get(call.name)

@@ -14,6 +14,7 @@ from typing import Any, Literal
 Role = Literal["system", "user", "assistant", "tool"]
 FinishReason = Literal["stop", "length", "max_tool_rounds", "cancelled", "error"]
 ToolType = Literal["function", "mcp", "skill", "builtin"]
+ToolCallFormat = Literal["native", "auto"]
 
 # A content item in MCP's shapes: {"type": "text", "text": ...}, {"type": "image", "data",
 # "mimeType"}, {"type": "audio", "data", "mimeType"}, {"type": "resource", "resource": {...}}.
@@ -37,6 +38,9 @@ class ToolCall:
     # Set when the model sent arguments that are not a JSON object; the call is answered
     # with an error result instead of being executed.
     arguments_error: str | None = None
+    # "" for a structured call; "hermes" | "mistral" | "json" for a call the model wrote as
+    # text (tool_call_format "auto"), which is fed back to it in the same form (textcalls.py).
+    text_format: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, "tool_id": self.tool_id, "name": self.name, "arguments": dict(self.arguments)}
@@ -138,6 +142,11 @@ class ModelConfig:
     supports_audio: bool = False
     timeout_s: float = 300.0
     enabled: bool = True
+    # Sent as the protocol's own output cap (max_tokens / num_predict) unless the options set
+    # one, so a run-on model cannot stream forever; None sends none.
+    max_output_tokens: int | None = 4096
+    # "native": only structured tool calls; "auto": also calls a model writes as text.
+    tool_call_format: ToolCallFormat = "native"
 
 
 @dataclass(frozen=True, slots=True)

@@ -73,7 +73,7 @@ async def test_it_streams_thinking_text_tool_calls_and_usage(server: Server) -> 
         "messages": [{"role": "user", "content": "hi"}],
         "stream": True,
         "keep_alive": "10m",
-        "options": {"temperature": 0.2, "num_ctx": 8192},
+        "options": {"temperature": 0.2, "num_ctx": 8192, "num_predict": 4096},  # num_predict: max_output_tokens
         "think": "high",
     }
 

@@ -92,6 +92,7 @@ async def test_it_streams_text_then_usage_then_one_finish(server: Server) -> Non
     assert request.headers["authorization"] == "Bearer sk-fake"
     assert server.body == {
         "temperature": 0.2,
+        "max_tokens": 4096,  # the model's max_output_tokens (default)
         "model": "qwen3",
         "messages": [{"role": "user", "content": "hi"}],
         "stream": True,

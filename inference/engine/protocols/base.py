@@ -16,6 +16,7 @@ from ..errors import InvalidRequest, ModelError, ModelTimeout, ModelUnavailable
 from ..http import get_client
 from ..media import normalize_image
 from ..types import AdapterEvent, Message, ModelConfig, ToolCall, Usage
+from .facts import ModelFacts, facts_from
 from .options import BOOLEAN, OptionType
 
 UPSTREAM_STATUS = "model server answered HTTP {status}: {message}"
@@ -110,6 +111,12 @@ class ProtocolAdapter(ABC):
 
     @abstractmethod
     async def list_models(self) -> list[dict[str, Any]]: ...
+
+    async def model_facts(self, entry: Mapping[str, Any]) -> ModelFacts:
+        """What the server says about one ``list_models`` entry (vision, context window), for
+        model detection. Adapters whose servers keep that elsewhere ask for it; a failure to
+        learn more is no error (unknown facts are None)."""
+        return facts_from(entry)
 
     # ---- shared plumbing ------------------------------------------------------------------
 

@@ -8,10 +8,11 @@ level of the body and would reject as unknown runtime options.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from typing import Any
 
-from ..errors import UnsupportedInput
+from ..errors import ModelError, UnsupportedInput
 from ..media import normalize_image
 from ..types import AdapterEvent, Finish, Message, ReasoningDelta, TextDelta, ToolCall, ToolCallDelta, Usage, UsageDelta
 from .base import (
@@ -26,6 +27,7 @@ from .base import (
     tool_result_parts,
     truncated,
 )
+from .facts import ModelFacts
 from .options import BOOLEAN, INTEGER, NUMBER, STRING_LIST, OptionType
 from .sse import aiter_text_lines
 from .think import ThinkSplitter, split_think
@@ -128,6 +130,24 @@ class OllamaAdapter(ProtocolAdapter):
         entries = data.get("models") if isinstance(data, dict) else None
         return [m for m in entries or [] if isinstance(m, dict)]
 
+    async def model_facts(self, entry: Mapping[str, Any]) -> ModelFacts:
+        """From ``/api/show``: ``capabilities`` (``"vision"``) and the context window, which is
+        the modelfile's ``num_ctx`` when it sets one, else the model's trained length (B.4)."""
+        name = entry.get("model") or entry.get("name")
+        try:
+            data = await self.request_json("POST", "/api/show", {"model": name})
+        except ModelError:
+            return ModelFacts()
+        if not isinstance(data, dict):
+            return ModelFacts()
+        caps = data.get("capabilities")
+        vision = "vision" in caps if isinstance(caps, list) and caps else None
+        num_ctx = re.search(r"(?m)^\s*num_ctx\s+(\d+)", data.get("parameters") or "")
+        info = data.get("model_info")
+        trained = [v for k, v in info.items() if k.endswith(".context_length")] if isinstance(info, dict) else []
+        context = int(num_ctx.group(1)) if num_ctx else next((v for v in trained if type(v) is int and v > 0), None)
+        return ModelFacts(supports_vision=vision, context_window=context or None)
+
     def build_body(
         self,
         messages: Sequence[Message],
@@ -138,6 +158,8 @@ class OllamaAdapter(ProtocolAdapter):
         stream: bool,
     ) -> dict[str, Any]:
         runtime = self.wire_options(options)
+        if self.model.max_output_tokens and "num_predict" not in runtime:  # the model's cap, unless the options set one
+            runtime["num_predict"] = self.model.max_output_tokens
         # B-1: Ollama streams unless told otherwise, so "stream" is always explicit
         body: dict[str, Any] = {"model": self.model.model_name, "messages": wire_messages(messages), "stream": stream}
         body.update({key: runtime.pop(key) for key in TOP_LEVEL_OPTIONS if key in runtime})

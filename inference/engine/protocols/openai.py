@@ -59,6 +59,8 @@ NO_CHOICES = "the model server answered without a choice"
 IMAGES_ATTACHED = "[{count} image(s) returned by this tool; attached in the next user message]"
 # Introduces the follow-up user message so the model reads the images as tool output.
 IMAGES_INTRO = "Images returned by the tool calls above:"
+# Options that cap the answer's length: with one of them set, max_output_tokens is not sent.
+OUTPUT_CAPS = frozenset({"max_tokens", "max_completion_tokens"})
 
 
 # Chat Completions body fields (OpenAI's reference, plus the sampling extras vLLM and llama.cpp read).
@@ -127,8 +129,20 @@ class OpenAIAdapter(ProtocolAdapter):
 
     async def list_models(self) -> list[dict[str, Any]]:
         data = await self.request_json("GET", "/models")
-        entries = data.get("data") if isinstance(data, dict) else None
-        return [m for m in entries or [] if isinstance(m, dict)]
+        if not isinstance(data, dict):
+            return []
+        # llama.cpp lists its models twice: ``data`` and an Ollama-style ``models`` whose
+        # ``capabilities`` say "multimodal"; model detection reads both (facts.py).
+        twins = {m.get("model") or m.get("name"): m for m in data.get("models") or [] if isinstance(m, dict)}
+        out = []
+        for entry in data.get("data") or []:
+            if not isinstance(entry, dict):
+                continue
+            twin = twins.get(entry.get("id"))
+            if twin is not None and isinstance(twin.get("capabilities"), list) and "capabilities" not in entry:
+                entry = {**entry, "capabilities": twin["capabilities"]}
+            out.append(entry)
+        return out
 
     # ---- request ---------------------------------------------------------------------------
 
@@ -142,6 +156,8 @@ class OpenAIAdapter(ProtocolAdapter):
         stream: bool,
     ) -> dict[str, Any]:
         body = self.wire_options(options)
+        if self.model.max_output_tokens and not OUTPUT_CAPS & body.keys():  # the model's cap, unless the options set one
+            body["max_tokens"] = self.model.max_output_tokens
         body.update(
             model=self.model.model_name,
             messages=wire_messages(messages, reasoning_field=self.setting(options, "reasoning_field")),
