@@ -23,6 +23,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from . import media
+from .content import content_images
 from .disclosure import skill_extra_tools
 from .errors import DomainError, InvalidRequest, UnsupportedInput, ValidationFailed
 from .executors import default_executors
@@ -177,11 +178,12 @@ def validate_inputs(model: ModelConfig, messages: Sequence[Message], limits: Lim
     """Everything that can be refused before a byte goes upstream (answered as a 4xx)."""
     if not messages:
         raise InvalidRequest(NO_MESSAGES)
-    for m in messages:
-        if m.images:
+    for i, m in enumerate(messages):
+        images = [*m.images, *content_images(i, m)]  # image items of a content list are images too
+        if images:
             if not model.supports_vision:
                 raise UnsupportedInput(IMAGES_NOT_SUPPORTED.format(model=model.model_id))
-            for image in m.images:
+            for image in images:
                 media.normalize_image(image, max_bytes=limits.max_image_bytes)
         if m.audio:
             if not adapter_class(model.api_protocol).accepts_audio:
