@@ -55,7 +55,7 @@ class LLMModelForm(KeepSecretIfBlank):
 class LLMModelAdmin(admin.ModelAdmin):
     form = LLMModelForm
     list_display = ["model_id", "display_name", "api_protocol", "model_name", "api_base", "masked_key", "enabled", "updated_at"]
-    list_filter = ["api_protocol", "enabled", "supports_vision", "supports_audio"]
+    list_filter = ["api_protocol", "enabled", "supports_vision", "supports_audio", "tool_call_format"]
     search_fields = ["model_id", "model_name", "display_name", "api_base"]
     readonly_fields = ["created_at", "updated_at"]
 
@@ -68,6 +68,7 @@ class LLMModelAdmin(admin.ModelAdmin):
     actions = ["test_connection"]
     TEST_LIMIT = 10  # each test is a real request to a model server; keep one click bounded
     DETECT_SESSION_KEY = "registry_llmmodel_detect"
+    DETECTED_SESSION_KEY = "registry_llmmodel_detected"  # what the server said about each model
 
     class DetectForm(forms.Form):
         api_protocol = forms.ChoiceField(choices=protocol_choices, initial="ollama", label="Protocol")
@@ -105,8 +106,10 @@ class LLMModelAdmin(admin.ModelAdmin):
             api_base=params["api_base"],
             api_key=params.get("api_key", ""),
             model_names=chosen,
+            detected=request.session.get(self.DETECTED_SESSION_KEY) or {},
         )
         request.session.pop(self.DETECT_SESSION_KEY, None)
+        request.session.pop(self.DETECTED_SESSION_KEY, None)
         if created:
             self.message_user(request, f"Registered {len(created)} model(s): {', '.join(created)}.", messages.SUCCESS)
         else:
@@ -131,6 +134,7 @@ class LLMModelAdmin(admin.ModelAdmin):
             else:
                 # The key stays on the server between the two steps, never echoed into the page.
                 request.session[self.DETECT_SESSION_KEY] = params
+                request.session[self.DETECTED_SESSION_KEY] = {m["model_name"]: m for m in found}
         context = {
             **self.admin_site.each_context(request),
             "opts": self.model._meta,

@@ -24,6 +24,11 @@ class ToolType(models.TextChoices):
     BUILTIN = "builtin", "Built-in"
 
 
+class ToolCallFormat(models.TextChoices):
+    NATIVE = "native", "Native (structured tool calls only)"
+    AUTO = "auto", "Auto (also tool calls written as text)"
+
+
 class MCPStatus(models.TextChoices):
     CONNECTED = "connected", "Connected"
     DISCONNECTED = "disconnected", "Disconnected"
@@ -52,12 +57,27 @@ class LLMModel(Timestamped):
     supports_audio = models.BooleanField(default=False)
     timeout_s = models.FloatField(default=300.0)
     enabled = models.BooleanField(default=True)
+    max_output_tokens = models.PositiveIntegerField(
+        null=True, blank=True, default=4096,
+        help_text="Sent as the protocol's output cap (max_tokens / num_predict) unless the options set one; empty = none.",
+    )
+    tool_call_format = models.CharField(
+        max_length=8, choices=ToolCallFormat.choices, default=ToolCallFormat.NATIVE,
+        help_text="auto: also run tool calls a small local model writes as text (docs/local-models.md).",
+    )
 
     class Meta:
         verbose_name = "model"
         ordering = ["model_id"]
         constraints = [
             models.CheckConstraint(condition=Q(timeout_s__gt=0), name="llmmodel_positive_timeout"),
+            models.CheckConstraint(
+                condition=Q(tool_call_format__in=ToolCallFormat.values), name="llmmodel_valid_tool_call_format"
+            ),
+            models.CheckConstraint(
+                condition=Q(max_output_tokens__isnull=True) | Q(max_output_tokens__gt=0),
+                name="llmmodel_positive_max_output_tokens",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -30,6 +30,8 @@ def model_to_config(row: LLMModel) -> ModelConfig:
         supports_audio=row.supports_audio,
         timeout_s=row.timeout_s,
         enabled=row.enabled,
+        max_output_tokens=row.max_output_tokens,
+        tool_call_format="auto" if row.tool_call_format == "auto" else "native",
     )
 
 

@@ -28,11 +28,13 @@ class ModelSerializer(StrictModelSerializer):
         model = LLMModel
         fields = [
             "model_id", "api_protocol", "api_base", "model_name", "api_key", "display_name", "context_window",
-            "options", "supports_vision", "supports_audio", "timeout_s", "enabled", "created_at", "updated_at",
+            "options", "supports_vision", "supports_audio", "timeout_s", "enabled", "max_output_tokens",
+            "tool_call_format", "created_at", "updated_at",
         ]
         read_only_fields = ["created_at", "updated_at"]
         # A taken model_id is the database's to refuse (409 conflict), not a 400 from a pre-check.
         extra_kwargs = {"context_window": {"min_value": 1}, "timeout_s": {"min_value": 0.1, "max_value": 86400},
+                        "max_output_tokens": {"min_value": 1},
                         "model_id": {"validators": [RegexValidator(MODEL_ID_RE)]}}
 
     def validate_api_base(self, value: str) -> str:

@@ -12,7 +12,7 @@ from django.db import IntegrityError, transaction
 from core.errors import Conflict, InvalidRequest, ValidationFailed
 from inference.engine import find_vars, import_dotted
 
-from .models import LLMModel, Tool, ToolType
+from .models import LLMModel, Tool, ToolCallFormat, ToolType
 
 CALLABLE_IMPORT_FAILED = "Callable {path!r} could not be imported: {error}"
 CALLABLE_NOT_CALLABLE = "{path!r} is not callable."
@@ -113,9 +113,26 @@ def _model_id_for(name: str, taken: set[str]) -> str:
     return candidate
 
 
+def _detected_fields(found: Mapping[str, Any]) -> dict[str, Any]:
+    """What detection learnt about a model (``models_detect``), as field values; unknown stays default."""
+    fields: dict[str, Any] = {"supports_vision": found.get("supports_vision") is True}
+    window = found.get("context_window")
+    if type(window) is int and window > 0:
+        fields["context_window"] = window
+    if found.get("tool_call_format") in ToolCallFormat.values:
+        fields["tool_call_format"] = found["tool_call_format"]
+    return fields
+
+
 @transaction.atomic
-def models_register_detected(*, api_protocol: str, api_base: str, api_key: str, model_names: Iterable[str]) -> list[str]:
-    """Register the chosen models a server offers (skipping those registered already); new ids."""
+def models_register_detected(
+    *, api_protocol: str, api_base: str, api_key: str, model_names: Iterable[str],
+    detected: Mapping[str, Mapping[str, Any]] | None = None,
+) -> list[str]:
+    """Register the chosen models a server offers (skipping those registered already); new ids.
+
+    ``detected`` maps a model name to its ``models_detect`` entry: vision, context window and
+    the suggested ``tool_call_format`` are registered as the server reported them."""
     taken = set(LLMModel.objects.values_list("model_id", flat=True))
     existing = set(LLMModel.objects.filter(api_base=api_base).values_list("model_name", flat=True))
     created = []
@@ -125,7 +142,7 @@ def models_register_detected(*, api_protocol: str, api_base: str, api_key: str, 
         model_id = _model_id_for(name, taken)
         taken.add(model_id)
         LLMModel.objects.create(model_id=model_id, api_protocol=api_protocol, api_base=api_base, model_name=name,
-                                api_key=api_key, display_name=name)
+                                api_key=api_key, display_name=name, **_detected_fields((detected or {}).get(name, {})))
         created.append(model_id)
     return created
 

@@ -305,11 +305,19 @@ class FakeLLM(_Controls):
         self.set_model("fake-model")
 
     def set_model(
-        self, name: str, capabilities: list[str] | None = None, context_length: int = 32768, family: str = "fake"
+        self, name: str, capabilities: list[str] | None = None, context_length: int = 32768, family: str = "fake",
+        openai_listing: str = "openai", num_ctx: int | None = None,
     ) -> None:
-        """Register a model for /v1/models, /api/tags and /api/show."""
+        """Register a model for /v1/models, /api/tags and /api/show.
+
+        ``openai_listing`` is the shape of its /v1/models entry: "openai" (id, object, created,
+        owned_by only), "llamacpp" (``meta.n_ctx``, ``architecture.input_modalities`` and the
+        Ollama-style ``models`` list with ``capabilities``) or "vllm" (``max_model_len``).
+        ``num_ctx`` puts a ``num_ctx`` line in /api/show's ``parameters`` (a modelfile setting).
+        """
         caps = capabilities if capabilities is not None else ["completion", "tools", "thinking", "vision"]
-        self.models[name] = {"capabilities": caps, "context_length": context_length, "family": family}
+        self.models[name] = {"capabilities": caps, "context_length": context_length, "family": family,
+                             "openai_listing": openai_listing, "num_ctx": num_ctx}
 
     @property
     def disconnects(self) -> int:
@@ -498,8 +506,25 @@ class FakeLLM(_Controls):
 
     async def _openai_models(self, request: Request) -> JSONResponse:
         await self._record(request)
-        data = [{"id": name, "object": "model", "created": 0, "owned_by": "fake"} for name in self.models]
-        return JSONResponse({"object": "list", "data": data})
+        data, listed = [], []
+        for name, info in self.models.items():
+            entry: dict[str, Any] = {"id": name, "object": "model", "created": 0, "owned_by": "fake"}
+            vision = "vision" in info["capabilities"]
+            if info["openai_listing"] == "llamacpp":  # llama-server's shape (a real answer, trimmed)
+                entry.update(owned_by="llamacpp", aliases=[name], tags=[],
+                             architecture={"input_modalities": ["text", "image"] if vision else ["text"],
+                                           "output_modalities": ["text"]},
+                             meta={"vocab_type": 1, "n_vocab": 262144, "n_ctx": info["num_ctx"] or 4096,
+                                   "n_ctx_train": info["context_length"], "n_params": 268098176})  # fmt: skip
+                listed.append({"name": name, "model": name, "type": "model",
+                               "capabilities": ["completion", "multimodal"] if vision else ["completion"]})  # fmt: skip
+            elif info["openai_listing"] == "vllm":
+                entry.update(owned_by="vllm", root=name, parent=None, max_model_len=info["context_length"])
+            data.append(entry)
+        body: dict[str, Any] = {"object": "list", "data": data}
+        if listed:
+            body = {"models": listed, **body}
+        return JSONResponse(body)
 
     # -- Ollama (section B) ------------------------------------------------------------
 
@@ -583,7 +608,7 @@ class FakeLLM(_Controls):
         return JSONResponse(
             {
                 "modelfile": f"FROM {name}\n",
-                "parameters": "",
+                "parameters": f"num_ctx                        {info['num_ctx']}" if info.get("num_ctx") else "",
                 "template": "{{ .Prompt }}",
                 "details": self._details(info),
                 "model_info": {
