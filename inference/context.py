@@ -18,7 +18,7 @@ from dataclasses import replace
 from django.db import connections
 
 from core.db import db_async
-from inference.engine import DomainError, Message, ModelConfig, PreparedRun, get_adapter, run_sync
+from inference.engine import DomainError, Message, ModelConfig, PreparedRun, Usage, get_adapter, run_sync
 from sessions import selectors as session_selectors
 from sessions import services as session_store
 
@@ -41,14 +41,26 @@ SUMMARY_PROMPT = (
 )
 
 # Why this wording: memory is sent with every later request, so it must hold only durable
-# facts about the user (not about this one task), each short and self-contained; asking for a
-# bare JSON array keeps parsing reliable across models that chatter, and showing the known
-# facts lets the model avoid repeating them.
+# facts the user stated about themselves (not what the assistant or a tool said, not guesses,
+# not this one task), each short and self-contained. There is deliberately no sample fact: a
+# small model copied the old example ("The user's name is Ada.") into the memory of a user who
+# never said it, so the format is described in words only. The conversation is fenced in tags
+# so that instructions inside it read as data. Asking for a bare JSON array keeps parsing
+# reliable across models that chatter; showing the known facts lets the model avoid repeats.
 MEMORY_PROMPT = (
-    "Extract durable facts about the user from the conversation below: identity, preferences, "
-    "environment, long-running goals. Ignore facts that only matter for this one request. "
-    "Each fact is one short sentence. Do not repeat facts already known. Answer with a JSON "
-    "array of strings only, e.g. [\"The user's name is Ada.\"], or [] if there is nothing new."
+    "You keep a short list of durable facts about the user of an AI assistant. The conversation "
+    "is between <conversation> and </conversation>; lines starting with 'user:' are the user's own "
+    "words. Record only what the user states there about themselves: who they are, their "
+    "preferences, their environment, their long-running goals. Do not record anything the "
+    "assistant or a tool said, anything you infer or guess, or anything that only matters for "
+    "this one request, and do not repeat a known fact. Answer with a JSON array of strings and "
+    "nothing else, one short sentence about the user per string. When the user stated nothing new "
+    "about themselves, answer with an empty JSON array."
+)
+# Words a fact may begin with that are not names (a capitalised first word is checked otherwise).
+_FACT_STARTERS = frozenset(
+    "the user user's users their they he she his her i my name prefers likes loves dislikes lives works "
+    "uses is has wants speaks writes runs codes plans".split()
 )
 
 
@@ -106,11 +118,18 @@ def _transcript(messages: Sequence[Message]) -> str:
     return "\n".join(lines)
 
 
-async def _ask(model: ModelConfig, system: str, user: str) -> str:
+async def _ask(model: ModelConfig, system: str, user: str) -> tuple[str, Usage]:
     result = await get_adapter(model).complete(
         [Message(role="system", content=system), Message(role="user", content=user)], options={}
     )
-    return result.content.strip()
+    return result.content.strip(), result.usage
+
+
+def _count_usage(session_id: str, usage: Usage) -> None:
+    """A summary or memory call is model work for the session: it counts in its usage totals."""
+    if usage.total_tokens or usage.prompt_tokens or usage.completion_tokens:
+        session_store.usage_add(session_id=session_id, prompt_tokens=usage.prompt_tokens,
+                                completion_tokens=usage.completion_tokens, total_tokens=usage.total_tokens)
 
 
 async def afit_history(prepared: PreparedRun, *, session_id: str) -> PreparedRun:
@@ -127,7 +146,8 @@ async def afit_history(prepared: PreparedRun, *, session_id: str) -> PreparedRun
         return prepared
     upto, folded = fold
     existing = f"Current summary:\n{session.summary}\n\n" if session.summary else ""
-    summary = await _ask(prepared.model, SUMMARY_PROMPT, f"{existing}New turns:\n{_transcript(folded)}")
+    summary, usage = await _ask(prepared.model, SUMMARY_PROMPT, f"{existing}New turns:\n{_transcript(folded)}")
+    await db_async(_count_usage)(session_id, usage)
     await db_async(session_store.summary_set)(session_id=session_id, summary=summary, upto=upto)
     # The same assembly as at the start of every run.
     history = await db_async(history_messages)(session_id=session_id, before_seq=first_new)
@@ -165,18 +185,44 @@ def _parse_facts(text: str) -> list[str]:
         data = json.loads(match.group(0))
     except ValueError:
         return []
+    if not isinstance(data, list):
+        return []
     return [f.strip()[:MEMORY_MAX_FACT_CHARS] for f in data if isinstance(f, str) and f.strip()]
+
+
+def user_stated(fact: str, user_text: str) -> bool:
+    """Whether the names and numbers in ``fact`` occur in what the user wrote.
+
+    A guard behind the prompt: a small model may still invent a fact or copy one from
+    elsewhere; a fact naming someone, something or a number the user never wrote is dropped.
+    """
+    said = user_text.casefold()
+    words = re.findall(r"[^\W\d_][\w'’-]*|\d[\d.,:/-]*\d|\d", fact)
+    for i, word in enumerate(words):
+        word = re.sub(r"['’]s$", "", word)
+        specific = word[0].isdigit() or (word[0].isupper() and (i > 0 or word.casefold() not in _FACT_STARTERS))
+        if specific and word.casefold() not in said:
+            return False
+    return True
+
+
+def memory_facts(answer: str, turn: Sequence[Message]) -> list[str]:
+    """The facts of a memory-extraction answer that the user stated in ``turn``."""
+    user_text = "\n".join(m.text() for m in turn if m.role == "user")
+    return [f for f in _parse_facts(answer) if user_stated(f, user_text)]
 
 
 def _extract(model: ModelConfig, session_id: str, turn: list[Message], known: list[str]) -> None:
     known_text = "\n".join(f"- {f}" for f in known) or "(none)"
+    request = f"Known facts:\n{known_text}\n\n<conversation>\n{_transcript(turn)}\n</conversation>"
     try:
-        answer = run_sync(_ask(model, MEMORY_PROMPT, f"Known facts:\n{known_text}\n\nConversation:\n{_transcript(turn)}"))
-        facts = _parse_facts(answer)
-    except DomainError as exc:
-        log.info("memory extraction for %s skipped: %s", session_id, exc.message)
-        return
-    try:
+        try:
+            answer, usage = run_sync(_ask(model, MEMORY_PROMPT, request))
+        except DomainError as exc:
+            log.info("memory extraction for %s skipped: %s", session_id, exc.message)
+            return
+        _count_usage(session_id, usage)
+        facts = memory_facts(answer, turn)
         if facts:
             session_store.memory_merge(session_id=session_id, facts=facts)
     finally:
