@@ -136,6 +136,7 @@ class TextCallParser:
         self._pending: list[ToolCall] = []  # tentative JSON calls
         self._pending_text = ""  # their raw text, shown after all if prose follows
         self._after_call = False  # whitespace right after a call is layout, not content
+        self._held = False  # the buffer starts with an undecided candidate: decide it again
         self._ids: set[str] = set()
 
     # -- public --------------------------------------------------------------------------------
@@ -175,13 +176,16 @@ class TextCallParser:
                         self._buf = ""
                     break
                 self._buf, self._json, self._after_call = self._buf[head:], None, False
-            pos, is_candidate = self._next_start(final)
+            # a held candidate is decided again without searching the buffer for one, so a long
+            # call arriving in small pieces costs time in proportion to its length
+            pos, is_candidate = (0, True) if self._held else self._next_start(final)
             if pos:
                 self._release(out, pos)
             if not is_candidate:
                 break
             decision = self._decide(final)
             if decision is None:
+                self._held = True
                 break
             self._apply(out, decision)
         if final and self._buf:
@@ -199,14 +203,14 @@ class TextCallParser:
                 self._confirm()
                 return True
             return None
-        rest = self._buf[head:]
-        starts = rest.startswith((TC_OPEN, MISTRAL, FENCE, "{", "["))
+        starts = self._buf.startswith((TC_OPEN, MISTRAL, FENCE, "{", "["), head)
+        rest = self._buf[head : head + len(MISTRAL)]
         if not starts and not final and any(t.startswith(rest) for t in (*_TAGS, FENCE)):
             return None
         if starts:
-            self._pending_text += self._buf[:head]
-            self._buf = rest
-            self._json = None
+            if head:
+                self._pending_text += self._buf[:head]
+                self._buf, self._json = self._buf[head:], None
             decision = self._decide(final, after_call=True)
             if decision is None:
                 return None
@@ -261,6 +265,7 @@ class TextCallParser:
 
     def _apply(self, out: list[str], decision: tuple[Any, ...]) -> None:
         kind, n = decision[0], decision[1]
+        self._held = False
         if kind == "text":
             self._release(out, n)
         elif kind == "code":
@@ -279,7 +284,7 @@ class TextCallParser:
                 self._after_call = True
 
     def _release(self, out: list[str], n: int) -> None:
-        text, self._buf, self._json = self._buf[:n], self._buf[n:], None
+        text, self._buf, self._json, self._held = self._buf[:n], self._buf[n:], None, False
         self._emit(out, text)
 
     def _emit(self, out: list[str], text: str) -> None:
@@ -354,7 +359,7 @@ class TextCallParser:
         s = self._buf
         if start >= len(s):
             return False if final else None
-        if s[start] not in "{[" or not self._looks_like_call(s[start:]):
+        if s[start] not in "{[" or not self._looks_like_call(s[start : start + 400]):
             return False
         end = self._json_at(start)
         if end is None:
@@ -402,8 +407,9 @@ class TextCallParser:
             value, end = found
             calls = self._calls(value, "mistral", marked=True)
             return ("call", end, calls, False) if calls is not None else ("text", len(MISTRAL))
-        rest = s[start:]
-        args_at = rest.find(MISTRAL_ARGS)
+        found_args = s.find(MISTRAL_ARGS, start, start + 200)
+        args_at = found_args - start if found_args != -1 else -1
+        rest = s[start : start + 200]
         if args_at == -1:
             if final or not _MISTRAL_PARTIAL.fullmatch(rest):
                 return ("text", len(MISTRAL))

@@ -223,3 +223,17 @@ def test_facts_from_llama_cpp_vllm_lm_studio_and_openrouter_shapes() -> None:
     router = facts_from({"id": "o", "context_length": 128000, "architecture": {"input_modalities": ["text", "image"]}})
     assert router.supports_vision is True and router.context_window == 128000
     assert facts_from({"id": "plain", "object": "model", "owned_by": "openai"}) == facts_from({})
+
+
+def test_a_long_call_in_small_pieces_takes_linear_time() -> None:
+    import time
+
+    big = "x" * 150_000
+    for text in (f'<tool_call>{{"name": "add", "arguments": {{"text": "{big}"}}}}</tool_call>',
+                 f'{{"name": "add", "arguments": {{"text": "{big}"}}}}',
+                 f'{ADD}\n{{"name": "add", "arguments": {{"text": "{big}"}}}}',
+                 f'[TOOL_CALLS]add[ARGS]{{"text": "{big}"}}'):
+        started = time.monotonic()
+        parser = TextCallParser(OFFERED)
+        shown = "".join(parser.feed(text[i : i + 16]) for i in range(0, len(text), 16)) + parser.flush()
+        assert shown == "" and parser.calls and time.monotonic() - started < 5, text[:40]
