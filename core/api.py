@@ -12,8 +12,10 @@ import logging
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from django.db import DataError, IntegrityError
 from django.http import Http404, HttpRequest, JsonResponse
+from django.http.multipartparser import MultiPartParserError
 from rest_framework import exceptions
 from rest_framework.response import Response
 
@@ -54,10 +56,27 @@ def validation_error_body(detail: Any) -> dict[str, Any]:
     return error_body("validation_error", _first_message(flat) or "Invalid input.", flat)
 
 
+MALFORMED_BODY = "The request body could not be parsed: {reason}"
+
+
+def _is_json(context: dict[str, Any]) -> bool:
+    request = context.get("request")
+    content_type = str(getattr(request, "content_type", "") or "").split(";")[0].strip().lower()
+    return content_type == "application/json" or content_type.endswith("+json")
+
+
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """DRF's ``EXCEPTION_HANDLER``: every known failure in the envelope; anything else is a 500."""
     if isinstance(exc, DomainError):
         return Response(exc.to_dict(), status=exc.status)
+    # A multipart body Django cannot parse: a bad boundary or encoding (DRF's ParseError, below),
+    # or too many fields or files (Django raises these as SuspiciousOperation: a bare HTML 400).
+    if isinstance(exc, RequestDataTooBig):
+        return Response(error_body("request_too_large", "Request body is too large."), status=413)
+    if isinstance(exc, (TooManyFieldsSent, TooManyFilesSent, MultiPartParserError)):
+        return Response(error_body("malformed_body", MALFORMED_BODY.format(reason=exc)), status=400)
+    if isinstance(exc, exceptions.ParseError) and not _is_json(context):
+        return Response(error_body("malformed_body", MALFORMED_BODY.format(reason=exc.detail)), status=400)
     if isinstance(exc, Http404):
         return Response(error_body("not_found", str(exc) or "Not found."), status=404)
     if isinstance(exc, DjangoPermissionDenied):

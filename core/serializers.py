@@ -1,10 +1,38 @@
-"""Serializer bases shared by the apps: unknown fields are an error, not silently dropped."""
+"""Serializer bases shared by the apps: unknown fields are an error, not silently dropped, and a
+JSON value of the wrong type is an error, not coerced (DRF turns ``5`` into ``"5"`` for a string
+field and ``"yes"`` into ``true`` for a boolean one)."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from django.http import QueryDict
 from rest_framework import serializers
+
+# DRF's own messages for these fields' invalid input.
+NOT_A_STRING = "Not a valid string."
+NOT_A_BOOLEAN = "Must be a valid boolean."
+NOT_AN_INTEGER = "A valid integer is required."
+NOT_A_NUMBER = "A valid number is required."
+
+
+def _type_problem(field: serializers.Field, value: Any) -> Any:
+    """Why a JSON ``value`` has the wrong type for ``field`` (a list's items included), or None.
+    ``null`` is left to the field (``allow_null``)."""
+    if value is None:
+        return None
+    if isinstance(field, serializers.CharField):
+        return None if isinstance(value, str) else [NOT_A_STRING]
+    if isinstance(field, serializers.BooleanField):
+        return None if isinstance(value, bool) else [NOT_A_BOOLEAN]
+    if isinstance(field, serializers.IntegerField):
+        return None if isinstance(value, int) and not isinstance(value, bool) else [NOT_AN_INTEGER]
+    if isinstance(field, (serializers.FloatField, serializers.DecimalField)):
+        return None if isinstance(value, (int, float)) and not isinstance(value, bool) else [NOT_A_NUMBER]
+    if isinstance(field, serializers.ListField) and isinstance(value, list):
+        items = {str(i): problem for i, item in enumerate(value) if (problem := _type_problem(field.child, item))}
+        return items or None
+    return None
 
 
 class _RejectUnknown(serializers.Serializer):
@@ -15,6 +43,11 @@ class _RejectUnknown(serializers.Serializer):
             unknown = sorted(set(data) - known - read_only)
             if unknown:
                 raise serializers.ValidationError({name: "Unknown field." for name in unknown})
+            if not isinstance(data, QueryDict):  # JSON; a form's values are strings by nature
+                wrong = {name: problem for name, value in data.items() if name in known
+                         and (problem := _type_problem(self.fields[name], value))}
+                if wrong:
+                    raise serializers.ValidationError(wrong)
         return super().to_internal_value(data)
 
 
@@ -24,3 +57,13 @@ class StrictSerializer(_RejectUnknown):
 
 class StrictModelSerializer(_RejectUnknown, serializers.ModelSerializer):
     pass
+
+
+NOTHING_TO_UPDATE = "Nothing to update: send at least one field."
+
+
+def update_body(data: Any) -> Any:
+    """The body of a PUT/PATCH; an absent or empty one would be a silent ``200`` no-op: refused."""
+    if not data:
+        raise serializers.ValidationError([NOTHING_TO_UPDATE])
+    return data

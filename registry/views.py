@@ -6,12 +6,14 @@ from typing import Any
 
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
+from rest_framework.parsers import JSONParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.errors import InvalidRequest, NotFound
 from core.permissions import IsStaff, IsStaffOrReadOnly
+from core.serializers import update_body
 
 from . import env_store, mcp_services, model_services, services, skill_services
 from .models import EnvVar, LLMModel, MCPServer, Skill, Tool
@@ -86,7 +88,7 @@ class ModelDetailView(APIView):
     def put(self, request: Request, model_id: str) -> Response:
         # PUT and PATCH both update only the fields given (docs/api.md).
         model = self._get(model_id)
-        data = _valid(ModelSerializer, request.data, instance=model, partial=True)
+        data = _valid(ModelSerializer, update_body(request.data), instance=model, partial=True)
         return Response(ModelSerializer(services.model_update(model=model, data=data)).data)
 
     patch = put
@@ -127,7 +129,7 @@ class ToolDetailView(APIView):
     @extend_schema(request=ToolSerializer, responses=ToolSerializer)
     def put(self, request: Request, tool_id: str) -> Response:
         tool = self._get(tool_id)
-        data = _valid(ToolSerializer, request.data, instance=tool, partial=True)
+        data = _valid(ToolSerializer, update_body(request.data), instance=tool, partial=True)
         return Response(ToolSerializer(services.tool_update(tool=tool, data=data)).data)
 
     patch = put
@@ -213,6 +215,7 @@ class MCPServerDetailView(APIView):
 
 class SkillListView(APIView):
     permission_classes = [IsStaffOrReadOnly]
+    parser_classes = [JSONParser, MultiPartParser]  # the one upload endpoint
 
     @extend_schema(responses=list_of("SkillList", SkillSerializer))
     def get(self, request: Request) -> Response:

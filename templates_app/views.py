@@ -7,6 +7,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.permissions import IsStaffOrReadOnly
+from core.serializers import update_body
 
 from . import services
 from .serializers import PromptTemplateSerializer, PromptTemplateVersionSerializer, RenderResultSerializer, RenderSerializer
@@ -37,7 +38,7 @@ class TemplateDetailView(APIView):
     @extend_schema(request=PromptTemplateSerializer, responses=PromptTemplateSerializer)
     def put(self, request: Request, id_or_name: str) -> Response:
         tpl = services.template_get(id_or_name=id_or_name)
-        ser = PromptTemplateSerializer(tpl, data=request.data, partial=True)
+        ser = PromptTemplateSerializer(tpl, data=update_body(request.data), partial=True)
         ser.is_valid(raise_exception=True)
         tpl = services.template_update(template=tpl, changes=ser.validated_data)
         return Response(PromptTemplateSerializer(tpl).data)

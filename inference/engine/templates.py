@@ -2,7 +2,8 @@
 
 Rendering is one pass over the template text: substituted values are inserted verbatim and
 never scanned again, so a user value containing ``{{x}}`` stays literal (no injection into
-other variables, no exponential blow-up).
+other variables, no exponential blow-up). A string is inserted as it is; any other value as its
+JSON text (``true``, ``null``, ``2.5``, ``{"a": 1}``), never Python's (``True``, ``None``).
 """
 
 from __future__ import annotations
@@ -40,4 +41,7 @@ def render_template(content: str, arguments: Mapping[str, Any]) -> str:
 
 
 def _stringify(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False) if isinstance(value, (dict, list)) else str(value)
+    try:
+        return json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError):  # not JSON (an SDK caller's own object)
+        return str(value)
