@@ -68,6 +68,10 @@ def _session_user(cookie_header: str | None) -> Any:
     return auth.get_user(request)
 
 
+def _has_session_cookie(cookie_header: str | None) -> bool:
+    return bool(cookie_header) and settings.SESSION_COOKIE_NAME in SimpleCookie(cookie_header)
+
+
 def _identify(authorization: str | None, cookie_header: str | None) -> Any:
     """Sync (ORM), in a pool thread: the caller, or a DomainError for a 401."""
     try:
@@ -119,8 +123,12 @@ def guard(app: ASGIApp) -> ASGIApp:
         limit = conf["MAX_BODY_BYTES"]
         try:
             if scope["path"].startswith(GUARDED_PREFIX):
+                authorization, cookies = _header(scope, b"authorization"), _header(scope, b"cookie")
+                if not authorization and not _has_session_cookie(cookies):
+                    # No credentials at all: refused on the loop, without even a thread hop.
+                    raise DomainError(NOT_AUTHENTICATED, code="not_authenticated", status=401)
                 identify = sync_to_async(_identify, thread_sensitive=False)
-                scope["agentsite.user"] = await identify(_header(scope, b"authorization"), _header(scope, b"cookie"))
+                scope["agentsite.user"] = await identify(authorization, cookies)
             length = _header(scope, b"content-length")
             if length and length.isdigit() and int(length) > limit:
                 raise RequestTooLarge(TOO_LARGE.format(limit=limit))
