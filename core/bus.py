@@ -12,7 +12,7 @@ bus itself knows none of them. ``broadcast`` reaches every worker, this one incl
   lost anyway (Redis restarted, network), the listener reconnects with backoff and resumes from
   the same id: what was sent in between is delivered, and a reader leaves nothing behind in Redis
   (no per-worker channel, group or consumer). A message the sender could not send (Redis down)
-  is kept in the sender's outbox and sent when its listener is connected again.
+  waits in the sender's outbox, in order, and is sent when its listener is connected again.
 
 What a lost message could still leave stale (Redis restarted without its data before a worker
 read the stream, an outbox lost with its worker) is repaired by resync hooks (``on_resync``),
@@ -78,6 +78,7 @@ _tasks: set[asyncio.Task[Any]] = set()
 _outbox: collections.deque[dict[str, Any]] = collections.deque(maxlen=OUTBOX_MAX)
 _publisher_client: redis.Redis | None = None
 _publisher_lock = threading.Lock()
+_send_lock = threading.Lock()  # one sender at a time drains the outbox, so messages keep their order
 
 
 @dataclass
@@ -134,15 +135,16 @@ def broadcast(message: dict[str, Any]) -> None:
         _deliver_here(message)
         return
     _health.sent += 1
-    if _outbox and _listener_alive():
-        _outbox.append(message)  # after the ones waiting, in order; the listener sends them all
+    _outbox.append(message)  # behind any still waiting: messages keep their order
+    if _listener_alive() and not _health.connected:
+        # Redis is known to be down: no request waits on a connect timeout; the listener sends it.
+        log.warning("bus: Redis is down; %r waits to be sent", message.get("type"))
         return
     try:
-        _publisher().xadd(STREAM, {"m": json.dumps(message)}, maxlen=MAXLEN, approximate=True)
+        _send_waiting()
     except redis.RedisError as exc:
         _health.send_failures += 1
-        _outbox.append(message)
-        log.warning("bus: could not send %r (%s); kept to send when Redis answers again", message.get("type"),
+        log.warning("bus: could not send %r (%s); it waits to be sent when Redis answers again", message.get("type"),
                     type(exc).__name__)
 
 
@@ -297,11 +299,19 @@ async def _resume_from(client: aioredis.Redis, cursor: str | None) -> str:
     return "0-0" if _id(last) < _id(cursor) else cursor
 
 
-async def _flush_outbox(client: aioredis.Redis) -> None:
-    while _outbox:
-        message = _outbox[0]
-        await client.xadd(STREAM, {"m": json.dumps(message)}, maxlen=MAXLEN, approximate=True)
-        _outbox.popleft()
+def _send_waiting() -> None:
+    """Send the outbox, oldest first; a message leaves it only once Redis has it (RedisError)."""
+    with _send_lock:
+        while _outbox:
+            _publisher().xadd(STREAM, {"m": json.dumps(_outbox[0])}, maxlen=MAXLEN, approximate=True)
+            _outbox.popleft()
+
+
+async def _flush_outbox() -> None:
+    try:
+        await sync_to_async(_send_waiting, thread_sensitive=False)()
+    except redis.RedisError as exc:
+        log.warning("bus: %d message(s) still wait to be sent (%s)", len(_outbox), type(exc).__name__)
 
 
 async def _heartbeat(client: aioredis.Redis) -> None:
@@ -318,6 +328,13 @@ def _entries(reply: Any) -> list[tuple[str, dict[str, str]]]:
     return [(str(entry_id), fields) for _name, entries in reply or [] for entry_id, fields in entries]
 
 
+def _cancel_requested() -> bool:
+    # A cancel (worker shutdown) can be swallowed inside redis-py when it lands while a read's own
+    # timeout fires; honour it whatever the read turned it into.
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
 async def _listen() -> None:
     loop = asyncio.get_running_loop()
     cursor: str | None = None
@@ -326,20 +343,23 @@ async def _listen() -> None:
         client = _listener_client()
         try:
             cursor = await _resume_from(client, cursor)
-            await _flush_outbox(client)
             now = time.time()
             _health.connected, _health.connected_at, _health.last_read_at = True, now, now
             _health.down_since, delay = None, BACKOFF_S[0]
+            if _outbox:
+                await _flush_outbox()
             _spawn(loop, sync_to_async(_resync, thread_sensitive=False)())
             next_resync, next_beat = time.monotonic() + RESYNC_S, 0.0
             while True:
                 reply = await client.xread({STREAM: cursor}, block=BLOCK_MS, count=100)
+                if _cancel_requested():
+                    raise asyncio.CancelledError
                 _health.last_read_at = time.time()
                 for entry_id, fields in _entries(reply):
                     cursor = entry_id
                     _receive(loop, fields)
                 if _outbox:
-                    await _flush_outbox(client)
+                    await _flush_outbox()
                 now_m = time.monotonic()
                 if now_m >= next_beat:
                     await _heartbeat(client)
@@ -349,7 +369,9 @@ async def _listen() -> None:
                     next_resync = now_m + RESYNC_S
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # noqa: BLE001 - Redis went away: a worker must not lose its listener
+        except Exception as exc:  # Redis went away: a worker must not lose its listener
+            if _cancel_requested():
+                raise asyncio.CancelledError from exc
             if _health.connected:
                 _health.reconnects += 1
             if _health.connected or _health.down_since is None:

@@ -116,7 +116,7 @@ async def listener(redis_bus: redis.Redis, monkeypatch: pytest.MonkeyPatch) -> A
     yield task
     task.cancel()
     try:
-        await task
+        await asyncio.wait_for(task, 10)  # a listener that ignored its cancel fails here, not hangs
     except asyncio.CancelledError:
         pass
 
@@ -204,6 +204,9 @@ async def test_resync_hooks_run_on_every_connect(listener, redis_bus: redis.Redi
 async def test_reconnects_leave_nothing_behind_in_redis(listener, redis_bus: redis.Redis, inbox: Inbox) -> None:
     await send(1)
     await inbox.wait_for(1)
+    deadline = time.monotonic() + 5  # the first heartbeat written
+    while not redis_bus.exists(bus.WORKER_KEY.format(bus.WORKER_ID)) and time.monotonic() < deadline:
+        await asyncio.sleep(0.02)
     before = sorted(redis_bus.scan_iter(match=f"{bus.STREAM.rsplit(':', 1)[0]}:*"))
     for _ in range(5):
         kill_listener_connection(redis_bus)
