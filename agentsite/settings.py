@@ -176,7 +176,11 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     # The async /v1/infer, /v1/infer/stream, /v1/tools/call views and the error envelope (agentsite/schema.py).
     "PREPROCESSING_HOOKS": ["agentsite.schema.add_async_views"],
-    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "agentsite.schema.add_error_responses"],
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "agentsite.schema.require_bodies",
+        "agentsite.schema.add_error_responses",
+    ],
 }
 
 # Our own knobs, in one namespaced dict (like DRF's REST_FRAMEWORK). Every limit is here.

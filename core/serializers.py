@@ -35,7 +35,22 @@ def _type_problem(field: serializers.Field, value: Any) -> Any:
     return None
 
 
+def _keep_whitespace(field: serializers.Field) -> None:
+    if isinstance(field, serializers.CharField):
+        field.trim_whitespace = False
+    elif isinstance(field, serializers.ListField):
+        _keep_whitespace(field.child)
+
+
 class _RejectUnknown(serializers.Serializer):
+    def get_fields(self) -> dict[str, serializers.Field]:
+        """String values are taken as sent: not trimmed (a pattern or a length then means what it
+        says, and a template's trailing newline is kept)."""
+        fields = super().get_fields()
+        for field in fields.values():
+            _keep_whitespace(field)
+        return fields
+
     def to_internal_value(self, data: Any) -> Any:
         if isinstance(data, dict):
             known = {name for name, f in self.fields.items() if not f.read_only}

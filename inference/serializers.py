@@ -4,26 +4,51 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from rest_framework import serializers
 
 from core.serializers import StrictSerializer
 
+# Media travel as standard base64 (RFC 4648, padded; no line breaks), optionally as a data: URI.
+# The engine sniffs an image's type from its bytes (PNG, JPEG, GIF, WEBP: unsupported_input
+# otherwise) and holds both to their size limits.
+DATA_URI = r"(?:[dD][aA][tT][aA]:[^,\x00]*,)?"
+BASE64 = r"(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{4}|[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)"
+BASE64_RE = rf"^{DATA_URI}{BASE64}$"
+NOT_BASE64 = "Must be standard base64 (padded, no line breaks), optionally as a data: URI."
+# The formats the engine maps (case-insensitive, with or without "audio/").
+AUDIO_FORMAT_RE = r"^(?:[aA][uU][dD][iI][oO]/)?(?:[wW][aA][vV][eE]?|[xX]-[wW][aA][vV]|[mM][pP]3|[mM][pP][eE][gG])$"
+
+
+def _base64_field(**kwargs: Any) -> serializers.RegexField:
+    return serializers.RegexField(BASE64_RE, error_messages={"invalid": NOT_BASE64}, **kwargs)
+
 
 class AudioSerializer(StrictSerializer):
-    data = serializers.CharField()  # type: ignore[assignment]  # DRF's metaclass pops declared fields: .data stays the property
-    format = serializers.CharField(max_length=16)
+    data = _base64_field()  # type: ignore[assignment]  # DRF's metaclass pops declared fields: .data stays the property
+    format = serializers.RegexField(AUDIO_FORMAT_RE, max_length=16,
+                                    error_messages={"invalid": "Must be wav or mp3 (audio/wav, audio/mpeg, …)."})
+
+
+class ToolCallInSerializer(StrictSerializer):
+    """A tool call of a replayed assistant message, as /v1/infer answers it."""
+
+    id = serializers.CharField(required=False, allow_blank=True, default="", max_length=200)
+    name = serializers.CharField(max_length=200)
+    arguments = serializers.DictField(required=False, default=dict)
+    tool_id = serializers.CharField(required=False, allow_blank=True, default="", max_length=200)
 
 
 class MessageSerializer(StrictSerializer):
     role = serializers.ChoiceField(choices=["system", "user", "assistant", "tool"], default="user")
     content = serializers.JSONField(required=False, default="")  # type: ignore[arg-type]  # any JSON value; the stubs want a mapping
-    images = serializers.ListField(child=serializers.CharField(), required=False, default=list, max_length=16)
+    images = serializers.ListField(child=_base64_field(), required=False, default=list, max_length=16)
     audio = AudioSerializer(many=True, required=False, default=list)
     prompt_template = serializers.CharField(required=False, max_length=100)
     arguments = serializers.DictField(required=False, default=dict)
     # Replayed history (stateless clients may send earlier turns back).
     thinking = serializers.CharField(required=False, allow_blank=True, default="")
-    tool_calls = serializers.ListField(child=serializers.DictField(), required=False, default=list)
+    tool_calls = ToolCallInSerializer(many=True, required=False, default=list)
     tool_call_id = serializers.CharField(required=False, allow_blank=True, default="")
     tool_id = serializers.CharField(required=False, allow_blank=True, default="")
     is_error = serializers.BooleanField(required=False, default=False)
@@ -53,14 +78,22 @@ class ThinkField(serializers.Field):
         return value
 
 
+DEFAULT_TOOL_ROUNDS = 10
+
+
+def default_tool_rounds() -> int:
+    return min(DEFAULT_TOOL_ROUNDS, settings.AGENTSITE["MAX_TOOL_ROUNDS_LIMIT"])
+
+
 class InferRequestSerializer(StrictSerializer):
     model_id = serializers.CharField(max_length=100)
     tool_ids = serializers.ListField(child=serializers.CharField(max_length=200), required=False, default=list, max_length=128)
     messages = MessageSerializer(many=True, required=False, default=list)
     text = serializers.CharField(required=False, trim_whitespace=False)
     session_id = serializers.CharField(required=False, allow_null=True, max_length=40)
-    # Its upper bound is the runtime's (Runtime.prepare), for the SDK and the server alike.
-    max_tool_rounds = serializers.IntegerField(required=False, default=10, min_value=0)
+    # Its upper bound is the runtime's (Runtime.prepare), for the SDK and the server alike; the
+    # default never exceeds it (a lower AGENTSITE_MAX_TOOL_ROUNDS_LIMIT made every request without it a 400).
+    max_tool_rounds = serializers.IntegerField(required=False, default=default_tool_rounds, min_value=0)
     options = serializers.DictField(required=False, default=dict)
     think = ThinkField(required=False, allow_null=True)
     stream = serializers.BooleanField(required=False, default=False)

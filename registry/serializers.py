@@ -72,6 +72,7 @@ class DetectModelsSerializer(StrictSerializer):
 
 
 RESERVED_TOOL_IDS = frozenset({"mcp", "skill", "call"})
+SWITCH_TARGET = "Give one non-empty callable or endpoint: it replaces the tool's current target."
 
 
 class ToolSerializer(StrictModelSerializer):
@@ -111,10 +112,26 @@ class ToolSerializer(StrictModelSerializer):
             endpoint = attrs.get("endpoint") or ""
             if endpoint and not endpoint.startswith(("http://", "https://", "${")):
                 raise serializers.ValidationError({"endpoint": "endpoint must be an http(s) URL."})
+            if self.instance is not None:
+                self._switch_target(attrs)
         elif {"callable", "endpoint"} & {k for k, v in attrs.items() if v}:
             raise serializers.ValidationError({"callable": f"{tool_type} tools take no callable or endpoint."})
         attrs.pop("tool_type", None)  # only function tools are created here, and a type never changes
         return attrs
+
+    @staticmethod
+    def _switch_target(attrs: dict[str, Any]) -> None:
+        """An update names the one target it wants; the other is cleared (a function tool runs
+        exactly one callable or one endpoint, so switching takes one field, not two)."""
+        for name in ("callable", "endpoint"):
+            if name in attrs and not attrs[name]:
+                raise serializers.ValidationError({name: SWITCH_TARGET})
+        if attrs.get("callable") and attrs.get("endpoint"):
+            raise serializers.ValidationError({"callable": SWITCH_TARGET})
+        if attrs.get("callable"):
+            attrs["endpoint"] = ""
+        elif attrs.get("endpoint"):
+            attrs["callable"] = ""
 
 
 class EnvVarSerializer(StrictModelSerializer):

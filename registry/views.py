@@ -84,7 +84,7 @@ class ModelDetailView(APIView):
     def get(self, request: Request, model_id: str) -> Response:
         return Response(ModelSerializer(self._get(model_id)).data)
 
-    @extend_schema(request=ModelSerializer, responses=ModelSerializer)
+    @extend_schema(request=ModelSerializer(partial=True), responses=ModelSerializer)
     def put(self, request: Request, model_id: str) -> Response:
         # PUT and PATCH both update only the fields given (docs/api.md).
         model = self._get(model_id)
@@ -126,7 +126,7 @@ class ToolDetailView(APIView):
     def get(self, request: Request, tool_id: str) -> Response:
         return Response(ToolSerializer(self._get(tool_id)).data)
 
-    @extend_schema(request=ToolSerializer, responses=ToolSerializer)
+    @extend_schema(request=ToolSerializer(partial=True), responses=ToolSerializer)
     def put(self, request: Request, tool_id: str) -> Response:
         tool = self._get(tool_id)
         data = _valid(ToolSerializer, update_body(request.data), instance=tool, partial=True)

@@ -35,7 +35,7 @@ class TemplateDetailView(APIView):
     def get(self, request: Request, id_or_name: str) -> Response:
         return Response(PromptTemplateSerializer(services.template_get(id_or_name=id_or_name)).data)
 
-    @extend_schema(request=PromptTemplateSerializer, responses=PromptTemplateSerializer)
+    @extend_schema(request=PromptTemplateSerializer(partial=True), responses=PromptTemplateSerializer)
     def put(self, request: Request, id_or_name: str) -> Response:
         tpl = services.template_get(id_or_name=id_or_name)
         ser = PromptTemplateSerializer(tpl, data=update_body(request.data), partial=True)

@@ -156,3 +156,55 @@ def test_render_arguments_are_inserted_as_json_text(staff_api: APIClient, alice_
     assert res.json() == {"content": 'true null 2.5 {"k": [1]} plain'}
     assert_error(alice_api.post("/v1/prompt-templates/t/render", {"arguments": None}, format="json"), 400, "validation_error")
     assert_error(alice_api.post("/v1/prompt-templates/t/render", ["a"], format="json"), 400, "validation_error")
+
+
+def test_strings_are_taken_as_sent_not_trimmed(staff_api: APIClient) -> None:
+    res = staff_api.post("/v1/prompt-templates", {"name": "t", "content": "Hello {{name}}\n", "description": " d "},
+                         format="json")
+    assert res.status_code == 201, res.content
+    assert res.json()["content"] == "Hello {{name}}\n" and res.json()["description"] == " d "
+    # a pattern means what it says: no whitespace trimmed away before it is matched
+    err = assert_error(staff_api.post("/v1/env", {"key": " A", "value": "x"}, format="json"), 400, "validation_error")
+    assert "key" in err["detail"]
+
+
+# ---- media, replayed tool calls, function tool targets ---------------------------------------------
+
+
+@pytest.mark.parametrize(("message", "field"), [
+    ({"images": ["not base64!"]}, "images"),
+    ({"images": ["iVBORw0KGgo"]}, "images"),  # unpadded
+    ({"images": ["iVBORw0K\nGgoAAAA="]}, "images"),  # a line break
+    ({"audio": [{"data": "UklGRg", "format": "wav"}]}, "audio"),
+    ({"audio": [{"data": "UklGRiQAAABXQVZF", "format": "ogg"}]}, "audio"),
+])
+def test_media_must_be_standard_base64(db, alice_api: APIClient, message: dict, field: str) -> None:
+    LLMModelFactory(model_id="m", supports_vision=True, supports_audio=True)
+    body = {"model_id": "m", "messages": [{"role": "user", "content": "x", **message}]}
+    err = assert_error(alice_api.post("/v1/infer", body, format="json"), 400, "validation_error")
+    assert field in err["detail"]["messages"]["0"]
+
+
+@pytest.mark.parametrize("call", [
+    {"id": "c1", "arguments": {}},  # no name
+    {"id": "c1", "name": "t", "arguments": "{}"},  # arguments as a JSON string: was a 500 on the way out
+    {"id": "c1", "name": "t", "arguments": {}, "type": "function"},  # OpenAI's shape
+])
+def test_replayed_tool_calls_have_the_shape_infer_answers(db, alice_api: APIClient, call: dict) -> None:
+    LLMModelFactory(model_id="m")
+    messages = [{"role": "user", "content": "x"}, {"role": "assistant", "content": "", "tool_calls": [call]}]
+    err = assert_error(alice_api.post("/v1/infer", {"model_id": "m", "messages": messages}, format="json"),
+                       400, "validation_error")
+    assert "tool_calls" in err["detail"]["messages"]["1"]
+
+
+def test_an_update_switches_a_function_tool_between_callable_and_endpoint(staff_api: APIClient, rows: None) -> None:
+    res = staff_api.patch("/v1/tools/t", {"endpoint": "https://hooks.example.com/t"}, format="json")
+    assert res.status_code == 200, res.content
+    assert res.json()["endpoint"] == "https://hooks.example.com/t" and res.json()["callable"] == ""
+    res = staff_api.patch("/v1/tools/t", {"callable": "tests.tool_fns:add"}, format="json")
+    assert res.status_code == 200, res.content
+    assert res.json()["callable"] == "tests.tool_fns:add" and res.json()["endpoint"] == ""
+    for body in ({"callable": ""}, {"endpoint": ""}, {"callable": "tests.tool_fns:add", "endpoint": "https://x"}):
+        assert_error(staff_api.patch("/v1/tools/t", body, format="json"), 400, "validation_error")
+    assert Tool.objects.get(tool_id="t").callable == "tests.tool_fns:add"

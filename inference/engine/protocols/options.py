@@ -68,17 +68,6 @@ class OptionType:
         variants = [_schema(kind, self.choices) for kind in self.kinds]
         return variants[0] if len(variants) == 1 else {"oneOf": variants}
 
-    def narrowed(self, other: OptionType) -> OptionType | None:
-        """The values both types take (for a name two protocols know), or None when none."""
-        kinds = tuple(k for k in self.kinds if k in other.kinds)
-        if not kinds:
-            return None
-        if self.choices and other.choices:
-            choices = tuple(c for c in self.choices if c in other.choices)
-        else:
-            choices = self.choices or other.choices
-        return OptionType(kinds, choices)
-
 
 NUMBER = OptionType(("number",))
 INTEGER = OptionType(("integer",))
