@@ -5,6 +5,9 @@ Constraints live in the database (unique ids, valid choices), not only in serial
 
 from __future__ import annotations
 
+from typing import Any
+
+from django.contrib.auth.models import Group
 from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import Q
@@ -43,6 +46,17 @@ class Timestamped(models.Model):
         abstract = True
 
 
+ALLOWED_GROUPS_HELP = (
+    "Only members of these groups (and staff) may see and use this; none chosen = every signed-in user."
+)
+
+
+def allowed_groups_field(related_name: str, help_text: str = ALLOWED_GROUPS_HELP) -> models.ManyToManyField[Group, Any]:
+    """Who may use a registry entry (registry/access.py enforces it); ``group.<related_name>``
+    lists what a group may use (the Group admin page shows it)."""
+    return models.ManyToManyField(Group, blank=True, related_name=related_name, help_text=help_text)
+
+
 class LLMModel(Timestamped):
     model_id = models.CharField(max_length=100, unique=True, validators=[RegexValidator(MODEL_ID_RE)])
     # Choices come from the engine's adapters: a new wire protocol needs no change here.
@@ -65,6 +79,7 @@ class LLMModel(Timestamped):
         max_length=8, choices=ToolCallFormat.choices, default=ToolCallFormat.NATIVE,
         help_text="auto: also run tool calls a small local model writes as text (docs/local-models.md).",
     )
+    allowed_groups = allowed_groups_field("usable_models")
 
     class Meta:
         verbose_name = "model"
@@ -90,6 +105,11 @@ class MCPServer(Timestamped):
     status = models.CharField(max_length=16, choices=MCPStatus.choices, default=MCPStatus.DISCONNECTED)
     last_error = models.TextField(blank=True, default="")
     last_connected_at = models.DateTimeField(null=True, blank=True)
+    allowed_groups = allowed_groups_field(
+        "usable_mcp_servers",
+        "Only members of these groups (and staff) may use this server's tools; none chosen = every signed-in user. "
+        "A tool's own groups narrow this further."
+    )
 
     class Meta:
         verbose_name = "MCP server"
@@ -107,6 +127,7 @@ class Skill(Timestamped):
     uploaded = models.BooleanField(default=False, help_text="Stored under the data dir from a zip upload.")
     allowed_tools = models.JSONField(default=list, blank=True)
     warnings = models.JSONField(default=list, blank=True)
+    allowed_groups = allowed_groups_field("usable_skills")
 
     class Meta:
         ordering = ["name"]
@@ -128,9 +149,17 @@ class Tool(Timestamped):
     remote_name = models.CharField(max_length=200, blank=True, default="")
     skill = models.ForeignKey(Skill, null=True, blank=True, on_delete=models.CASCADE, related_name="tools")
     timeout_s = models.FloatField(null=True, blank=True)
+    allowed_groups = allowed_groups_field(
+        "usable_tools",
+        "Only members of these groups (and staff) may use this tool; none chosen = every signed-in user. "
+        "An MCP server's groups apply too."
+    )
 
     class Meta:
         ordering = ["tool_id"]
+        # Registering what runs code on the server (a callable, an MCP command, a skill with
+        # scripts, enabling bash) takes this on top of add/change (docs/security.md).
+        permissions = [("run_code", "Can register what runs code on the server")]
         constraints = [
             models.CheckConstraint(condition=Q(tool_type__in=ToolType.values), name="tool_valid_type"),
             # A function tool runs either an importable callable or an HTTP endpoint, never both.
