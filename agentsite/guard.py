@@ -28,6 +28,7 @@ from accounts.auth import AuthenticationFailed, key_user
 from core.db import close_broken_connections
 from core.errors import DomainError
 from core.jsonbody import RequestTooLarge, parse_json_body
+from inference.openai_compat import error_body as openai_error_body
 
 Scope = dict[str, Any]
 Message = dict[str, Any]
@@ -35,11 +36,22 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-GUARDED_PREFIX = "/v1/"
+# Everything a client reaches with an API key: /v1, the OpenAI-compatible /openai/v1 and /mcp.
+GUARDED_PREFIXES = ("/v1/", "/openai/v1/", "/mcp/")
+OPENAI_PREFIX = "/openai/v1/"
 TOO_LARGE = "Request body is larger than {limit} bytes."
 NOT_AUTHENTICATED = "Authentication credentials were not provided."
 # Bodies above this are parsed in a worker thread, so a big one never stalls other requests.
 PARSE_INLINE_BYTES = 64 * 1024
+
+
+def _guarded(path: str) -> bool:
+    return path.startswith(GUARDED_PREFIXES) or path == "/mcp"
+
+
+def _error_body(path: str, exc: DomainError) -> dict[str, Any]:
+    """Our envelope, or OpenAI's error shape where OpenAI's clients are calling."""
+    return openai_error_body(exc) if path.startswith(OPENAI_PREFIX) else exc.to_dict()
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
@@ -122,7 +134,7 @@ def guard(app: ASGIApp) -> ASGIApp:
         conf = settings.AGENTSITE
         limit = conf["MAX_BODY_BYTES"]
         try:
-            if scope["path"].startswith(GUARDED_PREFIX):
+            if _guarded(scope["path"]):
                 authorization, cookies = _header(scope, b"authorization"), _header(scope, b"cookie")
                 if not authorization and not _has_session_cookie(cookies):
                     # No credentials at all: refused on the loop, without even a thread hop.
@@ -134,17 +146,17 @@ def guard(app: ASGIApp) -> ASGIApp:
                 raise RequestTooLarge(TOO_LARGE.format(limit=limit))
             body = await _read_body(receive, limit)
             content_type = (_header(scope, b"content-type") or "").split(";")[0].strip().lower()
-            if scope["path"].startswith(GUARDED_PREFIX) and body and content_type == "application/json":
+            if _guarded(scope["path"]) and body and content_type == "application/json":
                 parse = partial(parse_json_body, body, max_depth=conf["MAX_JSON_DEPTH"], max_messages=conf["MAX_MESSAGES"])
                 parsed = await sync_to_async(parse, thread_sensitive=False)() if len(body) > PARSE_INLINE_BYTES else parse()
                 scope["agentsite.json"] = parsed
         except ConnectionAbortedError:
             return  # the client left before its body was in: nothing to answer
         except AuthenticationFailed as exc:
-            await _answer(send, exc.status, exc.to_dict(), [(b"www-authenticate", b'Bearer realm="api"')])
+            await _answer(send, exc.status, _error_body(scope["path"], exc), [(b"www-authenticate", b'Bearer realm="api"')])
             return
         except DomainError as exc:
-            await _answer(send, exc.status, exc.to_dict())
+            await _answer(send, exc.status, _error_body(scope["path"], exc))
             return
         await app(scope, _replay(body, receive), send)
 

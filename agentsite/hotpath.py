@@ -15,7 +15,7 @@ from django.core.handlers.exception import convert_exception_to_response
 
 from core.db import pooled
 
-HOT_PATHS = frozenset({"/v1/infer", "/v1/infer/stream", "/v1/tools/call"})
+HOT_PATHS = frozenset({"/v1/infer", "/v1/infer/stream", "/v1/tools/call", "/openai/v1/chat/completions"})
 
 
 class HotPathHandler(ASGIHandler):

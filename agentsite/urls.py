@@ -9,6 +9,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from core.admin_views import bus_page
 from core.api import json_404, json_500
 from core.health import healthz
+from inference import openai_views
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
@@ -17,13 +18,15 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("v1/", include("agentsite.api_urls")),
+    path("openai/v1/models", openai_views.models),
+    path("openai/v1/chat/completions", openai_views.chat_completions),
     path("", include("accounts.urls")),
     path("", include("web.urls")),
 ]
 
 
 def _is_api(request: HttpRequest) -> bool:
-    return request.path.startswith(("/v1/", "/healthz"))
+    return request.path.startswith(("/v1/", "/openai/v1/", "/healthz"))
 
 
 def handler404(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
