@@ -62,5 +62,15 @@ async def test_text_lines_yield_the_unterminated_last_line() -> None:
 
 def test_a_cr_at_chunk_end_pairs_with_the_next_lf() -> None:
     splitter = LineSplitter()
-    assert splitter.feed("a\r") == ["a"]
-    assert splitter.feed("\nb\n") == ["b"]
+    assert splitter.feed(b"a\r") == ["a"]
+    assert splitter.feed(b"\nb\n") == ["b"]
+
+
+def test_a_bom_split_across_chunks_is_still_dropped() -> None:
+    splitter = LineSplitter()
+    assert splitter.feed(b"\xef") == []
+    assert splitter.feed(b"\xbb\xbfa\n") == ["a"]
+
+
+def test_invalid_utf8_is_replaced_not_fatal() -> None:
+    assert LineSplitter().feed(b"a\xffb\n") == ["a\ufffdb"]

@@ -4,13 +4,20 @@ We split lines ourselves instead of using ``httpx.Response.aiter_lines``: that o
 ``str.splitlines`` and also breaks on U+2028, U+0085 and friends, which may appear unescaped
 inside a JSON string. Here only CR, LF and CRLF end a line, even when a chunk ends between
 the CR and the LF.
+
+Lines are split on the raw bytes, before decoding: CR and LF never occur inside a UTF-8
+multi-byte sequence, so this is exact, and ``bytes.split`` does in C what a per-character
+Python loop would do per chunk (issue 19: this is on every streamed chunk's path).
 """
 
 from __future__ import annotations
 
-import codecs
+import re
 from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
+
+_EOL = re.compile(rb"\r\n|\r|\n")
+_BOM = b"\xef\xbb\xbf"
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,49 +28,42 @@ class SSEEvent:
 
 
 class LineSplitter:
-    """Incremental CR / LF / CRLF line splitter over decoded text."""
+    """Incremental CR / LF / CRLF line splitter over raw UTF-8 bytes; yields decoded lines."""
 
     def __init__(self) -> None:
-        self._buf = ""
+        self._buf = b""
         self._after_cr = False  # a chunk ended with CR: a leading LF in the next one is its pair
+        self._start = True  # a UTF-8 BOM is dropped from the very start of the stream only
 
-    def feed(self, text: str) -> list[str]:
-        if self._after_cr and text.startswith("\n"):
-            text = text[1:]
+    def feed(self, data: bytes) -> list[str]:
+        if self._after_cr and data[:1] == b"\n":
+            data = data[1:]
         self._after_cr = False
-        buf = self._buf + text
-        lines: list[str] = []
-        start = 0
-        i = 0
-        n = len(buf)
-        while i < n:
-            ch = buf[i]
-            if ch == "\r" or ch == "\n":
-                lines.append(buf[start:i])
-                if ch == "\r":
-                    if i + 1 < n and buf[i + 1] == "\n":
-                        i += 1
-                    elif i + 1 == n:
-                        self._after_cr = True
-                start = i + 1
-            i += 1
-        self._buf = buf[start:]
-        return lines
+        buf = self._buf + data if self._buf else data
+        if self._start:
+            if len(buf) < 3 and _BOM.startswith(buf):
+                self._buf = buf  # could still be the start of a BOM: wait for more
+                return []
+            self._start = False
+            if buf.startswith(_BOM):
+                buf = buf[3:]
+        parts = _EOL.split(buf) if b"\r" in buf else buf.split(b"\n")
+        self._buf = parts.pop()
+        if buf.endswith(b"\r"):
+            self._after_cr = True
+        return [p.decode("utf-8", "replace") for p in parts]
 
     def rest(self) -> str:
         """Text after the last line ending (an unterminated last line)."""
-        return self._buf
+        return self._buf.decode("utf-8", "replace")
 
 
 async def aiter_text_lines(chunks: AsyncIterable[bytes], *, include_last: bool = True) -> AsyncIterator[str]:
-    """Decode UTF-8 bytes (a leading BOM dropped) and yield lines without their endings."""
-    decoder = codecs.getincrementaldecoder("utf-8-sig")(errors="replace")
+    """Lines of a UTF-8 byte stream (a leading BOM dropped), without their endings."""
     splitter = LineSplitter()
     async for chunk in chunks:
-        for line in splitter.feed(decoder.decode(chunk)):
+        for line in splitter.feed(chunk):
             yield line
-    for line in splitter.feed(decoder.decode(b"", final=True)):
-        yield line
     if include_last and splitter.rest():
         yield splitter.rest()
 
