@@ -9,10 +9,18 @@ connection, shared by every request, thread and event loop of the process:
   from another task (docs/protocols.md C-3). Requests are queued to that task, run concurrently in
   its task group, and their results come back through futures; callers on other threads or
   loops wait through ``run_coroutine_threadsafe``.
-* Connections start lazily. When one dies under a request (child killed, connection closed,
-  HTTP session terminated) it is closed, reopened once and the request retried; a second
-  failure raises ``MCPCallError``.
-* Tool lists are cached per server and dropped on ``notifications/tools/list_changed``.
+* Connections start lazily. When one dies (child killed, connection closed, HTTP session
+  terminated) it is closed and reopened once for the requests that had not been sent yet; a
+  tool call that had been sent is never sent again: it answers ``mcp_connection_lost``
+  (exactly once, docs/mcp.md). A second failure raises ``MCPCallError``.
+* Editing or removing a server cancels its calls (``notifications/cancelled`` to the server,
+  ``cancelled`` to the caller) before its connection closes; so does a caller giving up.
+* Every message is limited to ``max_message_bytes`` on every transport (mcp_transports.py);
+  a bigger one is a tool error and the connection stays up.
+* The protocol revision is negotiated by the SDK (``mode="auto"``: the newest revision first,
+  the initialize handshake for older servers). Tool lists are cached per server and dropped on
+  ``notifications/tools/list_changed`` (handshake era) or a ``subscriptions/listen`` event
+  (newest revision); ``on_tools_changed`` is then told the server's name.
 * A url configured without a transport type is tried as streamable HTTP; if the server answers
   the ``initialize`` POST with 400/404/405 (a legacy HTTP+SSE server), the connect is retried
   once over SSE and the working transport is remembered for that server config (docs/protocols.md
@@ -40,11 +48,12 @@ import anyio
 import httpx2
 import mcp_types
 from mcp import Client, MCPError, StdioServerParameters
-from mcp.client.sse import sse_client
-from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
+from mcp.shared.dispatcher import ProgressFnT
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from pydantic import ValidationError
 
+from . import mcp_transports
 from .envvars import Lookup
 from .errors import DomainError, NotFound, ToolError
 from .mcp_config import (
@@ -68,6 +77,7 @@ __all__ = [
     "MCPCallError",
     "MCPClientManager",
     "MCPConnectError",
+    "MCPConnectionLost",
     "MCPServerNotFound",
     "MCPTool",
     "MCPToolExecutor",
@@ -120,14 +130,34 @@ class MCPServerNotFound(NotFound):
     code = "mcp_server_not_found"
 
 
+class MCPConnectionLost(ToolError):
+    code = "mcp_connection_lost"
+
+
 class _ConnectionLost(Exception):
-    """The transport died under a request; the manager reconnects once and retries."""
+    """The transport died under a request. ``sent``: the request may have reached the server,
+    so only an idempotent one (a listing) is retried on the new connection."""
+
+    def __init__(self, message: str, *, sent: bool = False) -> None:
+        super().__init__(message)
+        self.sent = sent
+
+
+class _Cancelled(Exception):
+    """The server was edited or removed while the request was queued or in flight."""
+
+
+ProgressFn = ProgressFnT  # async (progress, total, message) -> None
+_CANCEL_WAIT_S = 2.0  # for the cancelled calls' notifications/cancelled to go out before closing
 
 
 @dataclass(eq=False)
 class _Job:
     fn: Callable[[Client], Awaitable[Any]]
     future: asyncio.Future[Any]
+    sent: bool = False  # handed to the SDK: it may have reached the server
+    scope: anyio.CancelScope | None = None
+    finished: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 class _StderrTail(asyncio.Protocol):
@@ -153,9 +183,15 @@ class _Connection:
     """One connection to one server, owned by the task ``_run`` on the manager's loop."""
 
     def __init__(
-        self, name: str, config: ServerConfig, secrets: list[str], on_tools_changed: Callable[[], None]
+        self,
+        name: str,
+        config: ServerConfig,
+        secrets: list[str],
+        on_tools_changed: Callable[[], None],
+        max_message_bytes: int,
     ) -> None:
         self.name = name
+        self.max_message_bytes = max_message_bytes
         self.config = config  # expanded: never log it
         self.secrets = secrets  # resolved ${VAR} values, masked in every message we produce
         self.on_tools_changed = on_tools_changed
@@ -166,11 +202,14 @@ class _Connection:
         self.pid: int | None = None
         self.opened = False  # ever connected (``connected`` is reset when the connection ends)
         self.http_status: int | None = None  # first error status of a POST before connecting
+        self.lost = False  # a request saw the transport die: start no more on it
+        self.protocol_version: str | None = None
         self._marker = uuid.uuid4().hex
         self._queue: asyncio.Queue[_Job] = asyncio.Queue()
         self._pending: set[_Job] = set()
         self._scope = anyio.CancelScope()  # cancelled by close(); anyio cancellation keeps the SDK's shields working
         self._stderr: _StderrTail | None = None
+        self._listen_scope = anyio.CancelScope()
         self.task = asyncio.get_running_loop().create_task(self._run(), name=f"mcp:{name}")
 
     async def _run(self) -> None:
@@ -179,11 +218,20 @@ class _Connection:
                 async with contextlib.AsyncExitStack() as stack:
                     client = await stack.enter_async_context(await self._client(stack))
                     self.connected = self.opened = True
+                    self.protocol_version = client.protocol_version
                     self.pid = _find_child(self._marker) if self.config.transport == "stdio" else None
                     self.settled.set()
                     async with anyio.create_task_group() as tg:
-                        while True:
-                            tg.start_soon(self._run_job, client, await self._queue.get())
+                        if _listens_for_tools(client):
+                            tg.start_soon(self._listen, client)
+                        while not self.lost:
+                            job = await self._queue.get()
+                            if self.lost:  # stays queued: retried on the next connection
+                                self._queue.put_nowait(job)
+                                break
+                            tg.start_soon(self._run_job, client, job)
+                        self._listen_scope.cancel()
+                    raise _ConnectionLost(self.error or "connection lost")
         except Exception as exc:  # noqa: BLE001 - whatever broke the transport ends this connection
             self.error = self._describe(exc)
             if not self.opened and self.http_status is not None:
@@ -199,40 +247,59 @@ class _Connection:
                 self._pending.add(self._queue.get_nowait())
             for job in self._pending:
                 if not job.future.done():
-                    job.future.set_exception(_ConnectionLost(self.error or "connection closed"))
+                    job.future.set_exception(_ConnectionLost(self.error or "connection closed", sent=job.sent))
 
     async def _client(self, stack: contextlib.AsyncExitStack) -> Client:
         cfg = self.config
+        limit = self.max_message_bytes
         if cfg.transport == "stdio":
             # C-13: the child gets only the SDK's safe default env (HOME, PATH, ...) plus ``env``.
             # PATH is passed explicitly so a command like "uvx" resolves as it does for us.
             env = {"PATH": os.environ.get("PATH", os.defpath), **cfg.env, _PID_MARKER: self._marker}
             params = StdioServerParameters(command=cfg.command or "", args=list(cfg.args), env=env, cwd=cfg.cwd)
-            transport: Any = stdio_client(params, errlog=await self._stderr_pipe(stack))
+            transport: Any = mcp_transports.stdio_client(params, await self._stderr_pipe(stack), limit)
         elif cfg.transport == "sse":
-            transport = sse_client(cfg.url or "", headers=dict(cfg.headers), timeout=30.0, sse_read_timeout=300.0)
+            transport = mcp_transports.sse_client(
+                cfg.url or "", dict(cfg.headers), timeout=cfg.connect_timeout_s, sse_read_timeout=300.0, limit=limit
+            )
         else:
-            # The SDK's own defaults: 30 s to connect/write, 300 s between bytes of a stream.
+            # 300 s between bytes of a stream, as the SDK's default client.
             http = await stack.enter_async_context(
                 httpx2.AsyncClient(
                     headers=dict(cfg.headers),
-                    timeout=httpx2.Timeout(30.0, read=300.0),
+                    timeout=httpx2.Timeout(cfg.connect_timeout_s, read=300.0),
                     event_hooks={"response": [self._record_status]},
+                    transport=mcp_transports.CappedTransport(limit),
                 )
             )
-            transport = streamable_http_client(cfg.url or "", http_client=http)
-        # mode="legacy" (the initialize handshake) rather than "auto" + listen(): handshake-era
-        # sessions receive notifications/tools/list_changed through message_handler on every
-        # transport, every server we meet speaks it, and it avoids a second long-lived listen
-        # stream per server (C-5). cache=None: the manager caches tool lists itself (C-6).
+            transport = streamable_http_client(cfg.url or "", http_client=http, max_sse_event_size=limit)
+        # mode="auto": the SDK offers its newest revision first and falls back to the initialize
+        # handshake, so newest-only servers connect too. Handshake-era sessions receive
+        # notifications/tools/list_changed through message_handler; newest-revision ones through
+        # a listen stream (_listen). The client's read timeout bounds the handshake and listings
+        # (connect_timeout_s); each call passes its own (timeout_s). cache=None: the manager
+        # caches tool lists itself (C-6).
         return Client(
             transport,
-            mode="legacy",
+            mode="auto",
             message_handler=self._on_message,
-            read_timeout_seconds=cfg.timeout_s,
+            read_timeout_seconds=cfg.connect_timeout_s,
             cache=None,
             client_info=mcp_types.Implementation(name="agentsite", version=_VERSION),
         )
+
+    async def _listen(self, client: Client) -> None:
+        """Newest revision: tool list changes arrive on a subscriptions/listen stream."""
+        try:
+            with self._listen_scope:
+                await self._listen_events(client)
+        except Exception as exc:  # noqa: BLE001 - without it the list is re-read on reconnect only
+            log.info("MCP server %r: listening for tool list changes ended: %s", self.name, self._describe(exc))
+
+    async def _listen_events(self, client: Client) -> None:
+        async with client.listen(tools_list_changed=True) as events:
+            async for _event in events:
+                self.on_tools_changed()
 
     async def _record_status(self, response: httpx2.Response) -> None:
         # The initialize POST's status tells a legacy SSE server apart (see _SSE_FALLBACK_STATUSES).
@@ -266,17 +333,26 @@ class _Connection:
         future = job.future
         if future.done():  # the caller gave up while queued
             return
+        if _closed(client):  # the transport ended before this request went out: retry it elsewhere
+            self.lost = True
+            future.set_exception(_ConnectionLost(self.error or "connection closed"))
+            return
+        # A caller that gives up cancels the request: the SDK then sends notifications/cancelled.
         with anyio.CancelScope() as scope:
+            job.scope, job.sent = scope, True
             future.add_done_callback(lambda f: scope.cancel() if f.cancelled() else None)
             try:
                 value = await job.fn(client)
             except Exception as exc:  # noqa: BLE001 - handed to the caller
+                lost = _is_connection_loss(exc, self.config.transport)
+                self.lost = self.lost or lost
                 if not future.done():
-                    lost = _is_connection_loss(exc, self.config.transport)
-                    future.set_exception(_ConnectionLost(self._describe(exc)) if lost else exc)
+                    future.set_exception(_ConnectionLost(self._describe(exc), sent=True) if lost else exc)
             else:
                 if not future.done():
                     future.set_result(value)
+            finally:
+                job.finished.set()
 
     async def _on_message(self, message: Any) -> None:
         if isinstance(message, mcp_types.ToolListChangedNotification):
@@ -297,7 +373,22 @@ class _Connection:
         finally:
             self._pending.discard(job)
 
-    async def close(self) -> None:
+    async def cancel_all(self, reason: str) -> None:
+        """Answer every queued and in-flight request ``_Cancelled``; the ones sent are cancelled
+        through the SDK (notifications/cancelled), given a moment to go out."""
+        started = []
+        for job in list(self._pending):
+            if not job.future.done():
+                job.future.set_exception(_Cancelled(reason))
+            if job.scope is not None:
+                job.scope.cancel()
+                started.append(job.finished.wait())
+        if started:
+            await asyncio.wait([asyncio.ensure_future(w) for w in started], timeout=_CANCEL_WAIT_S)
+
+    async def close(self, reason: str | None = None) -> None:
+        if reason is not None:
+            await self.cancel_all(reason)
         self._scope.cancel()
         await asyncio.wait({self.task}, timeout=_CLOSE_WAIT_S)
 
@@ -364,6 +455,10 @@ class MCPClientManager:
         self._pid = os.getpid()
         self._atexit = False
         self._closing = False  # set by shutdown so a call racing it can't open a new connection
+        self.max_message_bytes = 100 * 1024 * 1024  # the server sets AGENTSITE_MCP_MAX_MESSAGE_MB
+        # Called (in a worker thread, not on the manager's loop) with a server's name when it
+        # announces that its tools changed; the server re-syncs its registry from it.
+        self.on_tools_changed: Callable[[str], None] | None = None
 
     # ---- the loop thread -----------------------------------------------------------------
 
@@ -435,12 +530,18 @@ class MCPClientManager:
         """Call a tool. Tool failures, JSON-RPC errors and timeouts come back as
         ``is_error=True`` results; only an unreachable server raises (MCPConnectError /
         MCPCallError)."""
-        return self._sync(self._call_tool(name, tool, arguments or {}, timeout_s))
+        return self._sync(self._call_tool(name, tool, arguments or {}, timeout_s, None))
 
     async def acall_tool(
-        self, name: str, tool: str, arguments: Mapping[str, Any] | None = None, timeout_s: float | None = None
+        self,
+        name: str,
+        tool: str,
+        arguments: Mapping[str, Any] | None = None,
+        timeout_s: float | None = None,
+        progress: ProgressFn | None = None,
     ) -> ToolResult:
-        return await self._async(self._call_tool(name, tool, arguments or {}, timeout_s))
+        """``progress`` is awaited on the manager's loop for each notifications/progress."""
+        return await self._async(self._call_tool(name, tool, arguments or {}, timeout_s, progress))
 
     def connect(self, name: str) -> list[MCPTool]:
         """Connect now (if not connected) and re-list the tools; MCPConnectError on failure."""
@@ -448,6 +549,10 @@ class MCPClientManager:
 
     async def aconnect(self, name: str) -> list[MCPTool]:
         return await self._async(self._connect(name))
+
+    def connect_many(self, names: list[str]) -> dict[str, list[MCPTool] | DomainError]:
+        """``connect`` several servers at once: the time of the slowest, not the sum."""
+        return self._sync(self._connect_many(names))
 
     def status(self, name: str) -> dict[str, Any]:
         """``{"status": "connected"|"disconnected"|"error", "error": str|None, "pid": int|None}``."""
@@ -514,19 +619,19 @@ class MCPClientManager:
                 return
         self._servers[name] = _Server(config=config, lookup=lookup)
         if current is not None and current.conn is not None:
-            await current.conn.close()
+            await current.conn.close(f"MCP server {name!r} was reconfigured")
 
     async def _remove(self, name: str) -> None:
         server = self._servers.pop(name, None)
         if server is not None and server.conn is not None:
-            await server.conn.close()
+            await server.conn.close(f"MCP server {name!r} was removed")
 
     async def _close_all(self) -> None:
         self._closing = True
         conns = [s.conn for s in self._servers.values() if s.conn is not None]
         for server in self._servers.values():
             server.conn, server.lock = None, asyncio.Lock()
-        await asyncio.gather(*(conn.close() for conn in conns))
+        await asyncio.gather(*(conn.close("the MCP client manager is shutting down") for conn in conns))
         # Callers still waiting would hang once the loop stops: cancel them now.
         others = asyncio.all_tasks() - {asyncio.current_task()}
         for task in others:
@@ -538,6 +643,8 @@ class MCPClientManager:
         async with server.lock:
             conn = server.conn
             if conn is None or conn.closed:
+                if server.config.disabled:
+                    raise MCPConnectError(self._connect_message(name, "it is disabled"), detail={"server": name})
                 if self._closing:
                     raise MCPConnectError(self._connect_message(name, "the MCP client manager is shutting down"))
                 try:
@@ -556,14 +663,20 @@ class MCPClientManager:
     async def _open(self, server: _Server, name: str, expanded: ServerConfig) -> _Connection:
         """Open a connection; an inferred streamable HTTP that the server refuses with
         400/404/405 is retried once as legacy SSE. Runs under ``server.lock``."""
-        conn = server.conn = _Connection(name, expanded, server.secrets(), server.invalidate_tools)
+        conn = server.conn = _Connection(
+            name, expanded, server.secrets(), self._tools_changed(name, server), self.max_message_bytes
+        )
         server.invalidate_tools()  # a new process may offer other tools
         await conn.settled.wait()
         if conn.may_fall_back:
             first = conn
             log.info("MCP server %r: streamable HTTP refused (HTTP %s); trying legacy SSE", name, first.http_status)
             conn = server.conn = _Connection(
-                name, _with_transport(expanded, "sse"), server.secrets(), server.invalidate_tools
+                name,
+                _with_transport(expanded, "sse"),
+                server.secrets(),
+                self._tools_changed(name, server),
+                self.max_message_bytes,
             )
             server.invalidate_tools()
             await conn.settled.wait()
@@ -574,20 +687,35 @@ class MCPClientManager:
             server.transport = conn.config.transport if conn.opened else None
         return conn
 
+    def _tools_changed(self, name: str, server: _Server) -> Callable[[], None]:
+        def changed() -> None:
+            server.invalidate_tools()
+            hook = self.on_tools_changed
+            if hook is not None and self._servers.get(name) is server:
+                # Off the loop: the hook lists the tools again through this very loop.
+                asyncio.get_running_loop().run_in_executor(None, hook, name)
+
+        return changed
+
     @staticmethod
     def _connect_message(name: str, reason: str) -> str:
         return f"Could not connect to MCP server {name!r}: {reason}"
 
-    async def _with_connection(self, name: str, fn: Callable[[Client], Awaitable[T]]) -> T:
-        """Run ``fn`` on the server's connection; on a lost connection reconnect once and retry.
-
-        A retried call may have reached the server before the connection died; MCP offers no
-        way to tell, so tools with side effects may run twice in that rare case.
-        """
+    async def _with_connection(self, name: str, fn: Callable[[Client], Awaitable[T]], *, once: bool = False) -> T:
+        """Run ``fn`` on the server's connection; on a lost connection reconnect once and retry
+        if ``fn`` had not been sent yet, or is idempotent (``once`` false). A sent ``once``
+        request raises ``MCPConnectionLost``: it may have run, and must not run twice."""
         server = self._server(name)
         try:
             return await self._attempt(server, name, fn)
         except _ConnectionLost as exc:
+            if once and exc.sent:
+                server.error = str(exc)
+                raise MCPConnectionLost(
+                    f"The connection to MCP server {name!r} was lost during the call, which is not repeated "
+                    f"(it may or may not have run): {exc}",
+                    detail={"server": name},
+                ) from None
             log.info("MCP server %r: connection lost (%s); reconnecting", name, exc)
         try:
             return await self._attempt(server, name, fn)
@@ -643,6 +771,7 @@ class MCPClientManager:
                 description=t.description or "",
                 input_schema=t.input_schema,
                 title=t.title or (t.annotations.title if t.annotations else None),
+                task_required=t.execution is not None and t.execution.task_support == "required",
             )
             for t in raw
         )
@@ -650,17 +779,31 @@ class MCPClientManager:
             server.tools = tools
         return list(tools)
 
-    async def _call_tool(self, name: str, tool: str, arguments: Mapping[str, Any], timeout_s: float | None) -> ToolResult:
+    async def _call_tool(
+        self, name: str, tool: str, arguments: Mapping[str, Any], timeout_s: float | None, progress: ProgressFn | None
+    ) -> ToolResult:
         server = self._server(name)
         tool_id = mcp_tool_id(name, tool)
         timeout = timeout_s or server.config.timeout_s  # C-4: every call has a timeout
 
         async def call(client: Client) -> Any:
-            return await client.call_tool(tool, dict(arguments), read_timeout_seconds=timeout)
+            return await client.call_tool(tool, dict(arguments), read_timeout_seconds=timeout, progress_callback=progress)
 
         try:
-            result = await self._with_connection(name, call)
+            result = await self._with_connection(name, call, once=True)
+        except MCPConnectionLost as exc:
+            return text_result(tool_id, f"{exc.code}: {exc.message}", is_error=True)
+        except _Cancelled as exc:
+            return text_result(tool_id, f"cancelled: {exc}; the call was cancelled.", is_error=True)
         except MCPError as exc:  # C-8: a protocol error is a tool error for the model, not a crash
+            if _too_large(exc):
+                limit = f"{self.max_message_bytes / 1024 / 1024:g} MB"
+                return text_result(
+                    tool_id,
+                    f"mcp_message_too_large: the result of {tool!r} from MCP server {name!r} is larger than the "
+                    f"{limit} limit per MCP message (AGENTSITE_MCP_MAX_MESSAGE_MB).",
+                    is_error=True,
+                )
             if exc.code == mcp_types.REQUEST_TIMEOUT:
                 return text_result(tool_id, f"Tool {tool!r} on MCP server {name!r} timed out after {timeout:g} s.", is_error=True)
             return text_result(tool_id, f"MCP server {name!r} rejected the call to {tool!r}: {exc.message}", is_error=True)
@@ -673,6 +816,16 @@ class MCPClientManager:
             return await self._list_tools(name, refresh=True)
         except MCPCallError as exc:
             raise MCPConnectError(exc.message, detail=exc.detail) from None
+
+    async def _connect_many(self, names: list[str]) -> dict[str, list[MCPTool] | DomainError]:
+        async def one(name: str) -> list[MCPTool] | DomainError:
+            try:
+                return await self._connect(name)
+            except DomainError as exc:
+                return exc
+
+        outcomes = await asyncio.gather(*(one(name) for name in names))
+        return dict(zip(names, outcomes, strict=True))
 
 
 class MCPToolExecutor(ToolExecutor):
@@ -705,8 +858,32 @@ def _tool_result(tool_id: str, result: Any) -> ToolResult:
     return ToolResult(tool_id=tool_id, content=tuple(content), is_error=bool(result.is_error), structured=structured)
 
 
+def _too_large(exc: MCPError) -> bool:
+    """A message over the limit: ours (mcp_transports), or the SDK's SSE event cap."""
+    text = exc.message
+    return (
+        exc.code == mcp_transports.MESSAGE_TOO_LARGE
+        or "(AGENTSITE_MCP_MAX_MESSAGE_MB)" in text
+        or ("exceeded the" in text and "byte limit" in text)
+    )
+
+
+def _closed(client: Client) -> bool:
+    """The session's dispatcher saw its transport end (the SDK keeps the flag private; a request
+    sent now would fail without reaching the server)."""
+    dispatcher = getattr(client.session, "_dispatcher", None)
+    return bool(getattr(dispatcher, "_closed", False))
+
+
+def _listens_for_tools(client: Client) -> bool:
+    tools = client.server_capabilities.tools
+    return client.protocol_version in MODERN_PROTOCOL_VERSIONS and tools is not None and bool(tools.list_changed)
+
+
 def _is_connection_loss(exc: BaseException, transport: str) -> bool:
     if isinstance(exc, MCPError):
+        if _too_large(exc):
+            return False
         if exc.code == mcp_types.CONNECTION_CLOSED:
             return True
         return (

@@ -23,6 +23,8 @@ from .types import ToolConfig
 Transport = Literal["stdio", "streamable_http", "sse"]
 
 DEFAULT_TIMEOUT_S = 60.0  # C-4: the SDK waits forever unless told otherwise
+# Starting a server (uvx/npx may download it first) and the handshake; separate from a call's timeout.
+DEFAULT_CONNECT_TIMEOUT_S = 60.0
 
 SERVER_NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _LLM_NAME_MAX = 64
@@ -47,7 +49,9 @@ ERR_NEEDS_COMMAND = "An MCP stdio server needs a 'command'."
 ERR_NEEDS_URL = "An MCP {transport} server needs a 'url'."
 ERR_URL = "MCP server url must be an absolute http(s) URL, got {url!r}."
 ERR_FIELD_TYPE = "MCP server config field {field!r} must be {expected}."
-ERR_TIMEOUT = "MCP server config field 'timeout_s' must be a positive number of seconds."
+ERR_TIMEOUT = "MCP server config field {field!r} must be a positive number of seconds."
+ERR_ENV_FILE = "MCP server envFile {path!r} could not be read: {reason}."
+INVALID_MCP_CONFIG = "invalid_mcp_config"
 ERR_SERVERS_BODY = "Expected {{\"mcpServers\": {{name: config, ...}}}} (or a top-level \"servers\" object)."
 
 
@@ -63,6 +67,9 @@ class ServerConfig:
     url: str | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
     timeout_s: float = DEFAULT_TIMEOUT_S
+    connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S
+    disabled: bool = False  # registered but never started
+    env_file: str | None = None  # KEY=VALUE lines merged under ``env`` when starting (stdio)
     # True when a url came without ``type``/``transport``: the transport is then a guess from the
     # path, and an inferred streamable HTTP falls back to legacy SSE on HTTP 400/404/405 (C.8).
     transport_inferred: bool = False
@@ -73,11 +80,14 @@ class ServerConfig:
         url = expand_vars(self.url, lookup) if self.url else None
         if url is not None:
             _check_url(url)
+        env = expand_vars(dict(self.env), lookup)
+        if self.env_file:
+            env = {**read_env_file(expand_vars(self.env_file, lookup)), **env}
         return replace(
             self,
             command=expand_vars(self.command, lookup) if self.command else None,
             args=tuple(expand_vars(list(self.args), lookup)),
-            env=expand_vars(dict(self.env), lookup),
+            env=env,
             cwd=expand_vars(self.cwd, lookup) if self.cwd else None,
             url=url,
             headers=expand_vars(dict(self.headers), lookup),
@@ -85,13 +95,36 @@ class ServerConfig:
 
     def referenced_vars(self) -> set[str]:
         """Names of the ``${VAR}``s this config needs (for env detection and redaction)."""
-        return find_vars([self.command, self.cwd, self.url, list(self.args), dict(self.env), dict(self.headers)])
+        return find_vars(
+            [self.command, self.cwd, self.url, self.env_file, list(self.args), dict(self.env), dict(self.headers)]
+        )
+
+
+def read_env_file(path: str) -> dict[str, str]:
+    """The ``KEY=VALUE`` lines of an ``envFile`` as the common mcpServers format reads them:
+    ``#`` comments, blank lines and an ``export`` prefix skipped, one pair of quotes removed."""
+    try:
+        with open(os.path.expanduser(path), encoding="utf-8") as f:
+            lines = f.read().splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidRequest(ERR_ENV_FILE.format(path=path, reason=type(exc).__name__), code=INVALID_MCP_CONFIG) from None
+    out: dict[str, str] = {}
+    for raw in lines:
+        line = raw.strip().removeprefix("export ").strip()
+        key, eq, value = line.partition("=")
+        if not eq or line.startswith("#") or not key.strip():
+            continue
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+            value = value[1:-1]
+        out[key.strip()] = value
+    return out
 
 
 def validate_server_name(name: str) -> str:
     # The name prefixes tool ids ("{server}.{tool}") and LLM tool names, so keep it plain.
     if not isinstance(name, str) or not SERVER_NAME_RE.match(name):
-        raise InvalidRequest(ERR_SERVER_NAME.format(name=name), detail={"server": name})
+        raise InvalidRequest(ERR_SERVER_NAME.format(name=name), detail={"server": name}, code=INVALID_MCP_CONFIG)
     return name
 
 
@@ -102,7 +135,8 @@ def normalize_server_config(config: Mapping[str, Any] | ServerConfig) -> ServerC
     HTTP (``http``, ``streamable-http``, ``streamable_http``, ``streamableHttp``); a ``url``
     (or Windsurf's ``serverUrl``) without a type is SSE when its path ends in ``/sse``, else
     streamable HTTP with ``transport_inferred`` set, so the client manager falls back to legacy
-    SSE if the server answers 400/404/405 (C.3 era detection). Unknown keys (``disabled``, ``autoApprove``, ...) are ignored.
+    SSE if the server answers 400/404/405 (C.3 era detection). ``disabled`` and ``envFile`` are
+    honoured; other keys of those formats (``autoApprove``, ...) are ignored.
     """
     if isinstance(config, ServerConfig):
         return config
@@ -126,9 +160,12 @@ def normalize_server_config(config: Mapping[str, Any] | ServerConfig) -> ServerC
     else:
         raise InvalidRequest(ERR_NO_TARGET)
 
-    timeout = config.get("timeout_s", config.get("timeout", DEFAULT_TIMEOUT_S))
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
-        raise InvalidRequest(ERR_TIMEOUT, detail={"field": "timeout_s"})
+    timeout = _seconds(config, "timeout_s", config.get("timeout", DEFAULT_TIMEOUT_S))
+    common: dict[str, Any] = {
+        "timeout_s": timeout,
+        "connect_timeout_s": _seconds(config, "connect_timeout_s", DEFAULT_CONNECT_TIMEOUT_S),
+        "disabled": _flag(config, "disabled"),
+    }
 
     if transport == "stdio":
         if not command:
@@ -139,7 +176,8 @@ def normalize_server_config(config: Mapping[str, Any] | ServerConfig) -> ServerC
             args=tuple(_str_list(config, "args")),
             env=_str_map(config, "env"),
             cwd=_opt_str(config, "cwd"),
-            timeout_s=float(timeout),
+            env_file=_opt_str(config, "envFile"),
+            **common,
         )
     if not url:
         raise InvalidRequest(ERR_NEEDS_URL.format(transport=transport), detail={"field": "url"})
@@ -149,8 +187,8 @@ def normalize_server_config(config: Mapping[str, Any] | ServerConfig) -> ServerC
         transport=transport,
         url=url,
         headers=_str_map(config, "headers"),
-        timeout_s=float(timeout),
         transport_inferred=inferred,
+        **common,
     )
 
 
@@ -167,7 +205,7 @@ def parse_mcp_servers(body: Any) -> dict[str, dict[str, Any]]:
     for name, config in servers.items():
         validate_server_name(name)
         if not isinstance(config, Mapping):
-            raise InvalidRequest(f"{ERR_NOT_OBJECT} ({name!r})", detail={"server": name})
+            raise InvalidRequest(f"{ERR_NOT_OBJECT} ({name!r})", detail={"server": name}, code=INVALID_MCP_CONFIG)
         out[name] = dict(config)
     return out
 
@@ -183,6 +221,9 @@ class MCPTool:
     description: str
     input_schema: Mapping[str, Any]
     title: str | None = None
+    # execution.taskSupport "required": callable only as an MCP task, which agentsite does not
+    # drive, so the tool is listed but never offered or called (docs/mcp.md).
+    task_required: bool = False
 
 
 def mcp_tool_id(server: str, tool: str) -> str:
@@ -204,6 +245,8 @@ def mcp_tool_configs(server: str, tools: Iterable[MCPTool]) -> list[ToolConfig]:
     configs: list[ToolConfig] = []
     used: set[str] = set()
     for tool in tools:
+        if tool.task_required:
+            continue
         name = llm_tool_name(server, tool.name)
         if name in used:  # "a.b" and "a_b" sanitise alike
             digest = hashlib.sha1(mcp_tool_id(server, tool.name).encode()).hexdigest()[:8]
@@ -271,6 +314,20 @@ def _check_url(url: str) -> None:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise InvalidRequest(ERR_URL.format(url=url), detail={"field": "url"})
+
+
+def _seconds(config: Mapping[str, Any], key: str, default: Any) -> float:
+    value = config.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        raise InvalidRequest(ERR_TIMEOUT.format(field=key), detail={"field": key})
+    return float(value)
+
+
+def _flag(config: Mapping[str, Any], key: str) -> bool:
+    value = config.get(key, False)
+    if not isinstance(value, bool):
+        raise InvalidRequest(ERR_FIELD_TYPE.format(field=key, expected="true or false"), detail={"field": key})
+    return value
 
 
 def _opt_str(config: Mapping[str, Any], key: str) -> str | None:

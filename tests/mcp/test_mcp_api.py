@@ -64,7 +64,7 @@ def test_malformed_configs_are_400_and_write_nothing(staff_api: APIClient, alice
     assert_error(staff_api.post("/v1/tools/mcp", {"mcpServers": {"x": {"args": []}}}, format="json"), 400, "invalid_mcp_config")
     assert_error(staff_api.post("/v1/tools/mcp", {"nope": 1}, format="json"), 400, "invalid_request")
     assert_error(staff_api.post("/v1/tools/mcp", {"mcpServers": {"bad name!": TIME_STDIO}}, format="json"), 400,
-                 "invalid_request")
+                 "invalid_mcp_config")
     assert_error(alice_api.post("/v1/tools/mcp", {"mcpServers": {"time": TIME_STDIO}}, format="json"), 403, "permission_denied")
     assert not MCPServer.objects.exists()
 

@@ -11,6 +11,7 @@ import asyncio
 import base64
 
 from mcp import MCPError
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from mcp.server.mcpserver import Context, Image, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import BaseModel
@@ -92,9 +93,11 @@ def _extra(text: str) -> str:
 
 @server.tool()
 async def grow(ctx: Context) -> str:
-    """Register a new tool ``shout`` and announce the change (handshake-era clients)."""
+    """Register a new tool ``shout`` and announce the change to clients of either era."""
     server.add_tool(_extra, name="shout")
-    await ctx.session.send_tool_list_changed()
+    await ctx.notify_tools_changed()  # newest revision: subscriptions/listen streams
+    if ctx.session.protocol_version not in MODERN_PROTOCOL_VERSIONS:
+        await ctx.session.send_tool_list_changed()  # handshake era: a notification
     return "grown"
 
 
