@@ -27,8 +27,8 @@ from inference.engine import StreamEvent
 from sessions import selectors as session_selectors
 
 from . import services
-from .lifecycle import Run, run_begin
-from .serializers import InferRequestSerializer, ToolCallRequestSerializer
+from .lifecycle import Run, run_begin, run_begin_again
+from .serializers import EditRequestSerializer, InferRequestSerializer, RerunRequestSerializer, ToolCallRequestSerializer
 
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
@@ -46,11 +46,13 @@ def _body_json(request: HttpRequest) -> Any:
     return parse_json_body(request.body or b"null", max_depth=conf["MAX_JSON_DEPTH"], max_messages=conf["MAX_MESSAGES"])
 
 
-async def _validated(request: HttpRequest, serializer_class: type[Serializer]) -> dict[str, Any]:
-    """The body, parsed and validated (400 in the envelope), off the event loop when it is big."""
+async def _validated(request: HttpRequest, serializer_class: type[Serializer], *, optional: bool = False) -> dict[str, Any]:
+    """The body, parsed and validated (400 in the envelope), off the event loop when it is big.
+    With ``optional``, no body at all reads as ``{}``."""
 
     def validate() -> dict[str, Any]:
-        ser = serializer_class(data=_body_json(request))
+        body = _body_json(request)
+        ser = serializer_class(data={} if optional and body is None else body)
         if not ser.is_valid():
             raise ValidationFailed(**_validation_kwargs(ser.errors))
         return dict(ser.validated_data)
@@ -107,18 +109,61 @@ async def _begin(request: HttpRequest, user: Any) -> Run:
     return run
 
 
-@_api_view
-async def infer(request: HttpRequest, user: Any) -> HttpResponse:
-    """POST /v1/infer: run the model (and its tool loop) and answer the final JSON."""
-    run = await _begin(request, user)
+async def _begin_again(request: HttpRequest, user: Any, session_id: str, *, edit: bool) -> Run:
+    """``_begin`` for a regenerate or an edit of a stored session."""
+    data = await _validated(request, EditRequestSerializer if edit else RerunRequestSerializer, optional=not edit)
+    change = {"seq": data.pop("seq"), "content": data.pop("content")} if edit else None
+    run: Run = await db_async(run_begin_again)(user=user, session_id=session_id, data=data, edit=change)
+    try:
+        await run.afit()
+    except BaseException:
+        await run.arelease()
+        raise
+    return run
+
+
+async def _answer(run: Run) -> HttpResponse:
     result = await services.get_runtime().ainfer(run.prepared, hooks=run.hooks, control=run.control)
     return JsonResponse(result.to_dict())
 
 
 @_api_view
+async def infer(request: HttpRequest, user: Any) -> HttpResponse:
+    """POST /v1/infer: run the model (and its tool loop) and answer the final JSON."""
+    return await _answer(await _begin(request, user))
+
+
+@_api_view
 async def infer_stream(request: HttpRequest, user: Any) -> StreamingHttpResponse:
     """POST /v1/infer/stream: the same run as Server-Sent Events."""
-    run = await _begin(request, user)
+    return _stream(await _begin(request, user))
+
+
+@_api_view
+async def session_regenerate(request: HttpRequest, user: Any, session_id: str) -> HttpResponse:
+    """POST /v1/sessions/{id}/regenerate: answer the last user message again."""
+    return await _answer(await _begin_again(request, user, session_id, edit=False))
+
+
+@_api_view
+async def session_regenerate_stream(request: HttpRequest, user: Any, session_id: str) -> StreamingHttpResponse:
+    """POST /v1/sessions/{id}/regenerate/stream: the same as Server-Sent Events."""
+    return _stream(await _begin_again(request, user, session_id, edit=False))
+
+
+@_api_view
+async def session_edit(request: HttpRequest, user: Any, session_id: str) -> HttpResponse:
+    """POST /v1/sessions/{id}/edit: replace user message ``seq`` and answer again."""
+    return await _answer(await _begin_again(request, user, session_id, edit=True))
+
+
+@_api_view
+async def session_edit_stream(request: HttpRequest, user: Any, session_id: str) -> StreamingHttpResponse:
+    """POST /v1/sessions/{id}/edit/stream: the same as Server-Sent Events."""
+    return _stream(await _begin_again(request, user, session_id, edit=True))
+
+
+def _stream(run: Run) -> StreamingHttpResponse:
     ping_s = settings.AGENTSITE["SSE_PING_S"]
     # The run starts with the first read, in its own task, which releases the session when it
     # ends whatever the client does (a client that goes away cancels it). Should the response
@@ -140,7 +185,7 @@ async def call_tool(request: HttpRequest, user: Any) -> HttpResponse:
     def find_tool() -> Any:
         if data.get("session_id"):  # the session's scratch folder is only for its owner
             session_selectors.session_get_for_user(session_id=data["session_id"], user=user)
-        return services.tool_for_call(data=data)
+        return services.tool_for_call(data=data, user=user)  # not the caller's: 404 like an unknown id
 
     tool = await db_async(find_tool)()
     runtime = services.get_runtime()

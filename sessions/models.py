@@ -71,6 +71,10 @@ class SessionMessage(models.Model):
     attachments = models.JSONField(default=list, blank=True)
     incomplete = models.BooleanField(default=False)
     error = models.JSONField(null=True, blank=True)
+    # Replaced by a regenerate or an edit: kept in the stored history, never sent to the model again.
+    superseded = models.BooleanField(default=False)
+    # On the last assistant message of a run: that run's tokens and wall time (shown under the answer).
+    usage = models.JSONField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
 from core.errors import NotFound
 
@@ -20,8 +20,21 @@ def session_get_for_user(*, session_id: str, user: Any) -> Session:
     return session
 
 
-def session_list_for_user(*, user: Any) -> QuerySet[Session]:
-    return Session.objects.filter(owner=user).order_by("-updated_at")
+def session_list_for_user(*, user: Any, q: str = "") -> QuerySet[Session]:
+    """The user's sessions, newest first; with ``q``, those whose title or any message text has it."""
+    sessions = Session.objects.filter(owner=user).order_by("-updated_at")
+    q = q.strip()
+    if q:
+        matching = SessionMessage.objects.filter(session__owner=user, content__icontains=q).values("session_id")
+        sessions = sessions.filter(Q(title__icontains=q) | Q(pk__in=matching))
+    return sessions
+
+
+def session_last_model(*, user: Any) -> str:
+    """The model of the user's most recently used chat ("" when none): the chat's default pick."""
+    return Session.objects.filter(owner=user).exclude(model_id="").order_by("-updated_at").values_list(
+        "model_id", flat=True
+    ).first() or ""
 
 
 def session_messages(*, session: Session, from_seq: int = 0) -> QuerySet[SessionMessage]:

@@ -22,7 +22,7 @@ class SessionMessageSerializer(serializers.ModelSerializer):
         model = SessionMessage
         fields = [
             "seq", "role", "content", "thinking", "tool_calls", "tool_call_id", "tool_id", "is_error", "duration_ms",
-            "prompt_template", "arguments", "attachments", "incomplete", "error", "created_at",
+            "prompt_template", "arguments", "attachments", "incomplete", "error", "superseded", "usage", "created_at",
         ]
 
     def to_representation(self, instance: SessionMessage) -> dict[str, Any]:

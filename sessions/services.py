@@ -23,10 +23,10 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
-from core.errors import Conflict, NotFound
+from core.errors import Conflict, NotFound, ValidationFailed
 
 from . import runs
 from .models import Session, SessionMessage
@@ -38,6 +38,11 @@ LOCK_LOST = "lost"  # heartbeat answers: the lease is gone (released by staff or
 LOCK_CANCEL = "cancel"  # ... a cancel was requested ...
 LOCK_HELD = "held"  # ... or the run goes on
 TITLE_MAX = 80
+RENAME_MAX = 200
+EMPTY_TITLE = "A title needs at least one visible character."
+NOTHING_TO_ANSWER = "Session {session_id!r} has no user message to answer again."
+NOT_EDITABLE = "Message {seq} of session {session_id!r} is not a user message that can be edited."
+FOLDED = "Message {seq} is folded into the session's summary and can no longer be edited."
 MEMORY_MAX_FACTS = 40
 
 # The stored fields of a message record; anything else in a record is ignored.
@@ -121,6 +126,16 @@ def session_force_unlock(*, session: Session) -> bool:
     return bool(Session.objects.filter(pk=session.pk).exclude(run_token="").update(
         run_token="", run_started_at=None, run_lease_until=None, run_cancel_requested=False
     ))
+
+
+def session_rename(*, session: Session, title: str) -> Session:
+    """A title as shown in one line: whitespace collapsed, never empty."""
+    clean = " ".join(title.split())[:RENAME_MAX]
+    if not clean:
+        raise ValidationFailed(f"title: {EMPTY_TITLE}", detail={"title": [EMPTY_TITLE]})
+    session.title = clean
+    session.save(update_fields=["title", "updated_at"])
+    return session
 
 
 def session_delete(*, session: Session) -> None:
@@ -235,10 +250,15 @@ def _record(row: SessionMessage) -> dict[str, Any]:
     return record
 
 
+def _live(session: Session) -> QuerySet[SessionMessage]:
+    """Rows the model still sees: not folded into the summary, not superseded."""
+    return SessionMessage.objects.filter(session=session, seq__gte=session.summarized_upto, superseded=False)
+
+
 def session_history(*, session_id: str, before_seq: int | None = None) -> History:
     """The records not yet folded into the summary (before ``before_seq``, when given)."""
     session = Session.objects.get(pk=session_id)
-    rows = SessionMessage.objects.filter(session=session, seq__gte=session.summarized_upto).order_by("seq")
+    rows = _live(session).order_by("seq")
     if before_seq is not None:
         rows = rows.filter(seq__lt=before_seq)
     return History(session.summary, tuple(session.memory), tuple(_record(r) for r in rows))
@@ -247,8 +267,53 @@ def session_history(*, session_id: str, before_seq: int | None = None) -> Histor
 def session_unfolded(*, session_id: str, before_seq: int) -> list[tuple[int, dict[str, Any]]]:
     """``(seq, record)`` of the turns that could still be folded into the summary."""
     session = Session.objects.get(pk=session_id)
-    rows = SessionMessage.objects.filter(session=session, seq__gte=session.summarized_upto, seq__lt=before_seq).order_by("seq")
+    rows = _live(session).filter(seq__lt=before_seq).order_by("seq")
     return [(r.seq, _record(r)) for r in rows]
+
+
+# ---- answering again: regenerate and edit ------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Rewind:
+    """Where a regenerate or an edit starts over: rows from ``from_seq`` on are superseded, and
+    ``record`` (an edit's new user message, with the old one's media) is the run's new input."""
+
+    from_seq: int
+    record: dict[str, Any] | None = None
+
+
+def rewind_for_regenerate(*, session_id: str) -> Rewind:
+    """Answer the last user message again: everything after it is superseded."""
+    session = Session.objects.get(pk=session_id)
+    last = _live(session).filter(role="user").order_by("-seq").values_list("seq", flat=True).first()
+    if last is None:
+        raise Conflict(NOTHING_TO_ANSWER.format(session_id=session_id), code="nothing_to_regenerate")
+    return Rewind(from_seq=last + 1)
+
+
+def rewind_for_edit(*, session_id: str, seq: int, content: str) -> Rewind:
+    """Replace user message ``seq`` (and all after it) by ``content``, keeping its images and audio."""
+    session = Session.objects.get(pk=session_id)
+    row = SessionMessage.objects.filter(session=session, seq=seq, role="user", superseded=False).first()
+    if row is None:
+        message = NOT_EDITABLE.format(seq=seq, session_id=session_id)
+        raise ValidationFailed(f"seq: {message}", detail={"seq": [message]})
+    if seq < session.summarized_upto:
+        raise Conflict(FOLDED.format(seq=seq), code="message_folded")
+    old = _record(row)
+    record: dict[str, Any] = {"role": "user", "content": content}
+    record.update({k: old[k] for k in ("images", "audio") if k in old})
+    return Rewind(from_seq=seq, record=record)
+
+
+def messages_supersede(*, session_id: str, from_seq: int) -> int:
+    """Mark the rows from ``from_seq`` on as superseded (kept, but no longer sent to the model)."""
+    return SessionMessage.objects.filter(session_id=session_id, seq__gte=from_seq, superseded=False).update(superseded=True)
+
+
+def message_usage_set(*, session_id: str, seq: int, usage: dict[str, Any]) -> None:
+    SessionMessage.objects.filter(session_id=session_id, seq=seq).update(usage=usage)
 
 
 # ---- summary, memory, usage ------------------------------------------------------------------

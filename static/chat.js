@@ -144,21 +144,30 @@
   }
 
   // ---- scrolling ---------------------------------------------------------------------------
+  // The view sticks to the bottom while the reader is there: a ResizeObserver follows every
+  // growth (streamed text, the rendered answer replacing it, images, code blocks) after layout,
+  // so nothing reads layout per chunk, and a reader who scrolled up is left alone.
 
-  let scrollQueued = false;
-  function nearBottom() {
+  let stick = true;
+  function atBottom(c) {
+    return c.scrollHeight - c.scrollTop - c.clientHeight < 80;
+  }
+  function toBottom() {
     const c = conv();
-    return c.scrollHeight - c.scrollTop - c.clientHeight < 120;
+    if (c) c.scrollTop = c.scrollHeight;
   }
   function scrollToBottom(force) {
-    if (!force && !nearBottom()) return;
-    if (scrollQueued) return;
-    scrollQueued = true;
-    requestAnimationFrame(() => {
-      scrollQueued = false;
-      const c = conv();
-      c.scrollTop = c.scrollHeight;
-    });
+    if (force) stick = true;
+    if (stick) toBottom();
+  }
+  document.addEventListener("scroll", (e) => {
+    if (e.target === conv()) stick = atBottom(e.target);
+  }, true);
+  const resizes = new ResizeObserver(() => { if (stick) toBottom(); });
+  function observeConversation() {
+    resizes.disconnect();
+    resizes.observe(conv());
+    resizes.observe(messagesEl());
   }
 
   // ---- composer helpers --------------------------------------------------------------------
@@ -227,7 +236,7 @@
     state.images.forEach((img, i) => {
       const remove = el("button", { type: "button", class: "attach-remove", "aria-label": `Remove image ${img.name}` });
       remove.innerHTML = ICON_X;
-      remove.addEventListener("click", () => { state.images.splice(i, 1); renderAttachments(); prompt.focus(); });
+      remove.addEventListener("click", () => { state.images.splice(i, 1); renderAttachments(); checkVision(); prompt.focus(); });
       attachBox.append(el("div", { class: "attach-item" }, el("img", { src: img.dataUrl, alt: `Attached image ${img.name}` }), remove));
     });
     state.audio.forEach((clip, i) => {
@@ -259,6 +268,7 @@
       state.images.push({ dataUrl: await readAsDataURL(file), name: file.name || "pasted image" });
     }
     renderAttachments();
+    checkVision();
   }
 
   $("#attach-btn").addEventListener("click", () => fileInput.click());
@@ -419,20 +429,20 @@
   }
 
   function typingIndicator() {
-    return el("div", { class: "typing", "aria-label": "Waiting for the model" }, el("span"), el("span"), el("span"));
+    return el("div", { class: "typing", role: "status", "aria-label": "Waiting for the model" }, el("span"), el("span"), el("span"));
   }
 
+  // One sentence per error code, the same table the server renders stored errors with.
+  const errorText = JSON.parse(app.dataset.errorText || "{}");
+
+  /** The notice for an error envelope: a plain sentence, the code and message under "Details". */
   function errorNotice(error) {
     const code = (error && error.code) || "error";
-    const friendly = {
-      session_busy: "This chat is still answering another request. Wait for it to finish, or press Stop.",
-      model_unavailable: "The model is unavailable right now.",
-      model_timeout: "The model took too long to answer.",
-      not_authenticated: "Your login has expired. Reload the page to log in again.",
-    }[code];
-    const notice = el("div", { class: "notice notice-error", role: "alert" }, el("b", { text: code }));
-    notice.append(friendly ? `${friendly} ${error.message || ""}` : (error && error.message) || "Something went wrong.");
-    return notice;
+    const text = errorText[code] || errorText[""] || "Something went wrong.";
+    const message = (error && error.message) || "";
+    const detail = el("details", { class: "notice-detail" }, el("summary", { text: "Details" }), el("code", { text: code }));
+    if (message && message.trim() !== text) detail.append(` ${message}`);
+    return el("div", { class: "notice notice-error", role: "alert", "data-code": code }, el("p", { class: "notice-text", text }), detail);
   }
 
   function toolResultText(content) {
@@ -453,6 +463,12 @@
     return el("div", { class: "tool-card", "data-state": "pending", "data-live": true, "data-call-id": call.id || "" }, head, args);
   }
 
+  /**
+   * One run on screen. Deltas are buffered and painted once per animation frame, as text
+   * appended to the current paragraph (a blank line starts the next one): the cost of a
+   * chunk is the size of the chunk, never of the answer so far. The sanitized Markdown
+   * replaces it all once the run is done.
+   */
   class Stream {
     constructor(turn, body, fromSeq, sessionId) {
       this.controller = new AbortController();
@@ -461,8 +477,12 @@
       this.article = body.parentElement;
       this.fromSeq = fromSeq;
       this.sessionId = sessionId;
-      this.text = null; // the text segment being streamed into
+      this.text = null; // the .md element being streamed into
+      this.node = null; // the text node of its last paragraph
       this.thinking = null;
+      this.pendingText = "";
+      this.pendingThinking = "";
+      this.frame = 0;
       this.finished = false;
       this.failed = false;
     }
@@ -476,18 +496,27 @@
       if (t) t.remove();
     }
 
-    appendThinking(piece) {
-      this.clearTyping();
-      if (!this.thinking) {
-        const text = el("div", { class: "thinking-text" });
-        const box = el("details", { class: "thinking", open: true, "data-live": true }, el("summary", { text: "Thinking" }), text);
-        this.body.append(box);
-        this.thinking = text;
-      }
-      this.thinking.append(piece);
+    schedule() {
+      if (!this.frame) this.frame = requestAnimationFrame(() => { this.frame = 0; this.paint(false); });
     }
 
-    appendText(piece) {
+    paint(all) {
+      if (this.frame) { cancelAnimationFrame(this.frame); this.frame = 0; }
+      if (this.pendingThinking) {
+        this.clearTyping();
+        if (!this.thinking) {
+          const text = el("div", { class: "thinking-text" });
+          this.body.append(el("details", { class: "thinking", open: true, "data-live": true }, el("summary", { text: "Thinking" }), text));
+          this.thinking = text;
+        }
+        this.thinking.append(this.pendingThinking);
+        this.pendingThinking = "";
+      }
+      let piece = this.pendingText;
+      // A paragraph break may arrive split over two chunks: hold a trailing newline back.
+      if (!all && piece.endsWith("\n")) piece = piece.slice(0, -1);
+      if (!piece) return;
+      this.pendingText = this.pendingText.slice(piece.length);
       this.clearTyping();
       if (this.thinking) {
         this.thinking.parentElement.removeAttribute("data-live");
@@ -497,19 +526,45 @@
       if (!this.text) {
         this.text = el("div", { class: "md streaming" });
         this.body.append(this.text);
+        this.newParagraph();
       }
-      this.text.append(piece);
+      const parts = piece.split("\n\n");
+      this.node.appendData(parts[0]);
+      for (let i = 1; i < parts.length; i++) {
+        if (this.node.length) this.newParagraph();
+        this.node.appendData(parts[i].replace(/^\n+/, ""));
+      }
+    }
+
+    newParagraph() {
+      this.node = document.createTextNode("");
+      this.text.append(el("p", {}, this.node));
     }
 
     closeSegment() {
+      this.paint(true);
       if (this.text) this.text.classList.remove("streaming");
       if (this.thinking) this.thinking.parentElement.removeAttribute("data-live");
       this.text = null;
+      this.node = null;
       this.thinking = null;
     }
 
+    fail(notice) {
+      this.failed = true;
+      this.closeSegment();
+      this.clearTyping();
+      this.body.append(notice);
+    }
+
     handle(name, data) {
-      const stick = this.onScreen && nearBottom();
+      if (name === "delta") {
+        if (data.thinking) this.pendingThinking += data.thinking;
+        if (data.content) this.pendingText += data.content;
+        this.schedule();
+        return;
+      }
+      this.paint(true);
       if (name === "session") {
         this.sessionId = data.session_id;
         if (this.onScreen && state.sessionId !== this.sessionId) {
@@ -519,13 +574,16 @@
           history.replaceState({ htmx: true }, "", `/c/${encodeURIComponent(this.sessionId)}/`);
           refreshSidebar(this.sessionId);
         }
-      } else if (name === "delta") {
-        if (data.thinking) this.appendThinking(data.thinking);
-        if (data.content) this.appendText(data.content);
       } else if (name === "tool_call") {
         this.clearTyping();
         this.closeSegment();
         this.body.append(toolCard(data));
+      } else if (name === "tool_progress") {
+        const card = $$(".tool-card", this.body).find((c) => c.dataset.callId === (data.id || ""));
+        if (card) {
+          const total = typeof data.total === "number" ? `/${data.total}` : "";
+          $(".tool-status", card).textContent = `running… ${data.progress}${total}${data.message ? ` · ${data.message}` : ""}`;
+        }
       } else if (name === "tool_result") {
         const card = $$(".tool-card", this.body).find((c) => c.dataset.callId === (data.id || ""));
         if (card) {
@@ -535,7 +593,7 @@
           $(".tool-status", card).textContent = (data.is_error ? "error" : "done") + ms;
           card.append(el("details", { class: "tool-section", open: true }, el("summary", { text: "Result" }), el("pre", { class: "tool-result", text: toolResultText(data.content) })));
         }
-        this.body.append(typingIndicator());
+        if (!$(".typing", this.body)) this.body.append(typingIndicator());
       } else if (name === "message") {
         if (data.role === "assistant") this.closeSegment();
       } else if (name === "done") {
@@ -543,23 +601,25 @@
         this.closeSegment();
         this.clearTyping();
       } else if (name === "error") {
-        this.failed = true;
-        this.closeSegment();
-        this.clearTyping();
-        this.body.append(errorNotice(data.error));
+        this.fail(errorNotice(data.error));
       }
-      if (stick) scrollToBottom(true);
     }
   }
 
   function refreshSidebar(currentId) {
-    const url = `/sidebar/?current=${encodeURIComponent(currentId || "")}`;
-    return htmx.ajax("GET", url, { target: "#session-list", swap: "outerHTML" });
+    const params = new URLSearchParams({ current: currentId || "", q: searchBox ? searchBox.value : "" });
+    return htmx.ajax("GET", `/sidebar/?${params}`, { target: "#session-list", swap: "outerHTML" });
   }
 
   function nextSeq() {
     const marks = $$("[data-next-seq]", messagesEl());
     return marks.length ? parseInt(marks[marks.length - 1].dataset.nextSeq, 10) || 0 : 0;
+  }
+
+  /** Only the last answer offers "Regenerate". */
+  function markLastAnswer() {
+    const answers = $$(".msg-assistant", messagesEl());
+    answers.forEach((a, i) => a.classList.toggle("last-answer", i === answers.length - 1));
   }
 
   async function finish(stream) {
@@ -577,9 +637,93 @@
       } catch (err) {
         /* keep the streamed text */
       }
-      scrollToBottom(true);
     }
+    markLastAnswer();
     if (stream.onScreen || !state.current) focusPrompt();
+  }
+
+  function selectedModelInfo() {
+    const option = modelSelect && modelSelect.selectedOptions[0];
+    return option ? { id: option.value, name: option.textContent.trim(), vision: option.dataset.vision === "1" } : null;
+  }
+
+  /** Images wait in the tray for a model that can see them; the sentence says what to do. */
+  function visionProblem() {
+    const model = selectedModelInfo();
+    if (!state.images.length || !model || model.vision) return "";
+    return `${model.name} can't read images. Pick a model with vision, or remove the image.`;
+  }
+
+  function checkVision() {
+    const problem = visionProblem();
+    attachBox.classList.toggle("refused", Boolean(problem));
+    showComposerError(problem);
+    return !problem;
+  }
+
+  /**
+   * Start a run that streams into a new turn: POST ``url`` with ``body``. ``shown`` is what the
+   * turn shows of the user's side (null: none, as for a regenerate). ``refused(error)`` is
+   * called instead when the server refuses the request before it starts.
+   */
+  async function startRun(url, body, shown, refused) {
+    const list = messagesEl();
+    const empty = $(".empty-state", list);
+    if (empty) empty.remove();
+    const assistantBody = el("div", { class: "assistant-body" }, typingIndicator());
+    const article = el("article", { class: "msg msg-assistant", "aria-busy": "true" }, el("div", { class: "avatar", "aria-hidden": "true" }), assistantBody);
+    const bubble = shown ? userBubble(shown.text, shown.images, shown.audio, shown.template) : null;
+    const turn = el("div", { class: "live-turn" }, bubble, article);
+    list.append(turn);
+    scrollToBottom(true);
+
+    const stream = new Stream(turn, assistantBody, nextSeq(), state.sessionId);
+    state.current = stream;
+    setStreamingUI(true);
+
+    let res;
+    try {
+      res = await fetch(url, {
+        method: "POST",
+        credentials: "same-origin",
+        headers: { "Content-Type": "application/json", Accept: "text/event-stream", "X-CSRFToken": csrfToken() },
+        body: JSON.stringify(body),
+        signal: stream.controller.signal,
+      });
+    } catch (err) {
+      stream.fail(errorNotice({ code: "network_error" }));
+      return finish(stream);
+    }
+    if (!res.ok) {
+      let error;
+      try {
+        error = (await res.json()).error;
+      } catch (err) {
+        error = { code: `http_${res.status}`, message: res.statusText || "The request failed." };
+      }
+      if (refused) {
+        turn.remove();
+        refused(error);
+      } else {
+        stream.fail(errorNotice(error));
+        if (bubble) bubble.classList.add("failed");
+      }
+      return finish(stream);
+    }
+    try {
+      await readEventStream(res.body, (name, data) => stream.handle(name, data));
+    } catch (err) {
+      if (!stream.finished && !stream.failed) {
+        const aborted = err && err.name === "AbortError";
+        stream.fail(aborted ? el("div", { class: "note-stopped", text: "Stopped · partial answer kept" }) : errorNotice({ code: "connection_lost" }));
+      }
+    }
+    if (!stream.finished && !stream.failed) stream.fail(errorNotice({ code: "connection_lost" }));
+    return finish(stream);
+  }
+
+  function runOptions() {
+    return { model_id: modelSelect && modelSelect.value, tool_ids: selectedTools() };
   }
 
   async function send() {
@@ -597,6 +741,7 @@
       showComposerError("Pick a model first.");
       return;
     }
+    if (!checkVision()) return;
 
     let template = null;
     if (useTemplate) {
@@ -621,19 +766,7 @@
     if (images.length) last.images = images.map((i) => i.dataUrl);
     if (audio.length) last.audio = audio.map((a) => ({ data: a.base64, format: "wav" }));
 
-    const body = { model_id: modelId, tool_ids: selectedTools(), messages, session_id: state.sessionId || "new" };
-
-    // Show the turn at once; the answer streams into it.
-    const list = messagesEl();
-    const empty = $(".empty-state", list);
-    if (empty) empty.remove();
-    const assistantBody = el("div", { class: "assistant-body" }, typingIndicator());
-    const article = el("article", { class: "msg msg-assistant", "aria-busy": "true" }, el("div", { class: "avatar", "aria-hidden": "true" }), assistantBody);
-    const bubble = userBubble(text, images, audio, template);
-    const turn = el("div", { class: "live-turn" }, bubble, article);
-    list.append(turn);
-    scrollToBottom(true);
-
+    const body = { ...runOptions(), messages, session_id: state.sessionId || "new" };
     prompt.value = "";
     autosize();
     state.images = [];
@@ -643,57 +776,144 @@
       templateSelect.value = "";
       $("#template-fields").replaceChildren();
     }
-
-    const stream = new Stream(turn, assistantBody, nextSeq(), state.sessionId);
-    state.current = stream;
-    setStreamingUI(true);
     prompt.focus();
-
-    let res;
-    try {
-      res = await fetch("/v1/infer/stream", {
-        method: "POST",
-        credentials: "same-origin",
-        headers: { "Content-Type": "application/json", Accept: "text/event-stream", "X-CSRFToken": csrfToken() },
-        body: JSON.stringify(body),
-        signal: stream.controller.signal,
-      });
-    } catch (err) {
-      stream.failed = true;
-      stream.clearTyping();
-      assistantBody.append(errorNotice({ code: "network_error", message: "Could not reach the server." }));
-      return finish(stream);
-    }
-    if (!res.ok) {
-      let error;
-      try {
-        error = (await res.json()).error;
-      } catch (err) {
-        error = { code: `http_${res.status}`, message: res.statusText || "The request failed." };
-      }
-      stream.failed = true;
-      stream.clearTyping();
-      assistantBody.append(errorNotice(error));
-      bubble.classList.add("failed");
+    // Refused before it started (a 4xx): nothing was stored, so the user gets it all back.
+    await startRun("/v1/infer/stream", body, { text, images, audio, template }, (error) => {
       if (!prompt.value) { prompt.value = text; autosize(); }
-      return finish(stream);
-    }
+      if (!state.images.length && !state.audio.length) { state.images = images; state.audio = audio; renderAttachments(); }
+      showNotice(errorNotice(error));
+    });
+  }
+
+  function showNotice(notice) {
+    composerError.replaceChildren(...notice.childNodes);
+    composerError.hidden = false;
+  }
+
+  async function regenerate(article) {
+    if (state.current || !state.sessionId) return;
+    showComposerError("");
+    article.hidden = true;
+    await startRun(`/v1/sessions/${encodeURIComponent(state.sessionId)}/regenerate/stream`, runOptions(), null, (error) => {
+      article.hidden = false;
+      showNotice(errorNotice(error));
+    });
+    if (article.hidden) article.remove();
+  }
+
+  function editMessage(article) {
+    if (state.current || !state.sessionId || $(".edit-form", article)) return;
+    const bubble = $(".bubble", article);
+    const original = $(".user-text", bubble);
+    const area = el("textarea", { class: "edit-text", rows: 3, "aria-label": "Edit your message" });
+    area.value = original ? original.textContent : "";
+    const error = el("div", { class: "notice notice-error", role: "alert", hidden: true });
+    const save = el("button", { type: "submit", class: "btn btn-primary", text: "Save & send" });
+    const cancel = el("button", { type: "button", class: "btn", text: "Cancel" });
+    const form = el("form", { class: "edit-form" }, area, error, el("div", { class: "edit-actions" }, cancel, save));
+    bubble.hidden = true;
+    article.classList.add("editing");
+    article.append(form);
+    area.focus();
+    const close = () => { form.remove(); bubble.hidden = false; article.classList.remove("editing"); };
+    cancel.addEventListener("click", close);
+    area.addEventListener("keydown", (e) => {
+      if (e.key === "Escape") { e.stopPropagation(); close(); }
+      if (e.key === "Enter" && !e.shiftKey && !e.isComposing) { e.preventDefault(); form.requestSubmit(); }
+    });
+    form.addEventListener("submit", async (e) => {
+      e.preventDefault();
+      if (state.current || !area.value.trim()) return;
+      const seq = parseInt(article.dataset.seq, 10);
+      const images = $$(".msg-attachments img", bubble).map((img) => ({ dataUrl: img.src }));
+      // The edited message and everything after it give way to the new branch.
+      const later = [];
+      for (let node = article; node; node = node.nextElementSibling) later.push(node);
+      later.forEach((node) => { node.hidden = true; });
+      const text = area.value;
+      await startRun(`/v1/sessions/${encodeURIComponent(state.sessionId)}/edit/stream`, { ...runOptions(), seq, content: text },
+        { text, images, audio: [], template: null }, (err) => {
+          later.forEach((node) => { node.hidden = false; });
+          error.replaceChildren(...errorNotice(err).childNodes);
+          error.hidden = false;
+        });
+      if (article.hidden) later.forEach((node) => node.remove());
+    });
+  }
+
+  async function copyAnswer(article, button) {
+    const raw = $("template.raw-answer", article);
     try {
-      await readEventStream(res.body, (name, data) => stream.handle(name, data));
+      await copyText(raw ? raw.content.textContent : $$(".md", article).map((m) => m.innerText).join("\n\n"));
+      button.textContent = "Copied";
     } catch (err) {
-      if (!stream.finished && !stream.failed) {
-        stream.failed = true;
-        stream.clearTyping();
-        const aborted = err && err.name === "AbortError";
-        assistantBody.append(aborted ? el("div", { class: "note-stopped", text: "Stopped · partial answer kept" })
-          : errorNotice({ code: "connection_lost", message: "The connection to the server was lost." }));
+      button.textContent = "Copy failed";
+    }
+    setTimeout(() => { button.textContent = "Copy"; }, 1500);
+  }
+
+  document.addEventListener("click", (e) => {
+    const button = e.target.closest("[data-action]");
+    if (!button || !app.contains(button)) return;
+    const article = button.closest(".msg");
+    const action = button.dataset.action;
+    if (action === "copy-answer") copyAnswer(article, button);
+    else if (action === "regenerate") regenerate(article);
+    else if (action === "edit") editMessage(article);
+    else if (action === "rename") renameChat(button.closest(".session-item"));
+  });
+
+  // ---- chat list: search and rename ---------------------------------------------------------------
+
+  const searchBox = $("#chat-search");
+  let searchTimer = 0;
+  if (searchBox) {
+    searchBox.addEventListener("input", () => {
+      clearTimeout(searchTimer);
+      searchTimer = setTimeout(() => refreshSidebar(state.sessionId), 250);
+    });
+  }
+
+  function renameChat(item) {
+    const link = $(".session-link", item);
+    if (!link || $(".rename-input", item)) return;
+    const sessionId = item.dataset.sessionId;
+    const input = el("input", { type: "text", class: "rename-input", maxlength: 200, "aria-label": "New name of the chat" });
+    input.value = link.textContent.trim();
+    link.hidden = true;
+    item.prepend(input);
+    input.focus();
+    input.select();
+    let done = false;
+    const end = async (save) => {
+      if (done) return;
+      done = true;
+      const title = input.value.trim();
+      if (save && title && title !== link.textContent.trim()) {
+        const res = await fetch(`/v1/sessions/${encodeURIComponent(sessionId)}`, {
+          method: "PATCH", credentials: "same-origin",
+          headers: { "Content-Type": "application/json", "X-CSRFToken": csrfToken() },
+          body: JSON.stringify({ title }),
+        });
+        if (res.ok) {
+          const saved = (await res.json()).title;
+          link.textContent = saved;
+          if (sessionId === state.sessionId) {
+            const head = $("#conv-title");
+            if (head) head.textContent = saved;
+            document.title = `${saved} · agentsite`;
+          }
+        }
       }
-    }
-    if (!stream.finished && !stream.failed) {
-      stream.failed = true;
-      assistantBody.append(errorNotice({ code: "connection_lost", message: "The answer ended unexpectedly." }));
-    }
-    return finish(stream);
+      input.remove();
+      link.hidden = false;
+      link.focus();
+    };
+    input.addEventListener("keydown", (e) => {
+      if (e.key === "Enter") { e.preventDefault(); end(true); }
+      if (e.key === "Escape") { e.preventDefault(); e.stopPropagation(); end(false); }
+    });
+    input.addEventListener("blur", () => end(true));
   }
 
   async function stop() {
@@ -746,7 +966,7 @@
       stop();
     }
   });
-  if (modelSelect) modelSelect.addEventListener("change", () => { updatePlaceholder(); prompt.focus(); });
+  if (modelSelect) modelSelect.addEventListener("change", () => { updatePlaceholder(); checkVision(); prompt.focus(); });
   document.body.addEventListener("htmx:afterSwap", (e) => {
     if (e.detail.target && e.detail.target.id === "template-fields") {
       const first = $("[data-var]", e.detail.target);
@@ -791,6 +1011,8 @@
     }
     showComposerError("");
     closeSidebar();
+    observeConversation();
+    markLastAnswer();
     scrollToBottom(true);
     focusPrompt();
   }
@@ -802,6 +1024,8 @@
   });
 
   htmx.onLoad(enhanceCode);
+  observeConversation();
+  markLastAnswer();
   updateToolCount();
   updatePlaceholder();
   autosize();
