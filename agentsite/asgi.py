@@ -8,6 +8,8 @@ from django.core.asgi import get_asgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "agentsite.settings")
 django_asgi_app = get_asgi_application()
 
+from inference.mcp_endpoint import endpoint as mcp_app  # noqa: E402  (needs the app registry ready)
+
 from .guard import guard  # noqa: E402  (needs the app registry ready)
 from .hotpath import HOT_PATHS, HotPathHandler  # noqa: E402  (needs the app registry ready)
 
@@ -15,7 +17,11 @@ hot_path_app = HotPathHandler()
 
 
 async def http_app(scope, receive, send):
-    app = hot_path_app if scope["path"] in HOT_PATHS else django_asgi_app
+    path = scope["path"]
+    if path == "/mcp" or path.startswith("/mcp/"):
+        app = mcp_app  # the site as an MCP server (the guard has authenticated the key)
+    else:
+        app = hot_path_app if path in HOT_PATHS else django_asgi_app
     await app(scope, receive, send)
 
 
