@@ -26,7 +26,7 @@ from sessions.models import SessionMessage
 from sessions.services import Attachment
 
 from . import context
-from .services import get_runtime, inference_request, scratch_owner
+from .services import inference_request, runtime_for, scratch_owner
 
 
 def message_record(message: Message) -> tuple[dict[str, Any], list[Attachment]]:
@@ -162,8 +162,9 @@ class Run:
 
 
 def run_begin(*, user: Any, data: Mapping[str, Any]) -> Run:
-    """Validate and prepare a run; with a session: lock it and store the input messages (sync)."""
-    runtime = get_runtime()
+    """Validate and prepare a run; with a session: lock it and store the input messages (sync).
+    Models and tools resolve as ``user`` may see them (``runtime_for``)."""
+    runtime = runtime_for(user)
     session_id = data.get("session_id")
     if not session_id:
         return Run(prepared=runtime.prepare(inference_request(data=data), owner=scratch_owner(user)))  # bash: the caller's folder

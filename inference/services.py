@@ -42,7 +42,10 @@ def _bash_hidden_paths() -> tuple[str, ...]:
 
 @lru_cache(maxsize=1)
 def get_runtime() -> Runtime:
-    """One runtime per process; rebuilt when settings change (tests override AGENTSITE)."""
+    """One runtime per process; rebuilt when settings change (tests override AGENTSITE).
+
+    Its own sources belong to nobody and find no model or tool: a run resolves them through
+    ``runtime_for(user)``, so a path that forgets the caller fails closed."""
     conf = settings.AGENTSITE
     limits = Limits(
         max_image_bytes=conf["MAX_IMAGE_BYTES"],
@@ -66,9 +69,15 @@ def get_runtime() -> Runtime:
         fetch_timeout_s=conf["FETCH_TIMEOUT_S"],
     )
     return Runtime(
-        DbModels(), DbTools(), DbTemplates(), limits=limits, tool_settings=tool_settings, scratch_dir_for=scratch_dir_for,
+        DbModels(None), DbTools(None), DbTemplates(), limits=limits, tool_settings=tool_settings, scratch_dir_for=scratch_dir_for,
         checkpoint_s=conf["RUN_CHECKPOINT_S"],
     )
+
+
+def runtime_for(user: Any) -> Runtime:
+    """The shared runtime resolving models and tools as ``user`` may see them (registry/access.py):
+    the one place a run's access is decided, for preparation and a skill's ``allowed-tools`` alike."""
+    return get_runtime().scoped(models=DbModels(user), tools=DbTools(user))
 
 
 @receiver(setting_changed)
@@ -93,9 +102,9 @@ def inference_request(*, data: Mapping[str, Any], session_id: str | None = None)
     )
 
 
-def tool_for_call(*, data: Mapping[str, Any]) -> ToolConfig:
-    """The tool a direct call names: ``tool_id``, or MCP ``server`` + ``tool``."""
-    tools = DbTools()
+def tool_for_call(*, data: Mapping[str, Any], user: Any) -> ToolConfig:
+    """The tool a direct call names, as ``user`` may see it: ``tool_id``, or MCP ``server`` + ``tool``."""
+    tools = DbTools(user)
     if "tool_id" in data:
         return tools.get_many([data["tool_id"]])[0]
     return tools.on_server(data["server"], data["tool"])

@@ -1,12 +1,14 @@
 """Database-backed sources for the server's Runtime (the SDK uses the in-memory registries).
 
 The engine resolves models, tools and templates only through these interfaces, so the SDK and
-the server share one preparation path (``Runtime.prepare``).
+the server share one preparation path (``Runtime.prepare``). Models and tools are resolved as
+one caller may see them (``registry.access``): what the caller may not use is not found.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from inference.engine import ModelConfig, ToolConfig
 from registry import selectors as registry
@@ -15,22 +17,32 @@ from templates_app.services import template_get
 
 
 class DbModels:
+    """The models ``user`` may run (``None``: nobody's view, so nothing is found)."""
+
+    def __init__(self, user: Any) -> None:
+        self.user = user
+
     def get(self, model_id: str) -> ModelConfig:
-        return registry.model_config_get(model_id=model_id)
+        return registry.model_config_get(model_id=model_id, user=self.user)
 
 
 class DbTools:
+    """The tools ``user`` may use (``None``: nothing); a skill's tools are looked up here too."""
+
+    def __init__(self, user: Any) -> None:
+        self.user = user
+
     def get_many(self, tool_ids: Iterable[str]) -> list[ToolConfig]:
-        tools = registry.tool_configs_get(tool_ids=tool_ids)
+        tools = registry.tool_configs_get(tool_ids=tool_ids, user=self.user)
         # This worker's MCP manager learns the stored config of every server these tools use.
         mcp_ensure_configured(tools)
         return tools
 
     def all(self) -> list[ToolConfig]:
-        return registry.tool_configs_all()
+        return registry.tool_configs_all(user=self.user)
 
     def on_server(self, server: str, tool: str) -> ToolConfig:
-        config = registry.tool_config_on_server(server=server, tool=tool)
+        config = registry.tool_config_on_server(server=server, tool=tool, user=self.user)
         mcp_ensure_configured([config])
         return config
 

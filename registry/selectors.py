@@ -1,13 +1,19 @@
-"""Registry reads: ORM rows turned into the engine's configs (``${VAR}`` resolved on the way)."""
+"""Registry reads: ORM rows turned into the engine's configs (``${VAR}`` resolved on the way).
+
+Every read on behalf of a caller takes the ``user`` and goes through ``registry.access``: what
+the caller may not use is absent, so it answers exactly like an unknown id.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from django.db.models import QuerySet
 
 from inference.engine import ModelConfig, ModelNotFound, ToolConfig, ToolNotFound, expand_vars
 
+from . import access
 from .env_store import env_lookup
 from .models import LLMModel, Tool
 
@@ -35,15 +41,15 @@ def model_to_config(row: LLMModel) -> ModelConfig:
     )
 
 
-def model_config_get(*, model_id: str) -> ModelConfig:
-    row = LLMModel.objects.filter(model_id=model_id, enabled=True).first()
+def model_config_get(*, model_id: str, user: Any) -> ModelConfig:
+    row = access.visible_models(user).filter(model_id=model_id, enabled=True).first()
     if row is None:
         raise ModelNotFound(MODEL_NOT_FOUND.format(model_id=model_id))
     return model_to_config(row)
 
 
-def models_enabled() -> QuerySet[LLMModel]:
-    return LLMModel.objects.filter(enabled=True).order_by("model_id")
+def models_enabled(*, user: Any) -> QuerySet[LLMModel]:
+    return access.visible_models(user).filter(enabled=True).order_by("model_id")
 
 
 def tool_to_config(row: Tool) -> ToolConfig:
@@ -64,31 +70,33 @@ def tool_to_config(row: Tool) -> ToolConfig:
     )
 
 
-def _tools() -> QuerySet[Tool]:
-    return Tool.objects.select_related("server", "skill")
+def _tools(user: Any) -> QuerySet[Tool]:
+    return access.visible_tools(user, Tool.objects.select_related("server", "skill"))
 
 
-def tool_configs_get(*, tool_ids: Iterable[str]) -> list[ToolConfig]:
-    """Enabled tools in the order asked; unknown (or disabled) ids -> ToolNotFound naming them."""
+def tool_configs_get(*, tool_ids: Iterable[str], user: Any) -> list[ToolConfig]:
+    """Enabled tools in the order asked; unknown (or disabled, or not the user's) ids -> ToolNotFound naming them."""
     wanted = list(dict.fromkeys(tool_ids))
-    rows = {t.tool_id: t for t in _tools().filter(tool_id__in=wanted, enabled=True)}
+    if not wanted:
+        return []
+    rows = {t.tool_id: t for t in _tools(user).filter(tool_id__in=wanted, enabled=True)}
     missing = [t for t in wanted if t not in rows]
     if missing:
         raise ToolNotFound(TOOL_NOT_FOUND.format(tool_id=missing[0]), detail={"missing": missing})
     return [tool_to_config(rows[t]) for t in wanted]
 
 
-def tool_configs_all() -> list[ToolConfig]:
-    return [tool_to_config(t) for t in _tools().filter(enabled=True)]
+def tool_configs_all(*, user: Any) -> list[ToolConfig]:
+    return [tool_to_config(t) for t in _tools(user).filter(enabled=True)]
 
 
-def tool_config_on_server(*, server: str, tool: str) -> ToolConfig:
+def tool_config_on_server(*, server: str, tool: str, user: Any) -> ToolConfig:
     """An enabled MCP tool by its server's name and its name on that server."""
-    row = _tools().filter(tool_type="mcp", server__name=server, remote_name=tool, enabled=True).first()
+    row = _tools(user).filter(tool_type="mcp", server__name=server, remote_name=tool, enabled=True).first()
     if row is None:
         raise ToolNotFound(MCP_TOOL_NOT_FOUND.format(tool=tool, server=server))
     return tool_to_config(row)
 
 
-def tools_enabled() -> QuerySet[Tool]:
-    return _tools().filter(enabled=True).order_by("tool_type", "tool_id")
+def tools_enabled(*, user: Any) -> QuerySet[Tool]:
+    return _tools(user).filter(enabled=True).order_by("tool_type", "tool_id")

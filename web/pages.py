@@ -170,9 +170,9 @@ class ToolGroup:
     tools: list[Tool]
 
 
-def tool_groups() -> list[ToolGroup]:
-    """Enabled tools by kind: functions, MCP per server, skills, built-ins."""
-    tools = registry.tools_enabled()
+def tool_groups(user: Any) -> list[ToolGroup]:
+    """The enabled tools ``user`` may use, by kind: functions, MCP per server, skills, built-ins."""
+    tools = registry.tools_enabled(user=user)
     functions: list[Tool] = []
     mcp: dict[str, list[Tool]] = {}
     skills: list[Tool] = []
@@ -226,12 +226,12 @@ def _chat(request: HtmxHttpRequest, session: Session | None) -> HttpResponse:
     context = _conversation_context(request, session)
     if request.htmx and not request.htmx.history_restore_request:
         return render(request, "chat/_conversation.html", {**context, "oob": True})
-    models = list(registry.models_enabled())
+    models = list(registry.models_enabled(user=request.user))
     selected = session.model_id if session and any(m.model_id == session.model_id for m in models) else ""
     context.update(
         models=models,
         selected_model=selected or (models[0].model_id if models else ""),
-        tool_groups=tool_groups(),
+        tool_groups=tool_groups(request.user),
         templates=list(templates.template_list().only("id", "name", "description")),
         theme=_theme(request),
         no_models=NO_MODELS,

@@ -13,6 +13,7 @@ the upstream request is closed, the partial answer is handed to the hooks marked
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 import os
 import re
@@ -276,6 +277,13 @@ class Runtime:
         self.executors: Executors = executors if executors is not None else default_executors()
         # How often a streaming round hands its answer so far to ``RunHooks.on_checkpoint``.
         self.checkpoint_s = checkpoint_s
+
+    def scoped(self, *, models: ModelSource, tools: ToolSource) -> Runtime:
+        """This runtime resolving models and tools through other sources, sharing everything
+        else (the server narrows the registries to one caller's view this way)."""
+        clone = copy.copy(self)
+        clone.models, clone.tools = models, tools
+        return clone
 
     # -- preparing ---------------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ from inference.sources import DbTools
 from registry import mcp_services
 from registry.env_store import env_set
 from registry.models import MCPServer
+from tests.factories import StaffFactory
 from tests.mcp_servers import children
 from tests.mcp_servers.fixtures import DEMO_STDIO
 
@@ -42,7 +43,7 @@ def test_a_change_through_another_worker_drops_the_connection_here(db, mcp: MCPC
     mcp_services._on_mcp_changed(message("cw", "other-host:1:abcd"))
     assert pid not in children() and "cw" not in mcp.servers()
     # the next use configures it again from the database
-    DbTools().get_many(["cw.add"])
+    DbTools(StaffFactory()).get_many(["cw.add"])
     assert "cw" in mcp.servers()
 
 
