@@ -11,6 +11,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO_MODULE = "tests.mcp_servers.demo_server"
+PROD_MODULE = "tests.mcp_servers.prod_server"
+# The npm reference server, installed by .ci/run (npm ci in this folder).
+EVERYTHING_BIN = REPO / "tests" / "mcp_servers" / "node_modules" / ".bin" / "mcp-server-everything"
 
 
 def free_port() -> int:
@@ -27,9 +30,14 @@ _SSE_APP = (
 )
 
 
-def _start_listening(args: list[str], port: int, timeout: float) -> subprocess.Popen[bytes]:
+def _start_listening(
+    args: list[str], port: int, timeout: float, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
     """Run ``python args...`` from the repo root and wait until 127.0.0.1:port accepts connections."""
-    proc = subprocess.Popen([sys.executable, *args], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, *args], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env={**os.environ, **(env or {})},
+    )
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -45,6 +53,14 @@ def _start_listening(args: list[str], port: int, timeout: float) -> subprocess.P
 def start_demo_server(transport: str, port: int, timeout: float = 20.0) -> subprocess.Popen[bytes]:
     """Start the demo server over HTTP on 127.0.0.1:port and wait until it accepts connections."""
     return _start_listening(["-m", DEMO_MODULE, "--transport", transport, "--port", str(port)], port, timeout)
+
+
+def start_prod_server(port: int, *args: str, count_dir: str, timeout: float = 20.0) -> subprocess.Popen[bytes]:
+    """Start the production fixture server (prod_server.py) over HTTP with ``args``, counting
+    executions in ``count_dir``."""
+    return _start_listening(
+        ["-m", PROD_MODULE, "--port", str(port), *args], port, timeout, env={"PROD_COUNT_DIR": count_dir}
+    )
 
 
 def start_demo_sse_at(path: str, port: int, timeout: float = 20.0) -> subprocess.Popen[bytes]:
