@@ -11,9 +11,9 @@ import asyncio
 import base64
 
 from mcp import MCPError
-from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from mcp.server.mcpserver import Context, Image, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from pydantic import BaseModel
 
 # A 1x1 transparent PNG.
