@@ -827,8 +827,8 @@
       const seq = parseInt(article.dataset.seq, 10);
       const images = $$(".msg-attachments img", bubble).map((img) => ({ dataUrl: img.src }));
       // The edited message and everything after it give way to the new branch.
-      const later = [];
-      for (let node = article; node; node = node.nextElementSibling) later.push(node);
+      const all = $$(".msg", messagesEl());
+      const later = all.slice(all.indexOf(article));
       later.forEach((node) => { node.hidden = true; });
       const text = area.value;
       await startRun(`/v1/sessions/${encodeURIComponent(state.sessionId)}/edit/stream`, { ...runOptions(), seq, content: text },
@@ -1019,6 +1019,7 @@
 
   document.body.addEventListener("htmx:afterSettle", () => {
     if (conv() !== state.convEl) conversationChanged();
+    markLastAnswer();
     const active = $(".session-link[aria-current]");
     if (active && state.sessionId) document.title = `${active.textContent.trim()} · agentsite`;
   });

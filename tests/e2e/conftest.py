@@ -9,6 +9,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -16,6 +17,13 @@ import pytest
 from tests.mcp_servers import free_port, stop
 
 ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run",
+    # A synthetic microphone (a beep), granted without a prompt: only getUserMedia notices.
+    "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+]
 
 
 def sse_events(lines: Iterator[str], count: int | None = None, until: str | None = None) -> list[tuple[str | None, dict]]:
@@ -78,3 +86,25 @@ def live_server_proc(django_db_setup, django_db_blocker) -> Iterator[LiveServer]
     server = LiveServer()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="module")
+def browser(live_server_proc: LiveServer) -> Iterator[Any]:
+    """Debian's Chromium driven by Playwright (the browser test modules skip when either is absent)."""
+    from playwright.sync_api import sync_playwright
+
+    # Playwright's sync API keeps an event loop in this thread, which makes Django refuse ORM
+    # calls from the test. The ORM use here is the test's own, on its own thread, so allow it;
+    # the server (started before, see the fixture argument) runs without this switch.
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    try:
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+            yield browser
+            browser.close()
+    finally:
+        if previous is None:
+            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+        else:
+            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous

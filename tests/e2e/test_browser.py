@@ -21,17 +21,10 @@ import pytest
 from registry.models import LLMModel
 from sessions.models import Session, SessionMessage
 from templates_app.services import template_create
-from tests.e2e.conftest import LiveServer
+from tests.e2e.conftest import CHROMIUM, LiveServer
 from tests.factories import ADD_PARAMS, LLMModelFactory, ToolFactory, UserFactory
 from tests.fakes.fake_llm import FakeLLMServer, Reply
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run",
-    # A synthetic microphone (a beep), granted without a prompt: only getUserMedia notices.
-    "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-]
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
 
@@ -41,31 +34,12 @@ if not os.environ.get("CI") and not Path(CHROMIUM).exists():
 if not os.environ.get("CI"):
     pytest.importorskip("playwright.sync_api")
 
-from playwright.sync_api import Browser, Dialog, Page, expect, sync_playwright  # noqa: E402  (after the skip checks above)
+from playwright.sync_api import Browser, Dialog, Page, expect  # noqa: E402  (after the skip checks above)
 
 pytestmark = pytest.mark.e2e
 
 PASSWORD = "browser-pass-123"
 ANSWER = "The sum is **5**.\n\n<script>window.__pwned = 1</script>\n\n```python\nprint(2 + 3)\n```\n\nDone."
-
-
-@pytest.fixture(scope="module")
-def browser(live_server_proc: LiveServer) -> Iterator[Browser]:
-    # Playwright's sync API keeps an event loop in this thread, which makes Django refuse ORM
-    # calls from the test. The ORM use here is the test's own, on its own thread, so allow it;
-    # the server (started before, see the fixture argument) runs without this switch.
-    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    try:
-        with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-            yield browser
-            browser.close()
-    finally:
-        if previous is None:
-            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-        else:
-            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
 
 
 @pytest.fixture
