@@ -23,6 +23,8 @@ class ApiKey(models.Model):
     key_hash = models.CharField(max_length=64, unique=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True, help_text="Refused from this moment on; empty = never.")
+    # A revoked key is kept (inactive) so that usage records still name the key they came with.
     is_active = models.BooleanField(default=True)
 
     class Meta:
@@ -33,6 +35,19 @@ class ApiKey(models.Model):
 
     def __str__(self) -> str:
         return f"{self.prefix}… ({self.user})"
+
+
+class Preferences(models.Model):
+    """A user's own choices from the chat's settings page."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="preferences")
+    default_model_id = models.CharField(max_length=100, blank=True, default="", help_text="Preselected in a new chat.")
+
+    class Meta:
+        verbose_name_plural = "preferences"
+
+    def __str__(self) -> str:
+        return f"preferences of {self.user}"
 
 
 class LoginAttempt(models.Model):

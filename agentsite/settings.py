@@ -49,7 +49,9 @@ INSTALLED_APPS = [
     "registry",
     "templates_app",
     "sessions.apps.ChatConfig",
+    "usage",
     "inference",
+    "agents",
     "web",
 ]
 
@@ -156,7 +158,7 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_RENDERER_CLASSES": ["core.api.ScrubbingJSONRenderer"],  # secrets masked in every answer
     # JSON bodies only (docs/api.md); the skill upload adds multipart itself. Form bodies cannot
     # carry the nested fields (options, parameters, arguments), so they are 415, not half-read.
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
@@ -218,6 +220,13 @@ AGENTSITE: dict[str, Any] = {  # mixed value types: typed Any so each use site s
     "SKILL_MAX_FILES": env_int("AGENTSITE_SKILL_MAX_FILES", 500),
     "SKILL_MAX_BYTES": env_int("AGENTSITE_SKILL_MAX_BYTES", 20 * 1024 * 1024),
     "MCP_CALL_TIMEOUT_S": env_float("AGENTSITE_MCP_CALL_TIMEOUT_S", 60.0),
+    # One MCP message at most (a tool result over it is a tool error, docs/mcp.md), and how much
+    # of a tool's result goes to the model (the direct call answers it whole).
+    "MCP_MAX_MESSAGE_MB": env_float("AGENTSITE_MCP_MAX_MESSAGE_MB", 100.0),
+    "TOOL_RESULT_MAX_CHARS": env_int("AGENTSITE_TOOL_RESULT_MAX_CHARS", 100_000),
+    # Agents that use agents: how deep sub-runs may nest, and how long one may take.
+    "AGENT_MAX_DEPTH": env_int("AGENTSITE_AGENT_MAX_DEPTH", 3),
+    "AGENT_TIMEOUT_S": env_float("AGENTSITE_AGENT_TIMEOUT_S", 600.0),
     # Login throttling (accounts/lockout.py, docs/security.md): client addresses come from
     # X-Forwarded-For only through these proxies (core/proxies.py).
     "TRUSTED_PROXIES": TRUSTED_PROXIES,
@@ -233,7 +242,9 @@ AGENTSITE: dict[str, Any] = {  # mixed value types: typed Any so each use site s
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    # Every record is scrubbed of known secrets before it is written (core/secrets.py).
+    "filters": {"secrets": {"()": "core.secrets.SecretsFilter"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "filters": ["secrets"]}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     # httpx logs every request at INFO: too chatty for a server relaying thousands of streams.
     "loggers": {

@@ -17,9 +17,11 @@ from django.db import DataError, IntegrityError
 from django.http import Http404, HttpRequest, JsonResponse
 from django.http.multipartparser import MultiPartParserError
 from rest_framework import exceptions
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 
 from .errors import DomainError
+from .secrets import scrub, scrub_data
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +38,17 @@ _DRF_CODES: dict[type[exceptions.APIException], str] = {
 }
 
 
+class ScrubbingJSONRenderer(JSONRenderer):
+    """Every DRF answer scrubbed of known secrets: a stored MCP error, a connect failure's
+    detail or a tool's result may quote one (core/secrets.py)."""
+
+    def render(self, data: Any, accepted_media_type: str | None = None, renderer_context: Any = None) -> bytes:
+        return super().render(scrub_data(data), accepted_media_type, renderer_context)
+
+
 def error_body(code: str, message: str, detail: Any = None) -> dict[str, Any]:
-    return {"error": {"code": code, "message": message, "detail": detail or {}}}
+    """The envelope; its text scrubbed, since a message may quote what an upstream said."""
+    return {"error": {"code": code, "message": scrub(message), "detail": scrub_data(detail or {})}}
 
 
 def error_response(code: str, message: str, status: int, detail: Any = None) -> JsonResponse:
@@ -45,7 +56,7 @@ def error_response(code: str, message: str, status: int, detail: Any = None) -> 
 
 
 def domain_error_response(exc: DomainError) -> JsonResponse:
-    return JsonResponse(exc.to_dict(), status=exc.status)
+    return JsonResponse(scrub_data(exc.to_dict()), status=exc.status, headers=exc.headers())
 
 
 def validation_error_body(detail: Any) -> dict[str, Any]:
@@ -68,7 +79,7 @@ def _is_json(context: dict[str, Any]) -> bool:
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """DRF's ``EXCEPTION_HANDLER``: every known failure in the envelope; anything else is a 500."""
     if isinstance(exc, DomainError):
-        return Response(exc.to_dict(), status=exc.status)
+        return Response(scrub_data(exc.to_dict()), status=exc.status, headers=exc.headers())
     # A multipart body Django cannot parse: a bad boundary or encoding (DRF's ParseError, below),
     # or too many fields or files (Django raises these as SuspiciousOperation: a bare HTML 400).
     if isinstance(exc, RequestDataTooBig):

@@ -31,6 +31,10 @@ class DomainError(Exception):
     def to_dict(self) -> dict[str, Any]:
         return {"error": {"code": self.code, "message": self.message, "detail": self.detail}}
 
+    def headers(self) -> dict[str, str]:
+        """HTTP headers the answer carries (e.g. ``Retry-After`` on a 429)."""
+        return {}
+
 
 class InvalidRequest(DomainError):
     code = "invalid_request"

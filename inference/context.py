@@ -22,6 +22,8 @@ from inference.engine import DomainError, Message, ModelConfig, PreparedRun, Usa
 from sessions import selectors as session_selectors
 from sessions import services as session_store
 
+from .metering import Caller, Kind, ModelCallRecord, ametered, usage_record
+
 log = logging.getLogger(__name__)
 
 CHARS_PER_TOKEN = 3.5  # conservative for English prose and code, used until the server reports usage
@@ -132,8 +134,9 @@ def _count_usage(session_id: str, usage: Usage) -> None:
                                 completion_tokens=usage.completion_tokens, total_tokens=usage.total_tokens)
 
 
-async def afit_history(prepared: PreparedRun, *, session_id: str) -> PreparedRun:
-    """Fold the oldest turns into the summary until the run fits the model's window."""
+async def afit_history(prepared: PreparedRun, *, session_id: str, caller: Caller | None = None) -> PreparedRun:
+    """Fold the oldest turns into the summary until the run fits the model's window (the
+    summary call is counted against ``caller``, whose run needed it; None: not metered)."""
     budget = budget_for(prepared.model)
     if budget is None:
         return prepared
@@ -146,7 +149,16 @@ async def afit_history(prepared: PreparedRun, *, session_id: str) -> PreparedRun
         return prepared
     upto, folded = fold
     existing = f"Current summary:\n{session.summary}\n\n" if session.summary else ""
-    summary, usage = await _ask(prepared.model, SUMMARY_PROMPT, f"{existing}New turns:\n{_transcript(folded)}")
+    request = f"{existing}New turns:\n{_transcript(folded)}"
+    records: list[ModelCallRecord] = []
+    try:
+        summary, usage = await ametered(
+            lambda: _ask(prepared.model, SUMMARY_PROMPT, request), kind=Kind.SUMMARY, model_id=prepared.model.model_id,
+            into=records,
+        )
+    finally:
+        if caller is not None:
+            await db_async(usage_record)(caller=caller, session_id=session_id, calls=records)
     await db_async(_count_usage)(session_id, usage)
     await db_async(session_store.summary_set)(session_id=session_id, summary=summary, upto=upto)
     # The same assembly as at the start of every run.
@@ -212,15 +224,21 @@ def memory_facts(answer: str, turn: Sequence[Message]) -> list[str]:
     return [f for f in _parse_facts(answer) if user_stated(f, user_text)]
 
 
-def _extract(model: ModelConfig, session_id: str, turn: list[Message], known: list[str]) -> None:
+def _extract(model: ModelConfig, session_id: str, turn: list[Message], known: list[str], caller: Caller | None) -> None:
     known_text = "\n".join(f"- {f}" for f in known) or "(none)"
     request = f"Known facts:\n{known_text}\n\n<conversation>\n{_transcript(turn)}\n</conversation>"
+    records: list[ModelCallRecord] = []
     try:
         try:
-            answer, usage = run_sync(_ask(model, MEMORY_PROMPT, request))
+            answer, usage = run_sync(ametered(
+                lambda: _ask(model, MEMORY_PROMPT, request), kind=Kind.MEMORY, model_id=model.model_id, into=records
+            ))
         except DomainError as exc:
             log.info("memory extraction for %s skipped: %s", session_id, exc.message)
             return
+        finally:
+            if caller is not None:
+                usage_record(caller=caller, session_id=session_id, calls=records)
         _count_usage(session_id, usage)
         facts = memory_facts(answer, turn)
         if facts:
@@ -229,7 +247,10 @@ def _extract(model: ModelConfig, session_id: str, turn: list[Message], known: li
         connections.close_all()  # this pool thread's connection must not outlive the job
 
 
-def memory_extract_later(*, model: ModelConfig, session_id: str, turn: list[Message], known: list[str]) -> None:
+def memory_extract_later(
+    *, model: ModelConfig, session_id: str, turn: list[Message], known: list[str], caller: Caller | None = None
+) -> None:
     """Off the request's critical path: a worker thread with its own event loop, so the
-    extraction outlives the request (and its event loop) that triggered it."""
-    _executor.submit(_extract, model, session_id, turn, known)
+    extraction outlives the request (and its event loop) that triggered it. Its model call
+    counts against ``caller``, whose session caused it."""
+    _executor.submit(_extract, model, session_id, turn, known, caller)

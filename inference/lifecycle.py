@@ -11,21 +11,27 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from django.conf import settings
+from django.db import transaction
 
 from core.db import db_async
+from core.secrets import scrub_data
 from inference.engine import DomainError, InferenceResult, Message, PreparedRun, RunControl, RunHooks, Usage, media
 from sessions import runs
 from sessions import selectors as session_selectors
 from sessions import services as session_store
 from sessions.models import SessionMessage
-from sessions.services import Attachment
+from sessions.services import Attachment, Rewind
+from usage.services import quota_check
 
 from . import context
+from .agent_requests import agent_defaults
+from .metering import Caller, UsageHooks, caller_for
 from .services import inference_request, runtime_for, scratch_owner
 
 
@@ -59,12 +65,15 @@ def message_store(
     *, session_id: str, message: Message, error: dict[str, Any] | None = None, replace_seq: int | None = None
 ) -> SessionMessage:
     record, attachments = message_record(message)
+    # Stored scrubbed: a tool result or an upstream error may quote a secret; what is stored is
+    # shown again later (session reads, the chat, the admin).
     return session_store.message_append(
-        session_id=session_id, record=record, attachments=attachments, error=error, replace_seq=replace_seq
+        session_id=session_id, record=scrub_data(record), attachments=attachments,
+        error=scrub_data(error) if error else None, replace_seq=replace_seq,
     )
 
 
-class SessionHooks(RunHooks):
+class SessionHooks(UsageHooks):
     """Persists a run on its session as it happens, and holds the session's lease meanwhile.
 
     The answer of a streaming round is saved as an ``incomplete`` draft every few seconds
@@ -74,16 +83,20 @@ class SessionHooks(RunHooks):
     released by the run's own task (``on_end``), whatever the client does.
     """
 
-    def __init__(self, session_id: str, prepared: PreparedRun, *, control: RunControl, token: str) -> None:
+    def __init__(self, session_id: str, prepared: PreparedRun, *, control: RunControl, token: str, caller: Caller) -> None:
+        super().__init__(caller=caller, session_id=session_id)
         self.session_id = session_id
         self.prepared = prepared
         self.control = control
         self.token = token
         self.draft_seq: int | None = None
+        self.answer_seq: int | None = None  # the run's last assistant message: its usage goes there
         self.heartbeat: asyncio.Task[None] | None = None
         self.ended = False
+        self.started = time.monotonic()
 
     async def on_start(self) -> None:
+        self.started = time.monotonic()
         self.heartbeat = asyncio.create_task(self._beat())
 
     async def _beat(self) -> None:
@@ -100,7 +113,9 @@ class SessionHooks(RunHooks):
         self.draft_seq = row.seq
 
     async def on_message(self, message: Message) -> None:
-        await db_async(message_store)(session_id=self.session_id, message=message, replace_seq=self.draft_seq)
+        row = await db_async(message_store)(session_id=self.session_id, message=message, replace_seq=self.draft_seq)
+        if message.role == "assistant":
+            self.answer_seq = row.seq
         self.draft_seq = None
 
     async def on_partial(self, message: Message, *, error: DomainError | None = None) -> None:
@@ -117,7 +132,12 @@ class SessionHooks(RunHooks):
         if self.heartbeat is not None:
             self.heartbeat.cancel()
         runs.unregister(self.session_id, self.control)
-        await db_async(session_store.session_unlock)(session_id=self.session_id, token=self.token)
+        await db_async(self._release)()
+
+    def _release(self) -> None:
+        """Unlock the session and write the run's usage: one trip to the ORM's thread for both."""
+        session_store.session_unlock(session_id=self.session_id, token=self.token)
+        self.usage_flush()
 
     async def on_usage(self, sent: Sequence[Message], usage: Usage) -> None:
         if usage.prompt_tokens > 0:
@@ -130,12 +150,17 @@ class SessionHooks(RunHooks):
             session_id=self.session_id, prompt_tokens=u.prompt_tokens, completion_tokens=u.completion_tokens,
             total_tokens=u.total_tokens,
         )
+        if self.answer_seq is not None:  # shown under the answer, in the chat and after a reload
+            run_usage = {"prompt_tokens": u.prompt_tokens, "completion_tokens": u.completion_tokens,
+                         "total_tokens": u.total_tokens, "duration_ms": round((time.monotonic() - self.started) * 1000)}
+            await db_async(session_store.message_usage_set)(session_id=self.session_id, seq=self.answer_seq, usage=run_usage)
         if settings.AGENTSITE["MEMORY_EXTRACTION"] and result.finish_reason in ("stop", "max_tool_rounds") and result.content:
             session = await db_async(session_selectors.session_state)(session_id=self.session_id)
             turn = [m for m in self.prepared.input_messages if m.role == "user"]
             turn.append(Message(role="assistant", content=result.content))
             context.memory_extract_later(
-                model=self.prepared.model, session_id=self.session_id, turn=turn, known=list(session.memory)
+                model=self.prepared.model, session_id=self.session_id, turn=turn, known=list(session.memory),
+                caller=self.caller,
             )
 
 
@@ -151,23 +176,33 @@ class Run:
     hooks: RunHooks = field(default_factory=RunHooks)
     control: RunControl = field(default_factory=RunControl)
     session_id: str | None = None
+    caller: Caller | None = None  # whom the run's model calls are counted against
 
     async def afit(self) -> None:
         """Fold old turns into the summary if the run would overflow the model's window."""
-        if self.session_id:
-            self.prepared = await context.afit_history(self.prepared, session_id=self.session_id)
+        if self.session_id and self.caller is not None:
+            self.prepared = await context.afit_history(self.prepared, session_id=self.session_id, caller=self.caller)
 
     async def arelease(self) -> None:
         await self.hooks.on_end()
 
 
-def run_begin(*, user: Any, data: Mapping[str, Any]) -> Run:
+def run_begin(*, user: Any, data: Mapping[str, Any], agent: str = "") -> Run:
     """Validate and prepare a run; with a session: lock it and store the input messages (sync).
-    Models and tools resolve as ``user`` may see them (``runtime_for``)."""
+    Models and tools resolve as ``user`` may see them (``runtime_for``).
+
+    First of all the caller's quota is checked (429 before any model call, counting this
+    request against the rate); every model call of the run is then recorded against the
+    caller, their API key and ``agent`` (``UsageHooks``).
+    """
+    quota_check(user=user)
+    data = agent_defaults(user=user, data=data)
+    caller = caller_for(user, agent=data.get("agent") or agent)
     runtime = runtime_for(user)
     session_id = data.get("session_id")
     if not session_id:
-        return Run(prepared=runtime.prepare(inference_request(data=data), owner=scratch_owner(user)))  # bash: the caller's folder
+        stateless = runtime.prepare(inference_request(data=data), owner=scratch_owner(user))  # bash: the caller's folder
+        return Run(prepared=stateless, hooks=UsageHooks(caller=caller), caller=caller)
     prepared: PreparedRun | None = None
     if session_id == "new":
         # Validate everything first, so a bad request leaves no empty session behind.
@@ -187,7 +222,44 @@ def run_begin(*, user: Any, data: Mapping[str, Any]) -> Run:
     except BaseException:
         session_store.session_unlock(session_id=session.pk, token=token)
         raise
+    return _session_run(session.pk, prepared, token, caller)
+
+
+def _session_run(session_id: str, prepared: PreparedRun, token: str, caller: Caller) -> Run:
     control = RunControl()
-    runs.register(session.pk, control)
-    hooks = SessionHooks(session.pk, prepared, control=control, token=token)
-    return Run(prepared=prepared, hooks=hooks, control=control, session_id=session.pk)
+    runs.register(session_id, control)
+    hooks = SessionHooks(session_id, prepared, control=control, token=token, caller=caller)
+    return Run(prepared=prepared, hooks=hooks, control=control, session_id=session_id, caller=caller)
+
+
+def run_begin_again(*, user: Any, session_id: str, data: Mapping[str, Any], edit: Mapping[str, Any] | None = None) -> Run:
+    """Regenerate (``edit`` None) or edit-and-resend (``edit`` = ``{"seq", "content"}``) (sync).
+
+    The same lifecycle as ``run_begin``: lock, prepare, store. What is answered again is
+    superseded, not deleted (kept in the stored history, no longer sent to the model), and only
+    once the run is prepared, so a refused request changes nothing. ``data`` may leave out
+    ``model_id``: the session's model answers again.
+    """
+    quota_check(user=user)
+    caller = caller_for(user)
+    runtime = runtime_for(user)
+    session = session_selectors.session_get_for_user(session_id=session_id, user=user)
+    token = session_store.session_lock(session_id=session.pk)
+    try:
+        rewind: Rewind = (
+            session_store.rewind_for_edit(session_id=session.pk, seq=edit["seq"], content=edit["content"])
+            if edit is not None else session_store.rewind_for_regenerate(session_id=session.pk)
+        )
+        request = {**data, "model_id": data.get("model_id") or session.model_id,
+                   "messages": [rewind.record] if rewind.record else []}
+        history = context.history_messages(session_id=session.pk, before_seq=rewind.from_seq)
+        prepared = runtime.prepare(inference_request(data=request, session_id=session.pk), history=history)
+        with transaction.atomic():
+            session_store.messages_supersede(session_id=session.pk, from_seq=rewind.from_seq)
+            for message in prepared.input_messages:
+                message_store(session_id=session.pk, message=message)
+            session_store.session_set_model(session_id=session.pk, model_id=request["model_id"])
+    except BaseException:
+        session_store.session_unlock(session_id=session.pk, token=token)
+        raise
+    return _session_run(session.pk, prepared, token, caller)

@@ -86,22 +86,45 @@ def default_tool_rounds() -> int:
 
 
 class InferRequestSerializer(StrictSerializer):
-    model_id = serializers.CharField(max_length=100)
-    tool_ids = serializers.ListField(child=serializers.CharField(max_length=200), required=False, default=list, max_length=128)
+    # With an agent, the agent's fields are the defaults; so the fields an agent sets carry no
+    # default here (a field absent is "not given"): inference.services fills them in.
+    model_id = serializers.CharField(required=False, max_length=100)
+    agent = serializers.CharField(required=False, max_length=64)
+    arguments = serializers.DictField(required=False)  # the agent's {{variables}}
+    tool_ids = serializers.ListField(child=serializers.CharField(max_length=200), required=False, max_length=128)
     messages = MessageSerializer(many=True, required=False, default=list)
     text = serializers.CharField(required=False, trim_whitespace=False)
     session_id = serializers.CharField(required=False, allow_null=True, max_length=40)
     # Its upper bound is the runtime's (Runtime.prepare), for the SDK and the server alike; the
     # default never exceeds it (a lower AGENTSITE_MAX_TOOL_ROUNDS_LIMIT made every request without it a 400).
-    max_tool_rounds = serializers.IntegerField(required=False, default=default_tool_rounds, min_value=0)
-    options = serializers.DictField(required=False, default=dict)
+    max_tool_rounds = serializers.IntegerField(required=False, min_value=0)
+    options = serializers.DictField(required=False)
     think = ThinkField(required=False, allow_null=True)
     stream = serializers.BooleanField(required=False, default=False)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if not attrs.get("messages") and "text" not in attrs:
             raise serializers.ValidationError({"messages": "Give messages or text."})
+        if "model_id" not in attrs and "agent" not in attrs:
+            raise serializers.ValidationError({"model_id": "Give model_id or agent."})
         return attrs
+
+
+class RerunRequestSerializer(StrictSerializer):
+    """POST /v1/sessions/{id}/regenerate: every field optional (the session's model by default)."""
+
+    model_id = serializers.CharField(max_length=100, required=False)
+    tool_ids = serializers.ListField(child=serializers.CharField(max_length=200), required=False, default=list, max_length=128)
+    max_tool_rounds = serializers.IntegerField(required=False, min_value=0)
+    options = serializers.DictField(required=False)
+    think = ThinkField(required=False, allow_null=True)
+
+
+class EditRequestSerializer(RerunRequestSerializer):
+    """POST /v1/sessions/{id}/edit: user message ``seq`` is replaced by ``content`` and answered again."""
+
+    seq = serializers.IntegerField(min_value=0)
+    content = serializers.CharField(trim_whitespace=False)
 
 
 class ToolCallRequestSerializer(StrictSerializer):

@@ -23,6 +23,7 @@ from core.api import domain_error_response, error_response, validation_error_bod
 from core.db import db_async
 from core.errors import DomainError, ValidationFailed
 from core.jsonbody import parse_json_body
+from core.secrets import scrub, scrub_data
 from inference.engine import StreamEvent
 from sessions import selectors as session_selectors
 
@@ -94,7 +95,8 @@ def _public(event: StreamEvent) -> dict[str, Any]:
 def sse_format(event: StreamEvent) -> bytes:
     if event.event == "ping":
         return b": ping\n\n"
-    return f"event: {event.event}\ndata: {json.dumps(_public(event), ensure_ascii=False)}\n\n".encode()
+    # Scrubbed: an upstream error, a tool's output or the model itself may echo a secret.
+    return f"event: {event.event}\ndata: {scrub(json.dumps(_public(event), ensure_ascii=False))}\n\n".encode()
 
 
 async def _begin(request: HttpRequest, user: Any) -> Run:
@@ -124,7 +126,7 @@ async def _begin_again(request: HttpRequest, user: Any, session_id: str, *, edit
 
 async def _answer(run: Run) -> HttpResponse:
     result = await services.get_runtime().ainfer(run.prepared, hooks=run.hooks, control=run.control)
-    return JsonResponse(result.to_dict())
+    return JsonResponse(scrub_data(result.to_dict()))
 
 
 @_api_view
@@ -191,4 +193,4 @@ async def call_tool(request: HttpRequest, user: Any) -> HttpResponse:
     runtime = services.get_runtime()
     context = runtime.tool_context(data.get("session_id"), owner=services.scratch_owner(user))  # per caller without a session
     result = await runtime.acall_tool(tool, data["arguments"], context=context)
-    return JsonResponse(result.to_dict())
+    return JsonResponse(scrub_data(result.to_dict()))

@@ -21,7 +21,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from core import bus
+from core import bus, secrets
 from core.errors import DomainError, InvalidRequest, NotFound
 from inference.engine import MCPClientManager, ToolConfig, mcp_tool_configs, normalize_server_config, parse_mcp_servers
 
@@ -150,7 +150,7 @@ def mcp_connect(*, server: MCPServer) -> dict[str, Any]:
         _configure(server.name, server.config)
         tools = _manager().connect(server.name)
     except DomainError as exc:
-        MCPServer.objects.filter(pk=server.pk).update(status=MCPStatus.ERROR, last_error=exc.message, updated_at=timezone.now())
+        MCPServer.objects.filter(pk=server.pk).update(status=MCPStatus.ERROR, last_error=secrets.scrub(exc.message), updated_at=timezone.now())
         return {"status": "error", "error": {"code": exc.code, "message": exc.message}}
     tool_ids = _sync_tools(server, mcp_tool_configs(server.name, tools))
     now = timezone.now()

@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 ENGINE = "inference.engine"
 # The units of the layering. The engine is a framework-free library that lives inside
 # inference's folder; it is its own unit, below every app (it imports only core.errors).
-APPS = ("agentsite", "core", "accounts", "registry", "templates_app", "sessions", "inference", "web")
+APPS = ("agentsite", "core", "accounts", "registry", "templates_app", "sessions", "usage", "agents", "inference", "web")
 
 
 def _unit(module: str) -> str | None:

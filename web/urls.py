@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from . import pages
+from . import pages, settings_page
 
 app_name = "chat"
 
@@ -15,5 +15,6 @@ urlpatterns = [
     path("c/<str:session_id>/delete/", pages.chat_delete, name="delete"),
     path("c/<str:session_id>/files/<str:name>", pages.attachment, name="attachment"),
     path("sidebar/", pages.sidebar, name="sidebar"),
+    path("settings/", settings_page.settings_page, name="settings"),
     path("templates/fields/", pages.template_fields, name="template-fields"),
 ]

@@ -34,10 +34,11 @@ from .mcp import MCPClientManager
 from .mcp_config import mcp_tool_configs, normalize_server_config, parse_mcp_servers
 from .protocols import ADAPTERS, ProtocolAdapter, get_adapter, option_problems_for, protocol_choices
 from .registries import ModelRegistry, ModelSource, TemplateRegistry, TemplateSource, ToolRegistry, ToolSource
-from .runtime import Limits, PreparedRun, RunControl, RunHooks, Runtime
+from .runtime import Limits, ModelCall, PreparedRun, RunControl, RunHooks, Runtime
 from .skills import Skill, find_skill_file, parse_skill, skill_tool_config
 from .sync import iterate_sync, run_sync
 from .templates import render_template, template_variables
+from .tools.agents import AGENT_PARAMETERS, AGENT_PREFIX, AgentExecutor, agent_tool_config
 from .tools.base import ToolContext, ToolExecutor, ToolSettings
 from .tools.builtins import bash_tool_config, fetch_tool_config, probe_sandbox
 from .tools.functions import import_dotted, tool
@@ -55,12 +56,13 @@ from .types import (
 )
 
 __all__ = [
+    "AGENT_PARAMETERS", "AGENT_PREFIX", "AgentExecutor", "agent_tool_config",
     "Skill", "bash_tool_config", "extract_skill_zip", "fetch_tool_config", "find_skill_file", "import_dotted",
     "mcp_tool_configs", "media", "normalize_server_config", "parse_mcp_servers", "parse_skill", "skill_tool_config",
     "ADAPTERS", "AudioInput", "DomainError", "InferenceRequest", "InferenceResult", "InputTooLarge",
     "InvalidArguments", "InvalidRequest", "Limits", "MCPClientManager", "Message", "ModelConfig", "ModelError",
     "ModelNotFound", "ModelRegistry", "ModelSource", "ModelTimeout", "ModelUnavailable", "NotFound", "PreparedRun",
-    "ProtocolAdapter", "RunControl", "RunHooks", "Runtime", "StreamEvent", "TemplateNotFound", "TemplateRegistry",
+    "ModelCall", "ProtocolAdapter", "RunControl", "RunHooks", "Runtime", "StreamEvent", "TemplateNotFound", "TemplateRegistry",
     "TemplateSource", "TemplateVariablesMissing", "ToolCall", "ToolConfig", "ToolContext", "ToolError",
     "ToolExecutor", "ToolNotFound", "ToolRegistry", "ToolResult", "ToolSettings", "ToolSource", "Usage",
     "UnsupportedInput", "ValidationFailed", "default_executors", "expand_vars", "find_vars", "get_adapter",

@@ -133,6 +133,22 @@ class RunHooks:
     async def on_usage(self, sent: Sequence[Message], usage: Usage) -> None:
         """One model round's reported usage, with the messages that were sent for it."""
 
+    def on_model_call(self, call: ModelCall) -> None:
+        """Every model round as it ends, however it ended (for metering). Not a coroutine: it
+        is also called while the run is being cancelled, so it must only take note."""
+
+
+@dataclass(frozen=True)
+class ModelCall:
+    """One request to the model server: what it cost and how it ended."""
+
+    model_id: str
+    usage: Usage
+    duration_ms: float
+    outcome: str  # "ok", "error" or "cancelled"
+
+
+
 
 class RunControl:
     """Lets another task or thread stop a run; the partial answer is kept (``cancelled``)."""
@@ -549,7 +565,7 @@ class _Loop:
     async def _loop(self) -> FinishReason:
         while True:
             with_tools = self.rounds < self.run_.max_tool_rounds
-            round_ = await self._model_round(with_tools)
+            round_ = await self._metered_round(with_tools)
             calls = round_.tool_calls if with_tools else ()
             assistant = Message(role="assistant", content=round_.content, thinking=round_.thinking, tool_calls=calls)
             self.partial_text, self.partial_thinking = [], []
@@ -584,6 +600,23 @@ class _Loop:
             self.partial_thinking.append(text)
             self.final_thinking.append(text)
             self.emit("delta", {"thinking": text})
+
+    async def _metered_round(self, with_tools: bool) -> RoundResult:
+        """A model round, reported to ``on_model_call`` whether it answers, fails or is cancelled."""
+        started, outcome, usage = time.monotonic(), "error", Usage()
+        try:
+            result = await self._model_round(with_tools)
+            outcome, usage = "ok", result.usage
+            return result
+        except asyncio.CancelledError:
+            outcome = "cancelled"
+            raise
+        finally:
+            call = ModelCall(self.run_.model.model_id, usage, (time.monotonic() - started) * 1000, outcome)
+            try:
+                self.hooks.on_model_call(call)
+            except Exception:  # metering must never turn an answer into a failure
+                log.exception("a run's model-call hook failed")
 
     async def _model_round(self, with_tools: bool) -> RoundResult:
         specs = [tool_spec(name, t) for name, t in self.offered.items()] if with_tools else []

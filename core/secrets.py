@@ -1,0 +1,196 @@
+"""One scrubber for every secret the process knows: text that leaves or is stored goes through it.
+
+Apps register *sources* (``secret_source``): functions that list the secret values they hold
+(resolved model API keys, env values marked secret, MCP ``env``/``headers`` values, the password
+or token in a configured URL). The values are compiled into one regular expression, rebuilt
+only when something changed: a registry change announces ``SECRETS_CHANGED`` on the bus, every
+worker marks its expression stale and rebuilds it on the next request (``request_started``, a
+sync thread that may read the database) or, off any event loop, on the next scrub. On an event
+loop scrubbing never touches the database, so it is safe anywhere: in an async view, in a log
+filter, in the MCP manager's thread.
+
+Besides the known values, URL userinfo (``https://user:pw@host``), secret-looking query
+parameters (``?api_key=…``, ``&token=…``) and ``Bearer`` tokens are masked wherever they occur,
+whether or not the value is known.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+log = logging.getLogger(__name__)
+
+SECRETS_CHANGED = "core.secrets_changed"
+MIN_SECRET_LEN = 6  # a shorter "secret" would mask ordinary words all over the text
+
+_SECRET_NAME = r"[\w.-]*(?:key|token|secret|passw(?:or)?d|pwd|auth|signature|sig|credential)[\w.-]*"
+_URL_USERINFO = re.compile(r"(?P<head>\b[a-z][a-z0-9+.-]*://[^/\s:@?#]*:)(?P<secret>[^/\s@?#]+)(?P<tail>@)", re.I)
+_QUERY_SECRET = re.compile(rf"(?P<head>[?&;]{_SECRET_NAME}=)(?P<secret>[^&#\s\"'<>]+)(?P<tail>)", re.I)
+_BEARER = re.compile(r"(?P<head>\bBearer\s+)(?P<secret>[A-Za-z0-9._~+/=-]{8,})(?P<tail>)")
+_GENERIC = (_URL_USERINFO, _QUERY_SECRET, _BEARER)
+
+Source = Callable[[], Iterable[str]]
+_sources: list[Source] = []
+
+
+def mask(value: str) -> str:
+    """``sk-…f3a9`` for a long value, ``…`` for a short one: enough to recognise, not to use."""
+    if not value:
+        return ""
+    if len(value) < 12:
+        return "…"
+    return f"{value[:3]}…{value[-4:]}"
+
+
+def url_secrets(url: str) -> list[str]:
+    """The password in ``url``'s userinfo and the values of its secret-looking query parameters."""
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:
+        return []
+    found = [password] if password else []
+    found += [v for k, v in parse_qsl(parts.query) if re.fullmatch(_SECRET_NAME, k, re.I)]
+    return found
+
+
+class Scrubber:
+    """Known values and the generic patterns, replaced by their masked form."""
+
+    def __init__(self) -> None:
+        self._known: re.Pattern[str] | None = None
+        self._stale = True
+        self._lock = threading.Lock()
+        self._local = threading.local()  # set while this thread refreshes (its queries log too)
+
+    @property
+    def stale(self) -> bool:
+        return self._stale
+
+    def mark_stale(self) -> None:
+        self._stale = True
+
+    def set_values(self, values: Iterable[str]) -> None:
+        wanted = sorted({v for v in values if isinstance(v, str) and len(v) >= MIN_SECRET_LEN}, key=len, reverse=True)
+        # Longest first, so a secret that contains another is masked whole.
+        self._known = re.compile("|".join(map(re.escape, wanted))) if wanted else None
+        self._stale = False
+
+    def refresh(self) -> None:
+        """Ask every source again (sync: sources may read the database)."""
+        if getattr(self._local, "busy", False):
+            return
+        self._local.busy = True
+        try:
+            with self._lock:
+                values: list[str] = []
+                for source in _sources:
+                    try:
+                        values.extend(source())
+                    except Exception:  # e.g. no database yet (migrate, checks): the next change retries
+                        log.debug("secret source %s failed", getattr(source, "__name__", source), exc_info=True)
+                self.set_values(values)
+        finally:
+            self._local.busy = False
+
+    def _refresh_if_safe(self) -> None:
+        try:
+            asyncio.get_running_loop()
+            return  # no database on an event loop: the next request's start refreshes
+        except RuntimeError:
+            self.refresh()
+
+    def scrub(self, text: str) -> str:
+        if not text:
+            return text
+        if self._stale:
+            self._refresh_if_safe()
+        known = self._known
+        if known is not None:
+            text = known.sub(lambda m: mask(m.group(0)), text)
+        for pattern in _GENERIC:
+            text = pattern.sub(_mask_group, text)
+        return text
+
+
+def _mask_group(m: re.Match[str]) -> str:
+    return f"{m.group('head')}{mask(m.group('secret'))}{m.group('tail')}"
+
+
+scrubber = Scrubber()
+
+
+def secret_source(fn: Source) -> Source:
+    """Register ``fn`` as a source of secret values (call it from an ``AppConfig.ready``)."""
+    _sources.append(fn)
+    scrubber.mark_stale()
+    return fn
+
+
+def scrub(text: str) -> str:
+    """``text`` with every known secret, URL password, secret query value and Bearer token masked."""
+    return scrubber.scrub(text)
+
+
+def scrub_data(value: Any) -> Any:
+    """``scrub`` applied to every string inside JSON-like data (dicts, lists, strings)."""
+    if isinstance(value, str):
+        return scrubber.scrub(value)
+    if isinstance(value, dict):
+        return {k: scrub_data(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [scrub_data(v) for v in value]
+    return value
+
+
+def refresh_if_stale(**_: Any) -> None:
+    """Rebuild the expression if a registry changed (a ``request_started`` receiver: sync)."""
+    if scrubber.stale:
+        scrubber.refresh()
+
+
+class SecretsFilter(logging.Filter):
+    """A logging filter (installed on the handlers in settings ``LOGGING``): the record's message,
+    arguments and traceback are scrubbed before any handler writes them."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except (TypeError, ValueError):  # arguments that do not fit the format: logging reports it
+            return True
+        record.msg, record.args = scrub(message), None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = scrub(record.exc_text)
+        return True
+
+
+def install() -> None:
+    """Wire the scrubber (from ``CoreConfig.ready``): rebuilt at the start of the first request
+    after a change this worker heard of, and after every bus resync in case it missed one."""
+    from django.core.signals import request_started
+
+    from . import bus
+
+    @bus.on(SECRETS_CHANGED)
+    def _changed(message: dict[str, Any]) -> None:
+        scrubber.mark_stale()
+
+    bus.on_resync(scrubber.mark_stale)
+    request_started.connect(refresh_if_stale, dispatch_uid="agentsite-secrets-refresh")
+
+
+def announce_change() -> None:
+    """Tell every worker (this one included) that the set of secrets changed (sync, after commit)."""
+    from django.db import transaction
+
+    from . import bus
+
+    transaction.on_commit(lambda: bus.broadcast({"type": SECRETS_CHANGED}))

@@ -1,0 +1,74 @@
+"""Usage metering for every model call the server makes: run rounds (through the run's hooks),
+summaries and memory extraction (``record_call``). Quotas are checked in ``run_begin``.
+
+The records of a run are collected in memory and written with one INSERT when the run ends
+(``on_end`` always runs, in the run's own task), so metering adds no database round trip per
+model round.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from accounts.services import api_key_id_of
+from core.db import db_async
+from inference.engine import ModelCall, RunHooks, Usage
+from usage.models import Kind, Outcome
+from usage.services import Caller, ModelCallRecord, model_call, usage_record
+
+__all__ = ["Caller", "Kind", "ModelCallRecord", "UsageHooks", "ametered", "caller_for", "usage_record"]
+
+T = TypeVar("T")
+
+
+def caller_for(user: Any, *, agent: str = "") -> Caller:
+    """Who a run's model calls are counted against: the user and the API key they came with."""
+    return Caller(user_id=int(user.pk), api_key_id=api_key_id_of(user), agent=agent)
+
+
+class UsageHooks(RunHooks):
+    """Notes every model round of a run and writes them when the run ends."""
+
+    def __init__(self, *, caller: Caller, session_id: str | None = None) -> None:
+        self.caller = caller
+        self.usage_session_id = session_id
+        self.calls: list[ModelCallRecord] = []
+
+    def on_model_call(self, call: ModelCall) -> None:
+        u = call.usage
+        self.calls.append(model_call(
+            kind=Kind.CHAT, model_id=call.model_id, prompt_tokens=u.prompt_tokens, completion_tokens=u.completion_tokens,
+            total_tokens=u.total_tokens, duration_ms=call.duration_ms, outcome=call.outcome,
+        ))
+
+    def usage_flush(self) -> None:
+        """Write the calls noted so far (sync: in the ORM's thread)."""
+        calls, self.calls = self.calls, []
+        usage_record(caller=self.caller, session_id=self.usage_session_id, calls=calls)
+
+    async def on_end(self) -> None:
+        if self.calls:
+            await db_async(self.usage_flush)()
+
+
+async def ametered(
+    call: Callable[[], Awaitable[tuple[T, Usage]]], *, kind: str, model_id: str, into: list[ModelCallRecord]
+) -> tuple[T, Usage]:
+    """Make one model call outside a run (a summary, a memory extraction), noting its record in
+    ``into`` however it ends; the caller writes it (``usage_record``) from where it may."""
+    started, outcome, usage = time.monotonic(), Outcome.ERROR, Usage()
+    try:
+        answer, usage = await call()
+        outcome = Outcome.OK
+        return answer, usage
+    except asyncio.CancelledError:
+        outcome = Outcome.CANCELLED
+        raise
+    finally:
+        into.append(model_call(
+            kind=kind, model_id=model_id, prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens,
+            total_tokens=usage.total_tokens, duration_ms=(time.monotonic() - started) * 1000, outcome=outcome,
+        ))

@@ -1,0 +1,63 @@
+"""What the registries hold that must never leave: fed to the one scrubber (``core.secrets``).
+
+Resolved model API keys (a ``${VAR}`` is resolved the way a run resolves it), env values marked
+secret, MCP ``env`` and ``headers`` values, and the passwords and secret query values of every
+configured URL. A change to any registry row announces itself so every worker rebuilds.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from django.db.models.signals import post_delete, post_save
+
+from core import secrets
+from inference.engine import expand_vars
+
+from .models import EnvVar, LLMModel, MCPServer, Tool
+
+
+def registry_secrets() -> list[str]:
+    """Every secret value the registries hold or resolve to (sync: reads the database)."""
+    stored = dict(EnvVar.objects.values_list("key", "value"))
+
+    def lookup(name: str) -> str | None:
+        return stored[name] if name in stored else os.environ.get(name)
+
+    found: list[str] = list(EnvVar.objects.filter(is_secret=True).values_list("value", flat=True))
+    for api_key, api_base in LLMModel.objects.values_list("api_key", "api_base"):
+        found.append(expand_vars(api_key, lookup))  # a literal, or what its ${VAR} resolves to
+        found += secrets.url_secrets(expand_vars(api_base, lookup))
+    for config in MCPServer.objects.values_list("config", flat=True):
+        found += _config_secrets(config if isinstance(config, dict) else {}, lookup)
+    for endpoint in Tool.objects.exclude(endpoint="").values_list("endpoint", flat=True):
+        found += secrets.url_secrets(expand_vars(endpoint, lookup))
+    return [value for value in found if value]
+
+
+def _config_secrets(config: dict[str, Any], lookup: Any) -> list[str]:
+    found: list[str] = []
+    for field in ("env", "headers"):
+        values = config.get(field)
+        if isinstance(values, dict):
+            for value in expand_vars(list(values.values()), lookup):
+                if isinstance(value, str):
+                    # "Bearer <token>": the token alone may be echoed too (a server's error, stderr)
+                    found += [value, *value.split()]
+    url = config.get("url")
+    if isinstance(url, str):
+        found += secrets.url_secrets(expand_vars(url, lookup))
+    return found
+
+
+def _changed(sender: Any, **kwargs: Any) -> None:
+    secrets.scrubber.mark_stale()  # this worker at once (its own transaction already sees the change)
+    secrets.announce_change()  # every worker, once committed
+
+
+def install() -> None:
+    secrets.secret_source(registry_secrets)
+    for model in (EnvVar, LLMModel, MCPServer, Tool):
+        post_save.connect(_changed, sender=model, dispatch_uid=f"agentsite-secrets-{model.__name__}-save")
+        post_delete.connect(_changed, sender=model, dispatch_uid=f"agentsite-secrets-{model.__name__}-delete")

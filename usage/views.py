@@ -1,0 +1,66 @@
+"""/v1/usage (everyone: their own; staff: everyone's) and /v1/quotas (staff)."""
+
+from __future__ import annotations
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import status
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from core.permissions import IsStaff
+
+from . import selectors, services
+from .models import Quota
+from .serializers import QuotaInputSerializer, QuotaSerializer, UsageQuerySerializer, UsageRowSerializer, UsageTotalSerializer
+
+USAGE_PARAMETERS = [
+    OpenApiParameter("from", OpenApiTypes.DATE, description="First UTC day (inclusive); default: 29 days before `to`."),
+    OpenApiParameter("to", OpenApiTypes.DATE, description="Last UTC day (inclusive); default: today."),
+    OpenApiParameter("group_by", str, enum=list(selectors.GROUP_FIELDS), description="Default: day."),
+    OpenApiParameter("user", str, description="Staff only: one user's usage. Others always see their own."),
+]
+
+
+class UsageView(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(
+        parameters=USAGE_PARAMETERS,
+        responses=inline_serializer("UsageReport", {"data": UsageRowSerializer(many=True), "total": UsageTotalSerializer()}),
+    )
+    def get(self, request: Request) -> Response:
+        query = UsageQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        q = query.validated_data
+        # Non-staff see their own figures whatever ``user`` says: never another user's.
+        user = q.get("user") if request.user.is_staff else request.user.get_username()
+        records = selectors.usage_records(start=q["start"], end=q["to"], user=user)
+        return Response(selectors.usage_grouped(records, group_by=q["group_by"]))
+
+
+class QuotaListView(APIView):
+    permission_classes = [IsStaff]
+
+    @extend_schema(responses=inline_serializer("QuotaList", {"data": QuotaSerializer(many=True)}))
+    def get(self, request: Request) -> Response:
+        quotas = Quota.objects.select_related("user", "group").order_by("user__username", "group__name")
+        return Response({"data": QuotaSerializer(quotas, many=True).data})
+
+
+class QuotaDetailView(APIView):
+    permission_classes = [IsStaff]
+
+    @extend_schema(request=QuotaInputSerializer, responses={200: QuotaSerializer, 201: QuotaSerializer})
+    def put(self, request: Request, scope: str, name: str) -> Response:
+        ser = QuotaInputSerializer(data=request.data)
+        ser.is_valid(raise_exception=True)
+        quota, created = services.quota_set(scope=scope, name=name, **ser.validated_data)
+        return Response(QuotaSerializer(quota).data, status=201 if created else 200)
+
+    @extend_schema(responses={204: None})
+    def delete(self, request: Request, scope: str, name: str) -> Response:
+        services.quota_delete(scope=scope, name=name)
+        return Response(status=status.HTTP_204_NO_CONTENT)
