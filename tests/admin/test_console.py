@@ -52,3 +52,19 @@ def test_sessions_are_read_only_transcripts(admin_client, alice) -> None:
     page = admin_client.get(f"/admin/chat/session/{s.pk}/change/")
     assert page.status_code == 200 and b"hi there" in page.content
     assert admin_client.get("/admin/chat/session/add/").status_code == 403
+
+
+def test_the_transcript_is_cards_not_raw_json(admin_client, alice) -> None:
+    s = Session.objects.create(owner=alice, title="hello")
+    s.messages.create(seq=0, role="user", content="<b>bold?</b>")
+    s.messages.create(seq=1, role="assistant", content="", thinking="let me think",
+                      tool_calls=[{"id": "c1", "name": "add", "tool_id": "math.add", "arguments": {"a": 2}}])
+    s.messages.create(seq=2, role="tool", content=[{"type": "text", "text": "5"}], tool_call_id="c1", tool_id="math.add")
+    s.messages.create(seq=3, role="assistant", content="Old", superseded=True)
+    html = admin_client.get(f"/admin/chat/session/{s.pk}/change/").content.decode()
+    assert html.count('class="transcript-card') == 4
+    assert "&lt;b&gt;bold?&lt;/b&gt;" in html and "<b>bold?</b>" not in html  # escaped, never rendered
+    assert "<details><summary>Thinking</summary>" in html and "let me think" in html
+    assert "Calls <code>math.add</code>" in html and "&quot;a&quot;: 2" in html
+    assert 'transcript-card role-assistant is-superseded' in html
+    assert "run_token" not in html and "tool_call_id" not in html  # no internal fields
