@@ -52,7 +52,7 @@ REFUSED = {
     "audio": "Audio output is not supported.",
 }
 REASONING_TO_THINK: dict[str, bool | str] = {"none": False, "minimal": False, "low": "low", "medium": "medium", "high": "high",
-                                              "xhigh": "max"}
+                                              "xhigh": "max", "max": "max"}
 FINISH_REASONS: dict[FinishReason, str] = {
     "stop": "stop", "length": "length", "max_tool_rounds": "stop", "tool_calls": "tool_calls", "cancelled": "stop",
     "error": "stop",
@@ -265,17 +265,18 @@ class ChunkWriter:
     def __init__(self, *, model: str, cid: str) -> None:
         self.model, self.cid, self.created = model, cid, int(time.time())
         self.tool_index = 0
+        self.started = False
 
     def _line(self, chunk: ChatCompletionChunk) -> bytes:
         return b"data: " + chunk.model_dump_json(exclude_none=True).encode() + b"\n\n"
 
     def chunk(self, delta: ChoiceDelta, finish: str | None = None) -> bytes:
+        if not self.started:  # the role rides on the first piece: no separate write ahead of the model
+            self.started = True
+            delta.role = "assistant"
         choice = ChunkChoice(index=0, delta=delta, finish_reason=finish)  # type: ignore[arg-type]
         return self._line(ChatCompletionChunk(id=self.cid, object="chat.completion.chunk", created=self.created,
                                               model=self.model, choices=[choice]))
-
-    def start(self) -> bytes:
-        return self.chunk(ChoiceDelta(role="assistant", content=""))
 
     def delta(self, data: Mapping[str, Any]) -> bytes:
         if "thinking" in data:

@@ -99,7 +99,6 @@ async def chat_completions(request: HttpRequest, user: Any) -> HttpResponseBase:
     ping_s = settings.AGENTSITE["SSE_PING_S"]
 
     async def chunks() -> AsyncIterator[bytes]:
-        yield writer.start()
         async for event in runtime.astream(run.prepared, hooks=run.hooks, control=run.control, ping_s=ping_s):
             kind, data = event.event, event.data
             if kind == "delta":

@@ -10,6 +10,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from django.conf import settings
+
+from agents.selectors import agent_tool_configs
 from inference.engine import ModelConfig, ToolConfig
 from registry import selectors as registry
 from registry.mcp_services import mcp_ensure_configured
@@ -33,10 +36,16 @@ class DbTools:
         self.user = user
 
     def get_many(self, tool_ids: Iterable[str]) -> list[ToolConfig]:
-        tools = registry.tool_configs_get(tool_ids=tool_ids, user=self.user)
+        wanted = list(tool_ids)
+        # ``agent.<name>`` runs another agent (inference.agent_runs); the rest are registry tools.
+        agents = agent_tool_configs(tool_ids=wanted, user=self.user, timeout_s=settings.AGENTSITE["AGENT_TIMEOUT_S"])
+        tools = registry.tool_configs_get(tool_ids=[t for t in wanted if t not in agents], user=self.user)
         # This worker's MCP manager learns the stored config of every server these tools use.
         mcp_ensure_configured(tools)
-        return tools
+        if not agents:
+            return tools
+        by_id = {**{t.tool_id: t for t in tools}, **agents}
+        return [by_id[t] for t in dict.fromkeys(wanted)]
 
     def all(self) -> list[ToolConfig]:
         return registry.tool_configs_all(user=self.user)

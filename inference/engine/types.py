@@ -12,8 +12,11 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 Role = Literal["system", "user", "assistant", "tool"]
-FinishReason = Literal["stop", "length", "max_tool_rounds", "cancelled", "error"]
-ToolType = Literal["function", "mcp", "skill", "builtin"]
+# "tool_calls": the model called a client tool (``InferenceRequest.client_tools``); the run stops
+# there and the caller runs it.
+FinishReason = Literal["stop", "length", "max_tool_rounds", "cancelled", "error", "tool_calls"]
+# "agent": another saved composition run as a sub-run; "client": run by the caller, not here.
+ToolType = Literal["function", "mcp", "skill", "builtin", "agent", "client"]
 ToolCallFormat = Literal["native", "auto"]
 
 # A content item in MCP's shapes: {"type": "text", "text": ...}, {"type": "image", "data",
@@ -222,6 +225,10 @@ class InferenceRequest:
     options: Mapping[str, Any] = field(default_factory=dict)
     think: bool | str | None = None
     session_id: str | None = None
+    # Tools the caller runs itself (tool_type "client"), offered under their own names.
+    client_tools: tuple[ToolConfig, ...] = ()
+    # Sent first, before any history, and never echoed or stored (an agent's system prompt).
+    preamble: tuple[Message, ...] = ()
 
     @classmethod
     def of(cls, model_id: str, text: str | None = None, **kwargs: Any) -> InferenceRequest:
@@ -293,7 +300,9 @@ AdapterEvent = TextDelta | ReasoningDelta | ToolCallDelta | UsageDelta | Finish
 
 # ---- events the runtime yields to clients (names and payloads as docs/api.md's SSE table) -------
 
-StreamEventName = Literal["session", "delta", "tool_call", "tool_result", "message", "done", "error", "ping"]
+StreamEventName = Literal[
+    "session", "delta", "tool_call", "tool_progress", "tool_result", "message", "done", "error", "ping"
+]
 
 
 @dataclass(frozen=True, slots=True)

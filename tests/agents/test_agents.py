@@ -162,3 +162,16 @@ def test_sub_runs_stop_at_the_depth_limit(models, fake_llm: FakeLLMServer, staff
     assert res.status_code == 200, res.content
     inner_result = [m for m in fake_llm.requests if m.json["model"] == "helper"][-1].json["messages"][-1]
     assert inner_result["role"] == "tool" and "at most 1 deep" in inner_result["content"]
+
+
+def test_the_chat_offers_the_agents_a_user_may_run_next_to_the_models(models, staff_api: APIClient, alice) -> None:
+    from django.test import Client
+
+    Group.objects.create(name="research")
+    _agent(staff_api, name="helper", description="Helps.")
+    _agent(staff_api, name="hidden", allowed_groups=["research"])
+    client = Client()
+    client.force_login(alice)
+    page = client.get("/").content.decode()
+    assert '<optgroup label="Agents">' in page and 'data-agent="helper"' in page
+    assert 'data-agent="hidden"' not in page

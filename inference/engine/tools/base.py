@@ -7,7 +7,7 @@ tool loop and ``/v1/tools/call`` never special-case a type.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,6 +46,11 @@ class ToolContext:
     session_id: str | None = None
     scratch_dir: str | None = None  # per-session (or, stateless, per-caller) working folder (bash)
     settings: ToolSettings = field(default_factory=ToolSettings)
+    # Who runs the run, opaque to the engine (the server's user): a sub-run acts for them.
+    caller: Any = None
+    depth: int = 0  # 0 for a run a client started, n for a sub-run n agents deep
+    # Set per call by the tool loop: reports progress of a long call as ``tool_progress`` events.
+    progress: Callable[[Mapping[str, Any]], None] | None = None
 
 
 class ToolExecutor(ABC):
