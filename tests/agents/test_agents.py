@@ -175,3 +175,14 @@ def test_the_chat_offers_the_agents_a_user_may_run_next_to_the_models(models, st
     page = client.get("/").content.decode()
     assert '<optgroup label="Agents">' in page and 'data-agent="helper"' in page
     assert 'data-agent="hidden"' not in page
+
+
+def test_a_direct_call_of_an_agent_tool_runs_the_agent_for_the_caller(models, fake_llm: FakeLLMServer, staff_api: APIClient,
+                                                                     alice_api: APIClient) -> None:
+    _agent(staff_api, name="echo", model_id="helper-model")
+    fake_llm.script([Reply(content="echoed")], model="helper")
+    res = alice_api.post("/v1/tools/call", {"tool_id": "agent.echo", "arguments": {"input": "hi"}}, format="json")
+    assert res.status_code == 200, res.content
+    assert res.json()["is_error"] is False and res.json()["content"] == [{"type": "text", "text": "echoed"}]
+    assert_error(alice_api.post("/v1/tools/call", {"tool_id": "agent.nobody", "arguments": {"input": "hi"}}, format="json"),
+                 404, "tool_not_found")
