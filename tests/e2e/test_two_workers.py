@@ -6,13 +6,14 @@ Runs only when REDIS_URL is set (the PostgreSQL pass of .ci/run sets it).
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
 
 from tests.e2e.conftest import LiveServer, sse_events
-from tests.factories import StaffFactory, bearer
+from tests.factories import StaffFactory, UserFactory, bearer
 from tests.fakes.fake_llm import FakeLLMServer, Reply
 
 pytestmark = [pytest.mark.e2e, pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="needs REDIS_URL (multi-worker)")]
@@ -64,3 +65,39 @@ def test_two_workers_share_registries_env_cancel_and_locks(workers, staff, fake_
             assert client.post(f"{a.url}/v1/sessions/{sid}/cancel", headers=staff).status_code == 202
             done = sse_events(lines, until="done")[-1]
     assert done[0] == "done" and done[1]["finish_reason"] == "cancelled"
+
+
+def test_quotas_and_key_revocation_hold_across_both_workers(workers, staff, fake_llm: FakeLLMServer) -> None:
+    """One user spreading requests over two workers meets one limit; a key revoked through one
+    worker is refused by the other at once."""
+    a, b = workers
+    model = {"model_id": "metered", "api_protocol": "openai", "api_base": fake_llm.openai_base, "model_name": "m"}
+    assert httpx.post(a.url + "/v1/models", json=model, headers=staff).status_code == 201
+    user = bearer(UserFactory(username="spreader"))
+    put = httpx.put(a.url + "/v1/quotas/user/spreader", json={"requests_per_minute": 4}, headers=staff)
+    assert put.status_code == 201, put.text
+    if time.time() % 60 > 50:  # all requests inside one minute window
+        time.sleep(61 - time.time() % 60)
+    fake_llm.script(["ok"] * 4)
+    statuses = [httpx.post(w.url + "/v1/infer", json={"model_id": "metered", "text": "hi"}, headers=user, timeout=10)
+                for w in (a, b, a, b, a, b)]
+    assert [r.status_code for r in statuses] == [200, 200, 200, 200, 429, 429]
+    assert {r.json()["error"]["code"] for r in statuses[4:]} == {"rate_limited"} and statuses[5].headers["Retry-After"]
+
+    # tokens: what one worker recorded counts on the other
+    used = httpx.get(a.url + "/v1/me", headers=user).json()["usage_today"]["total_tokens"]
+    limit = {"tokens_per_day": used + 10}  # and no request limit any more
+    assert httpx.put(b.url + "/v1/quotas/user/spreader", json=limit, headers=staff).status_code == 200
+    fake_llm.script([Reply(content="big", usage={"prompt_tokens": 8, "completion_tokens": 5})])
+    spent = httpx.post(a.url + "/v1/infer", json={"model_id": "metered", "text": "hi"}, headers=user, timeout=10)
+    assert spent.status_code == 200
+    refused = httpx.post(b.url + "/v1/infer", json={"model_id": "metered", "text": "hi"}, headers=user, timeout=10)
+    assert refused.status_code == 429 and refused.json()["error"]["detail"]["used"] == used + 13
+    assert httpx.get(b.url + "/v1/me", headers=user).json()["usage_today"]["total_tokens"] == used + 13
+
+    # a key made and revoked through A is refused by B at once
+    made = httpx.post(a.url + "/v1/me/api-keys", json={"name": "temp"}, headers=user).json()
+    temp = {"Authorization": f"Bearer {made['key']}"}
+    assert httpx.get(b.url + "/v1/me", headers=temp).status_code == 200
+    assert httpx.delete(f"{a.url}/v1/me/api-keys/{made['id']}", headers=user).status_code == 204
+    assert httpx.get(b.url + "/v1/me", headers=temp).status_code == 401
