@@ -22,7 +22,7 @@ from .lifecycle import run_begin
 from .services import get_runtime
 
 DEPTH_LIMIT = "Agents may call agents at most {limit} deep; {name!r} was not run."
-NO_CALLER = "An agent runs as a tool only inside a run (through /v1/infer, /openai/v1 or /mcp)."
+NO_CALLER = "An agent runs as a tool only for a known caller (a run or a direct call of a signed-in user)."
 # Sub-run events relayed to the calling run as ``tool_progress`` (ping, session, message and
 # done are of no use to a watcher; ``done`` becomes the tool's result).
 PROGRESS_EVENTS = frozenset({"delta", "tool_call", "tool_result", "tool_progress"})
@@ -43,12 +43,13 @@ async def agent_subrun(tool: ToolConfig, task: str, ctx: ToolContext) -> ToolRes
         return text_result(tool.tool_id, DEPTH_LIMIT.format(limit=limit, name=name), is_error=True)
     run = await db_async(run_begin)(user=ctx.caller, data={"agent": name, "text": task})
     run.prepared = replace(run.prepared, context=replace(run.prepared.context, depth=ctx.depth + 1))
+    answer = text_result(tool.tool_id, "", is_error=True)  # a run always ends with done or error
     async for event in get_runtime().astream(run.prepared, hooks=run.hooks, control=run.control):
         if event.event == "done":
             result = event.data["result"]
-            return text_result(tool.tool_id, result.content, is_error=result.finish_reason == "error")
-        if event.event == "error":
-            return text_result(tool.tool_id, event.data["error"]["message"], is_error=True)
-        if ctx.progress is not None and event.event in PROGRESS_EVENTS:
+            answer = text_result(tool.tool_id, result.content, is_error=result.finish_reason == "error")
+        elif event.event == "error":
+            answer = text_result(tool.tool_id, event.data["error"]["message"], is_error=True)
+        elif ctx.progress is not None and event.event in PROGRESS_EVENTS:
             ctx.progress(_progress_of(name, event))
-    return text_result(tool.tool_id, "", is_error=True)  # unreachable: a run always ends with done or error
+    return answer
