@@ -190,7 +190,7 @@ async def call_tool(request: HttpRequest, user: Any) -> HttpResponse:
         return services.tool_for_call(data=data, user=user)  # not the caller's: 404 like an unknown id
 
     tool = await db_async(find_tool)()
-    runtime = services.get_runtime()
+    runtime = services.runtime_for(user)  # its tool context carries the caller: an agent.<name> tool runs for them
     context = runtime.tool_context(data.get("session_id"), owner=services.scratch_owner(user))  # per caller without a session
     result = await runtime.acall_tool(tool, data["arguments"], context=context)
     return JsonResponse(scrub_data(result.to_dict()))

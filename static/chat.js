@@ -454,6 +454,34 @@
     }).join("\n");
   }
 
+  // A sub-agent at work (an agent.<name> tool): its answer grows on the card, its own tool
+  // calls show in the status line; deeper sub-runs arrive nested the same way.
+  function agentProgress(card, p) {
+    const status = $(".tool-status", card);
+    let who = p.agent;
+    let nested = false;
+    while (p.event === "tool_progress" && p.data && p.data.agent) {
+      p = p.data;
+      who += ` → ${p.agent}`;
+      nested = true;
+    }
+    const data = p.data || {};
+    if (p.event === "delta" && data.content && !nested) {
+      let out = $(".tool-subrun", card);
+      if (!out) {
+        out = el("pre", { class: "tool-result tool-subrun" });
+        card.append(el("details", { class: "tool-section", open: true }, el("summary", { text: `${who} is answering` }), out));
+      }
+      out.textContent += data.content;
+    } else if (p.event === "delta") {
+      status.textContent = `${who} · ${data.thinking ? "thinking" : "writing"}…`;
+    } else if (p.event === "tool_call") {
+      status.textContent = `${who} · calling ${data.name}…`;
+    } else if (p.event === "tool_result") {
+      status.textContent = `${who} · ${data.tool_id} ${data.is_error ? "failed" : "done"}`;
+    }
+  }
+
   function toolCard(call) {
     const status = el("span", { class: "tool-status", text: "running…" });
     const head = el("div", { class: "tool-head" }, el("span", { class: "tool-icon", "aria-hidden": "true" }), el("span", { class: "tool-name", text: call.name || call.tool_id }));
@@ -580,7 +608,9 @@
         this.body.append(toolCard(data));
       } else if (name === "tool_progress") {
         const card = $$(".tool-card", this.body).find((c) => c.dataset.callId === (data.id || ""));
-        if (card) {
+        if (card && data.agent) {
+          agentProgress(card, data);
+        } else if (card) {
           const total = typeof data.total === "number" ? `/${data.total}` : "";
           $(".tool-status", card).textContent = `running… ${data.progress}${total}${data.message ? ` · ${data.message}` : ""}`;
         }
@@ -723,6 +753,12 @@
   }
 
   function runOptions() {
+    const option = modelSelect && modelSelect.selectedOptions[0];
+    if (option && option.dataset.agent) {
+      // An agent brings its own tools; tools picked here replace them (none picked: the agent's).
+      const tools = selectedTools();
+      return tools.length ? { agent: option.dataset.agent, tool_ids: tools } : { agent: option.dataset.agent };
+    }
     return { model_id: modelSelect && modelSelect.value, tool_ids: selectedTools() };
   }
 
