@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import sys
 import time
@@ -143,14 +144,20 @@ def app_parser():
     return parse
 
 
-async def run_streams(n: int, url: str, body: dict, headers: dict, parser_factory, expect: int) -> Outcome:
+async def run_streams(
+    n: int, url: str, body: dict, headers: dict, parser_factory, expect: int, pools: int = 1
+) -> Outcome:
+    """``n`` streams at once, spread round-robin over ``pools`` clients (connection pools)."""
     out = Outcome()
-    limits = httpx.Limits(max_connections=n + 100, max_keepalive_connections=n + 100)
+    per_pool = -(-n // pools) + 10
+    limits = httpx.Limits(max_connections=per_pool, max_keepalive_connections=per_pool)
     timeout = httpx.Timeout(connect=60.0, read=120.0, write=60.0, pool=120.0)
-    async with httpx.AsyncClient(limits=limits, timeout=timeout) as client:
+    async with contextlib.AsyncExitStack() as stack:
+        clients = [await stack.enter_async_context(httpx.AsyncClient(limits=limits, timeout=timeout)) for _ in range(pools)]
         start = asyncio.Event()
         tasks = [
-            asyncio.create_task(one_stream(client, url, body, headers, parser_factory(), expect, out, start)) for _ in range(n)
+            asyncio.create_task(one_stream(clients[i % pools], url, body, headers, parser_factory(), expect, out, start))
+            for i in range(n)
         ]
         await asyncio.sleep(0)
         t0 = time.perf_counter()
@@ -174,6 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--chunks", type=int, default=50, help="content chunks per answer")
     parser.add_argument("--delay", type=float, default=0.01, help="seconds between chunks")
     parser.add_argument("--protocol", choices=("openai", "ollama"), default="openai")
+    parser.add_argument("--pools", type=int, default=1, help="spread the streams over this many client connection pools")
     parser.add_argument("--no-append", action="store_true")
     args = parser.parse_args(argv)
     n, protocol = args.concurrency, args.protocol
@@ -191,7 +199,9 @@ def main(argv: list[str] | None = None) -> int:
         httpx.post(fake.url + "/_fake/reset")
 
         print(f"  fake alone: {n} concurrent streams ...", flush=True)
-        direct = asyncio.run(run_streams(n, url, body, {}, lambda: (lambda line: _is_direct_chunk(protocol, line)), args.chunks))
+        direct = asyncio.run(
+            run_streams(n, url, body, {}, lambda: (lambda line: _is_direct_chunk(protocol, line)), args.chunks, args.pools)
+        )
         httpx.post(fake.url + "/_fake/reset")
 
         before = proc_status(app.pid)
@@ -200,7 +210,9 @@ def main(argv: list[str] | None = None) -> int:
             flush=True,
         )
         with RssSampler(app.pid) as sampler:
-            via = asyncio.run(run_streams(n, app.url + "/v1/infer/stream", app_body, app.headers, app_parser, args.chunks))
+            via = asyncio.run(
+                run_streams(n, app.url + "/v1/infer/stream", app_body, app.headers, app_parser, args.chunks, args.pools)
+            )
         after = proc_status(app.pid)
         upstream = httpx.get(fake.url + "/_fake/requests").json()
         upstream_n = len(upstream["requests"])
@@ -230,8 +242,8 @@ def main(argv: list[str] | None = None) -> int:
     print("\n" + "\n".join(notes))
     if not args.no_append:
         body_md = (
-            f"`bench/concurrency.py`: {n} concurrent streams opened at once (one httpx.AsyncClient, "
-            f"connection limit {n + 100}), {args.chunks} content chunks per answer {args.delay} s apart, "
+            f"`bench/concurrency.py`: {n} concurrent streams opened at once ({args.pools} httpx.AsyncClient "
+            f"connection pool(s)), {args.chunks} content chunks per answer {args.delay} s apart, "
             f"protocol {protocol}; one Daphne worker process; client, fake and worker on the same machine. "
             f"\"fake alone\" is the same {n} streams sent directly to the fake server.\n\n"
             + md_table(headers, rows)
