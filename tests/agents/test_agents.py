@@ -186,3 +186,16 @@ def test_a_direct_call_of_an_agent_tool_runs_the_agent_for_the_caller(models, fa
     assert res.json()["is_error"] is False and res.json()["content"] == [{"type": "text", "text": "echoed"}]
     assert_error(alice_api.post("/v1/tools/call", {"tool_id": "agent.nobody", "arguments": {"input": "hi"}}, format="json"),
                  404, "tool_not_found")
+
+
+def test_the_admin_checks_agents_like_the_api_and_offers_a_try_it_box(models, staff_api: APIClient, admin_client) -> None:
+    _agent(staff_api, name="a")
+    form = {"name": "b", "description": "", "model_id": "lead-model", "tool_ids": '["agent.b"]', "system_prompt": "",
+            "prompt_template": "", "options": "{}", "max_tool_rounds": "10", "think": "", "enabled": "on"}
+    res = admin_client.post("/admin/agents/agent/add/", form)
+    assert res.status_code == 200 and "would reach itself" in res.content.decode()
+    assert not Agent.objects.filter(name="b").exists()
+    res = admin_client.post("/admin/agents/agent/add/", {**form, "tool_ids": '["agent.a"]'})
+    assert res.status_code == 302 and Agent.objects.get(name="b").tool_ids == ["agent.a"]
+    page = admin_client.get(f"/admin/agents/agent/{Agent.objects.get(name='a').pk}/change/").content.decode()
+    assert 'id="agent-try-run"' in page and 'data-agent="a"' in page and "agent_try.js" in page
