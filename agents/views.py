@@ -10,7 +10,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from core.permissions import IsStaffOrReadOnly
+from core.permissions import RegistryPermission
 from core.serializers import update_body
 
 from . import selectors, services
@@ -29,7 +29,8 @@ def _valid(data: Any, **kwargs: Any) -> dict[str, Any]:
 
 
 class AgentListView(APIView):
-    permission_classes = [IsStaffOrReadOnly]
+    permission_classes = [RegistryPermission]  # writes: staff with add/change/delete_agent
+    queryset = Agent.objects.all()
 
     @extend_schema(responses=inline_serializer("AgentList", {"data": AgentSerializer(many=True)}))
     def get(self, request: Request) -> Response:
@@ -44,7 +45,8 @@ class AgentListView(APIView):
 
 
 class AgentDetailView(APIView):
-    permission_classes = [IsStaffOrReadOnly]
+    permission_classes = [RegistryPermission]
+    queryset = Agent.objects.all()
 
     def _get(self, request: Request, name: str) -> Agent:
         if request.user.is_staff:

@@ -199,3 +199,12 @@ def test_the_admin_checks_agents_like_the_api_and_offers_a_try_it_box(models, st
     assert res.status_code == 302 and Agent.objects.get(name="b").tool_ids == ["agent.a"]
     page = admin_client.get(f"/admin/agents/agent/{Agent.objects.get(name='a').pk}/change/").content.decode()
     assert 'id="agent-try-run"' in page and 'data-agent="a"' in page and "agent_try.js" in page
+
+
+def test_writing_agents_takes_the_agent_permissions(models, staff_api: APIClient) -> None:
+    from tests.factories import StaffFactory, bearer
+
+    bare = APIClient()
+    bare.credentials(HTTP_AUTHORIZATION=bearer(StaffFactory(username="bare-staff", rights=()))["Authorization"])
+    assert_error(bare.post("/v1/agents", {"name": "x", "model_id": "lead-model"}, format="json"), 403, "permission_denied")
+    assert bare.get("/v1/agents").status_code == 200
