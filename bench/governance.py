@@ -1,0 +1,125 @@
+"""What governance costs per run: the quota check and the usage write (issue 13).
+
+In-process, on a throwaway SQLite data directory, against the fake model server: N stateless
+one-round runs through the server's run lifecycle (``run_begin`` → ``Runtime.ainfer`` → the end
+hook), each done twice, interleaved so drift hits both sides alike:
+
+* **on**: as served — ``quota_check`` in ``run_begin`` and the run's ``UsageHooks`` writing its
+  record when the run ends;
+* **off**: the same run with the quota check replaced by a no-op and plain ``RunHooks``.
+
+Added = p50(on) - p50(off). Target: <= 0.3 ms p50 per run. The two parts are also timed alone
+(the check without any quota row, and one record written through the ORM's thread).
+
+    .venv/bin/python bench/governance.py [-n 400] [--warmup 50]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import tempfile
+import time
+from contextlib import nullcontext
+from pathlib import Path
+from unittest.mock import patch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench._harness import FakeServer, ms, p50, p95, print_table
+
+TARGET_MS = 0.3
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-n", type=int, default=400)
+    parser.add_argument("--warmup", type=int, default=50)
+    args = parser.parse_args()
+
+    workdir = Path(tempfile.mkdtemp(prefix="agentsite-bench-gov-"))
+    for name in ("DATABASE_URL", "REDIS_URL"):
+        os.environ.pop(name, None)
+    os.environ.update({"AGENTSITE_DATA_DIR": str(workdir), "DJANGO_SETTINGS_MODULE": "agentsite.settings",
+                       "LOG_LEVEL": "WARNING"})
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+    fake = FakeServer().start(workdir)
+    try:
+        print_table(["part", "p50 ms", "p95 ms"], measure(fake, args.n, args.warmup))
+    finally:
+        fake.stop()
+
+
+def measure(fake: FakeServer, n: int, warmup: int) -> list[list[object]]:
+    from django.contrib.auth import get_user_model
+
+    from core.db import db_async
+    from inference import lifecycle
+    from inference.engine import RunHooks
+    from inference.metering import UsageHooks, caller_for
+    from inference.services import get_runtime
+    from registry.models import LLMModel
+    from usage.services import model_call, quota_check
+
+    user = get_user_model().objects.create_user("bench")
+    LLMModel.objects.create(model_id="fake", api_protocol="openai", api_base=fake.openai_base, model_name="m")
+    data = {"model_id": "fake", "text": "Say ok."}
+
+    def skip_check(*, user: object) -> None:
+        return None
+
+    async def one(metered: bool) -> float:
+        with nullcontext() if metered else patch.object(lifecycle, "quota_check", skip_check):  # the switch
+            started = time.perf_counter()
+            run = await db_async(lifecycle.run_begin)(user=user, data=data)
+            hooks = run.hooks if metered else RunHooks()
+            await get_runtime().ainfer(run.prepared, hooks=hooks)
+            return time.perf_counter() - started
+
+    async def runs() -> tuple[list[float], list[float]]:
+        on, off = [], []
+        for i in range(warmup + n):
+            a, b = (await one(True), await one(False)) if i % 2 else tuple(reversed((await one(False), await one(True))))
+            if i >= warmup:
+                on.append(a)
+                off.append(b)
+        return on, off
+
+    async def flushes() -> list[float]:
+        caller = caller_for(user)
+        out = []
+        for _ in range(n):
+            hooks = UsageHooks(caller=caller)
+            hooks.calls.append(model_call(kind="chat", model_id="fake", prompt_tokens=10, completion_tokens=2))
+            started = time.perf_counter()
+            await hooks.on_end()
+            out.append(time.perf_counter() - started)
+        return out
+
+    on, off = asyncio.run(runs())
+    checks = []
+    for _ in range(n):
+        started = time.perf_counter()
+        quota_check(user=user)
+        checks.append(time.perf_counter() - started)
+    writes = asyncio.run(flushes())
+    added = ms(p50(on) - p50(off))
+    verdict = "ok" if added <= TARGET_MS else f"OVER the {TARGET_MS} ms target"
+    return [
+        ["run, governance on", ms(p50(on)), ms(p95(on))],
+        ["run, governance off", ms(p50(off)), ms(p95(off))],
+        [f"added per run ({verdict})", added, ms(p95(on) - p95(off))],
+        ["quota check alone (no quota)", ms(p50(checks)), ms(p95(checks))],
+        ["usage write alone (1 record)", ms(p50(writes)), ms(p95(writes))],
+    ]
+
+
+if __name__ == "__main__":
+    main()
