@@ -10,9 +10,10 @@ class RegistryConfig(AppConfig):
     def ready(self) -> None:
         from django.db.models.signals import post_migrate
 
-        from . import mcp_services, secret_sources  # noqa: F401  (registers the cross-worker MCP and env handlers)
+        from . import mcp_services, secret_sources  # registers the cross-worker MCP and env handlers
         from .skill_services import builtins_sync
 
+        mcp_services.install()
         secret_sources.install()
 
         post_migrate.connect(builtins_sync, sender=self, dispatch_uid="agentsite-builtins")

@@ -9,6 +9,9 @@ edited, reconnected or deleted anywhere is dropped by every worker (its connecti
 stdio child stopped) and reconfigured from the database on its next use there; an env-store
 change drops the connections opened with the old value. ``mcp_reconcile`` repairs whatever a lost
 message could leave behind (docs/design.md §1).
+
+A server that announces a changed tool list (docs/mcp.md) has its tool rows re-synced by the
+worker whose connection heard it; the rows are shared, so every worker offers the new list.
 """
 
 from __future__ import annotations
@@ -18,12 +21,13 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import close_old_connections, transaction
 from django.utils import timezone
 
 from core import bus, secrets
 from core.errors import DomainError, InvalidRequest, NotFound
 from inference.engine import MCPClientManager, ToolConfig, mcp_tool_configs, normalize_server_config, parse_mcp_servers
+from inference.engine.mcp import MCPTool
 
 from .env_store import ENV_CHANGED, env_values
 from .models import MCPServer, MCPStatus, Tool, ToolType
@@ -31,6 +35,7 @@ from .models import MCPServer, MCPStatus, Tool, ToolType
 log = logging.getLogger(__name__)
 
 MCP_CHANGED = "registry.mcp_changed"
+TASK_REQUIRED_NOTE = "requires task-augmented execution, which agentsite does not offer; not registered"
 
 
 def _manager() -> MCPClientManager:
@@ -144,31 +149,84 @@ def _sync_tools(server: MCPServer, configs: Iterable[ToolConfig]) -> list[str]:
     return sorted(wanted)
 
 
+def _disabled(server: MCPServer) -> bool:
+    return normalize_server_config(server.config).disabled
+
+
+def _connect_all(servers: list[MCPServer]) -> dict[str, Any]:
+    """Connect every server at once (the time of the slowest) and record each outcome; a
+    ``disabled`` one is registered but not started."""
+    outcomes: dict[str, list[MCPTool] | DomainError] = {}
+    started = []
+    for server in servers:
+        try:
+            _configure(server.name, server.config)
+        except DomainError as exc:
+            outcomes[server.name] = exc
+            continue
+        if not _disabled(server):
+            started.append(server.name)
+    outcomes.update(_manager().connect_many(started) if started else {})
+    return {server.name: _record(server, outcomes.get(server.name)) for server in servers}
+
+
+def _record(server: MCPServer, outcome: list[MCPTool] | DomainError | None) -> dict[str, Any]:
+    """Store a connect outcome on the row (and the tools it listed); the API's answer for it."""
+    now = timezone.now()
+    rows = MCPServer.objects.filter(pk=server.pk)
+    if outcome is None:  # disabled
+        rows.update(status=MCPStatus.DISCONNECTED, last_error="", updated_at=now)
+        return {"status": "disconnected", "disabled": True, "tool_ids": _tool_ids(server)}
+    if isinstance(outcome, DomainError):
+        rows.update(status=MCPStatus.ERROR, last_error=secrets.scrub(outcome.message), updated_at=now)
+        return {"status": "error", "error": {"code": outcome.code, "message": outcome.message}}
+    tool_ids = _sync_tools(server, mcp_tool_configs(server.name, outcome))
+    rows.update(status=MCPStatus.CONNECTED, last_error="", last_connected_at=now, updated_at=now)
+    out: dict[str, Any] = {"status": "connected", "tool_ids": tool_ids}
+    if hidden := sorted(t.name for t in outcome if t.task_required):
+        out["not_offered"] = {name: TASK_REQUIRED_NOTE for name in hidden}
+    return out
+
+
+def _tool_ids(server: MCPServer) -> list[str]:
+    return sorted(Tool.objects.filter(server=server).values_list("tool_id", flat=True))
+
+
 def mcp_connect(*, server: MCPServer) -> dict[str, Any]:
     """Connect (or reconnect) and re-sync tools; the row records the outcome."""
-    try:
-        _configure(server.name, server.config)
-        tools = _manager().connect(server.name)
-    except DomainError as exc:
-        MCPServer.objects.filter(pk=server.pk).update(status=MCPStatus.ERROR, last_error=secrets.scrub(exc.message), updated_at=timezone.now())
-        return {"status": "error", "error": {"code": exc.code, "message": exc.message}}
-    tool_ids = _sync_tools(server, mcp_tool_configs(server.name, tools))
-    now = timezone.now()
-    MCPServer.objects.filter(pk=server.pk).update(
-        status=MCPStatus.CONNECTED, last_error="", last_connected_at=now, updated_at=now
-    )
-    return {"status": "connected", "tool_ids": tool_ids}
+    return _connect_all([server])[server.name]
 
 
 def mcp_register(*, servers: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
-    out = {}
+    rows = []
     for name, config in servers.items():
         before = MCPServer.objects.filter(name=name).values_list("config", flat=True).first()
         server, _ = MCPServer.objects.update_or_create(name=name, defaults={"config": dict(config)})
         if before != server.config:
             _announce(name, "changed")
-        out[name] = mcp_connect(server=server)
-    return {"servers": out}
+        rows.append(server)
+    return {"servers": _connect_all(rows)}
+
+
+def mcp_tools_changed(name: str) -> None:
+    """A server said its tools changed (called by the manager off its loop, in a worker thread):
+    list them again and make the rows match."""
+    try:
+        server = MCPServer.objects.filter(name=name).first()
+        if server is not None:
+            _sync_tools(server, mcp_tool_configs(name, _manager().list_tools(name)))
+            log.info("MCP %s: tool list changed; tools re-synced", name)
+    except Exception:  # a failed re-sync leaves the old rows; the next connect repairs them
+        log.exception("MCP %s: re-syncing the changed tool list failed", name)
+    finally:
+        close_old_connections()
+
+
+def install() -> None:
+    """Hand the manager this server's settings and its tool-change hook (AppConfig.ready)."""
+    manager = _manager()
+    manager.max_message_bytes = int(settings.AGENTSITE["MCP_MAX_MESSAGE_MB"] * 1024 * 1024)
+    manager.on_tools_changed = mcp_tools_changed
 
 
 def mcp_reconnect(*, server: MCPServer) -> dict[str, Any]:

@@ -834,8 +834,17 @@ class MCPToolExecutor(ToolExecutor):
     async def execute(self, tool: ToolConfig, arguments: Mapping[str, Any], ctx: ToolContext) -> ToolResult:
         if not tool.server or not tool.remote_name:
             return text_result(tool.tool_id, f"Tool {tool.tool_id!r} has no MCP server or remote name.", is_error=True)
+        report, loop = ctx.progress, asyncio.get_running_loop()
+
+        async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+            # On the manager's loop: hand the event to the run's loop, whose queue isn't thread-safe.
+            if report is not None:
+                loop.call_soon_threadsafe(report, {"progress": progress, "total": total, "message": message})
+
         try:
-            result = await MCPClientManager().acall_tool(tool.server, tool.remote_name, arguments, timeout_s=tool.timeout_s)
+            result = await MCPClientManager().acall_tool(
+                tool.server, tool.remote_name, arguments, timeout_s=tool.timeout_s, progress=on_progress
+            )
         except DomainError as exc:  # unreachable or unconfigured server: the model sees why
             return text_result(tool.tool_id, exc.message, is_error=True)
         return replace(result, tool_id=tool.tool_id)
