@@ -49,6 +49,10 @@ def _guarded(path: str) -> bool:
     return path.startswith(GUARDED_PREFIXES) or path == "/mcp"
 
 
+def _key_only(path: str) -> bool:
+    return path.startswith(OPENAI_PREFIX) or path == "/mcp" or path.startswith("/mcp/")
+
+
 def _error_body(path: str, exc: DomainError) -> dict[str, Any]:
     """Our envelope, or OpenAI's error shape where OpenAI's clients are calling."""
     return openai_error_body(exc) if path.startswith(OPENAI_PREFIX) else exc.to_dict()
@@ -136,6 +140,10 @@ def guard(app: ASGIApp) -> ASGIApp:
         try:
             if _guarded(scope["path"]):
                 authorization, cookies = _header(scope, b"authorization"), _header(scope, b"cookie")
+                if _key_only(scope["path"]):
+                    # Machine clients only: a browser's cookie is no credential here (nothing
+                    # there checks CSRF), so another site cannot borrow a logged-in session.
+                    cookies = None
                 if not authorization and not _has_session_cookie(cookies):
                     # No credentials at all: refused on the loop, without even a thread hop.
                     raise DomainError(NOT_AUTHENTICATED, code="not_authenticated", status=401)

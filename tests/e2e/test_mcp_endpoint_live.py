@@ -63,11 +63,21 @@ def test_the_callers_tools_and_agents_are_listed_and_run(live_server_proc: LiveS
     assert UsageRecord.objects.filter(agent="adder").count() == 2  # the agent's run is metered as on /v1
 
 
-def test_no_key_or_a_bad_key_is_refused(live_server_proc: LiveServer) -> None:
+def test_no_key_or_a_bad_key_is_refused(live_server_proc: LiveServer, transactional_db) -> None:
+    from django.conf import settings
+    from django.test import Client as DjangoClient
+
     body = {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}
     assert httpx.post(live_server_proc.url + "/mcp", json=body).status_code == 401
     res = httpx.post(live_server_proc.url + "/mcp", json=body, headers={"Authorization": "Bearer ask_nope"})
     assert res.status_code == 401 and "ask_nope" not in res.text
+    # A browser's session cookie is no credential here (no CSRF check): another site can't borrow it.
+    browser = DjangoClient()
+    browser.force_login(UserFactory(username="browser-user"))
+    cookie = f"{settings.SESSION_COOKIE_NAME}={browser.cookies[settings.SESSION_COOKIE_NAME].value}"
+    assert httpx.get(live_server_proc.url + "/v1/agents", headers={"Cookie": cookie}).status_code == 200  # a real session
+    for path in ("/mcp", "/openai/v1/models"):
+        assert httpx.post(live_server_proc.url + path, json=body, headers={"Cookie": cookie}).status_code == 401
 
 
 def _disable_add(server: LiveServer) -> None:
