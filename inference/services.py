@@ -11,9 +11,21 @@ from django.conf import settings
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 
-from inference.engine import InferenceRequest, Limits, Message, Runtime, ToolConfig, ToolSettings
+from inference.engine import (
+    AgentExecutor,
+    InferenceRequest,
+    Limits,
+    Message,
+    Runtime,
+    ToolConfig,
+    ToolContext,
+    ToolResult,
+    ToolSettings,
+    default_executors,
+)
 from sessions.services import session_dir
 
+from .serializers import default_tool_rounds
 from .sources import DbModels, DbTemplates, DbTools
 
 
@@ -70,14 +82,20 @@ def get_runtime() -> Runtime:
     )
     return Runtime(
         DbModels(None), DbTools(None), DbTemplates(), limits=limits, tool_settings=tool_settings, scratch_dir_for=scratch_dir_for,
-        checkpoint_s=conf["RUN_CHECKPOINT_S"],
+        checkpoint_s=conf["RUN_CHECKPOINT_S"], executors={**default_executors(), "agent": AgentExecutor(_agent_subrun)},
     )
+
+
+async def _agent_subrun(tool: ToolConfig, task: str, ctx: ToolContext) -> ToolResult:
+    from .agent_runs import agent_subrun  # imports the run lifecycle, which imports this module
+
+    return await agent_subrun(tool, task, ctx)
 
 
 def runtime_for(user: Any) -> Runtime:
     """The shared runtime resolving models and tools as ``user`` may see them (registry/access.py):
     the one place a run's access is decided, for preparation and a skill's ``allowed-tools`` alike."""
-    return get_runtime().scoped(models=DbModels(user), tools=DbTools(user))
+    return get_runtime().scoped(models=DbModels(user), tools=DbTools(user), caller=user)
 
 
 @receiver(setting_changed)
@@ -95,10 +113,14 @@ def inference_request(*, data: Mapping[str, Any], session_id: str | None = None)
         model_id=data["model_id"],
         messages=tuple(messages),
         tool_ids=tuple(data.get("tool_ids") or ()),
-        max_tool_rounds=data.get("max_tool_rounds", 10),
+        max_tool_rounds=data.get("max_tool_rounds", default_tool_rounds()),
         options=data.get("options") or {},
         think=data.get("think"),
         session_id=session_id,
+        # Set by the server, never from a request body (the strict serializers refuse these keys):
+        # an agent's system prompt (inference.agent_requests) and /openai/v1's client tools.
+        preamble=tuple(Message.from_dict(m) for m in data.get("agent_system") or ()),
+        client_tools=tuple(data.get("client_tools") or ()),
     )
 
 

@@ -9,6 +9,7 @@ from typing import Any
 import jsonschema
 from django.db import IntegrityError, transaction
 
+from core import names
 from core.errors import Conflict, InvalidRequest, ValidationFailed
 from inference.engine import find_vars, import_dotted
 
@@ -19,6 +20,7 @@ CALLABLE_NOT_CALLABLE = "{path!r} is not callable."
 SCHEMA_INVALID = "parameters is not a valid JSON Schema: {error}"
 SCHEMA_NOT_OBJECT = 'parameters must be a JSON Schema object with "type": "object".'
 MODEL_EXISTS = "A model with id {model_id!r} already exists."
+NAME_TAKEN = "{name!r} is the name of an {holder}; models and agents share one namespace."
 TOOL_EXISTS = "A tool with id {tool_id!r} already exists."
 TOOL_NOT_DELETABLE = "{tool_id!r} is a built-in or belongs to an MCP server or skill; disable it, or delete its server or skill."
 ONE_TARGET = "A function tool needs exactly one of callable or endpoint."
@@ -92,6 +94,9 @@ def _saved(row: Any, conflict: str) -> Any:
 
 
 def model_create(*, data: Mapping[str, Any]) -> LLMModel:
+    holder = names.name_holder(str(data.get("model_id")))
+    if holder:  # clients name models and agents in the same field
+        raise Conflict(NAME_TAKEN.format(name=data.get("model_id"), holder=holder))
     return _saved(LLMModel(**data), MODEL_EXISTS.format(model_id=data.get("model_id")))
 
 

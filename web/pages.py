@@ -24,6 +24,7 @@ from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseLocation
 from django_htmx.middleware import HtmxDetails
 
+from agents.selectors import agents_for_user
 from core.errors import NotFound
 from core.http import csp
 from inference.engine import template_variables
@@ -230,6 +231,7 @@ def _chat(request: HtmxHttpRequest, session: Session | None) -> HttpResponse:
     selected = session.model_id if session and any(m.model_id == session.model_id for m in models) else ""
     context.update(
         models=models,
+        agents=list(agents_for_user(user=request.user).only("name", "description")),  # pickable next to models
         selected_model=selected or (models[0].model_id if models else ""),
         tool_groups=tool_groups(request.user),
         templates=list(templates.template_list().only("id", "name", "description")),

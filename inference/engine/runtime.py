@@ -293,12 +293,15 @@ class Runtime:
         self.executors: Executors = executors if executors is not None else default_executors()
         # How often a streaming round hands its answer so far to ``RunHooks.on_checkpoint``.
         self.checkpoint_s = checkpoint_s
+        # Who this runtime's runs act for (opaque; set by ``scoped``): handed to tools in their
+        # context, so an agent tool's sub-run acts for the same caller.
+        self.caller: Any = None
 
-    def scoped(self, *, models: ModelSource, tools: ToolSource) -> Runtime:
+    def scoped(self, *, models: ModelSource, tools: ToolSource, caller: Any = None) -> Runtime:
         """This runtime resolving models and tools through other sources, sharing everything
         else (the server narrows the registries to one caller's view this way)."""
         clone = copy.copy(self)
-        clone.models, clone.tools = models, tools
+        clone.models, clone.tools, clone.caller = models, tools, caller
         return clone
 
     # -- preparing ---------------------------------------------------------------------------
@@ -313,12 +316,14 @@ class Runtime:
         check_limits(request, self.limits)
         model = self.models.get(request.model_id)
         check_options(model, request.options)
-        tools = tuple(self.tools.get_many(request.tool_ids))
+        # Client tools first: they keep the names the caller gave them (ours yield on a clash).
+        tools = tuple(request.client_tools) + tuple(self.tools.get_many(request.tool_ids))
         messages = resolve_templates(request.messages, self.templates)
         validate_inputs(model, messages, self.limits)
+        preamble = resolve_templates(request.preamble, self.templates)
         return PreparedRun(
             model=model,
-            messages=tuple(history) + messages,
+            messages=preamble + tuple(history) + messages,
             tools=tools,
             input_messages=messages,
             max_tool_rounds=request.max_tool_rounds,
@@ -331,7 +336,7 @@ class Runtime:
 
     def tool_context(self, session_id: str | None = None, *, owner: str | None = None) -> ToolContext:
         scratch = self.scratch_dir_for(session_id, owner)
-        return ToolContext(session_id=session_id, scratch_dir=scratch, settings=self.tool_settings)
+        return ToolContext(session_id=session_id, scratch_dir=scratch, settings=self.tool_settings, caller=self.caller)
 
     def _tool_lookup(self, tools: Sequence[ToolConfig]) -> dict[str, ToolConfig]:
         """Registered tools by lower-cased name and id, for the tools a skill may bring."""
@@ -581,7 +586,14 @@ class _Loop:
                 return "length" if round_.finish_reason == "length" else "stop"
             self.rounds += 1
             self.final_text, self.final_thinking = [], []
-            await self._run_tools(calls)
+            handed_back = [c for c in calls if self._is_client(c)]
+            await self._run_tools([c for c in calls if not self._is_client(c)])
+            if handed_back:  # the caller runs these and comes back with their results
+                return "tool_calls"
+
+    def _is_client(self, call: ToolCall) -> bool:
+        tool = self.offered.get(call.name)
+        return tool is not None and tool.tool_type == "client"
 
     def _text_parser(self, specs: Sequence[Mapping[str, Any]]) -> TextCallParser | None:
         """With ``tool_call_format: "auto"`` and tools offered: the parser for calls written as text."""
@@ -733,7 +745,10 @@ class _Loop:
             return ToolResult(call.tool_id, ({"type": "text", "text": UNKNOWN_TOOL_NAME.format(name=call.name)},), True)
         if call.arguments_error:
             return ToolResult(tool.tool_id, ({"type": "text", "text": call.arguments_error},), True)
-        return await self.runtime.execute(tool, call.arguments, self.run_.context)
+        def progress(data: Mapping[str, Any]) -> None:
+            self.emit("tool_progress", {"id": call.id, "tool_id": tool.tool_id, **data})
+
+        return await self.runtime.execute(tool, call.arguments, replace(self.run_.context, progress=progress))
 
     def _disclose(self, call: ToolCall, result: ToolResult) -> None:
         """After a skill is activated, offer the tools it brings from the next round on."""
