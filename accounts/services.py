@@ -18,6 +18,7 @@ _LAST_USED_GRANULARITY = timedelta(seconds=60)
 
 
 KEY_NOT_FOUND = "No API key with id {key_id}."
+MAX_ID = 2**63 - 1  # a larger id in the URL is no key (and would overflow the database's integer)
 EXPIRY_IN_PAST = "expires_at must be in the future."
 
 
@@ -40,7 +41,7 @@ def api_keys_of(*, user: Any) -> QuerySet[ApiKey]:
 def api_key_revoke(*, user: Any, key_id: int) -> None:
     """Revoke one of ``user``'s keys. Every worker reads keys from the database on each request,
     so the key is refused at once everywhere; another user's key is not found."""
-    if not ApiKey.objects.filter(pk=key_id, user=user, is_active=True).update(is_active=False):
+    if key_id > MAX_ID or not ApiKey.objects.filter(pk=key_id, user=user, is_active=True).update(is_active=False):
         raise NotFound(KEY_NOT_FOUND.format(key_id=key_id))
 
 

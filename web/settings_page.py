@@ -41,13 +41,13 @@ class DefaultModelForm(forms.Form):
     def __init__(self, *args: Any, user: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         models = registry.models_enabled(user=user)  # only what this user may use
-        self.fields["model_id"].choices = [("", "The one I used last")] + [
-            (m.model_id, m.display_name or m.model_id) for m in models
-        ]
+        field = self.fields["model_id"]
+        assert isinstance(field, forms.ChoiceField)
+        field.choices = [("", "The one I used last")] + [(m.model_id, m.display_name or m.model_id) for m in models]
 
 
 def _page(request: HttpRequest, **forms_: Any) -> HttpResponse:
-    user = request.user
+    user: Any = request.user  # logged in (login_required)
     initial = {"model_id": accounts.default_model_of(user)}
     context = {
         "password_form": forms_.get("password_form") or PasswordChangeForm(user),
@@ -67,7 +67,7 @@ def settings_page(request: HttpRequest) -> HttpResponse:
     if request.method == "GET":
         return _page(request)
     action = request.POST.get("action")
-    user = request.user
+    user: Any = request.user
     if action == "password":
         form = PasswordChangeForm(user, request.POST)
         if not form.is_valid():

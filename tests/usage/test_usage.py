@@ -9,7 +9,7 @@ from django.contrib.auth.models import Group
 from rest_framework.test import APIClient
 
 from accounts.models import ApiKey
-from tests.factories import LLMModelFactory, StaffFactory, ToolFactory, UserFactory, ADD_PARAMS, bearer
+from tests.factories import ADD_PARAMS, LLMModelFactory, StaffFactory, ToolFactory, UserFactory, bearer
 from tests.fakes.fake_llm import FakeLLMServer, Reply
 from tests.sse import parse_sse, streamed_body
 from usage.models import UsageRecord
