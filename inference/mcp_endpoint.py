@@ -33,6 +33,7 @@ from agents.selectors import agents_for_user
 from core import bus
 from core.db import db_async
 from core.errors import DomainError
+from core.secrets import scrub, scrub_data
 from inference.engine import AGENT_PARAMETERS, ToolConfig, ToolResult
 from registry.models import MCPServer, Skill, Tool
 from registry.selectors import tool_to_config, tools_enabled
@@ -101,14 +102,15 @@ def _user(ctx: ServerRequestContext[Any, Any]) -> Any:
 
 
 def _error(text: str) -> types.CallToolResult:
-    return types.CallToolResult(content=[types.TextContent(type="text", text=text)], is_error=True)
+    return types.CallToolResult(content=[types.TextContent(type="text", text=scrub(text))], is_error=True)
 
 
 def _result(result: ToolResult) -> types.CallToolResult:
-    """Our result as MCP's: its content items already have MCP's shapes."""
+    """Our result as MCP's (its content items already have MCP's shapes), scrubbed as on /v1:
+    a tool's output may echo a secret."""
     structured = result.structured if isinstance(result.structured, dict) else None
-    return types.CallToolResult.model_validate(
-        {"content": list(result.content), "structuredContent": structured, "isError": result.is_error})
+    return types.CallToolResult.model_validate(scrub_data(
+        {"content": list(result.content), "structuredContent": structured, "isError": result.is_error}))
 
 
 class Watchers:
@@ -192,7 +194,7 @@ async def _run_agent(user: Any, name: str, arguments: Mapping[str, Any]) -> type
         return _error("input must be a string.")
     run = await db_async(run_begin)(user=user, data={"agent": name, "text": text})
     result = await services.get_runtime().ainfer(run.prepared, hooks=run.hooks, control=run.control)
-    return types.CallToolResult(content=[types.TextContent(type="text", text=result.content)],
+    return types.CallToolResult(content=[types.TextContent(type="text", text=scrub(result.content))],
                                 is_error=result.finish_reason == "error")
 
 

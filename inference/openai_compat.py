@@ -6,6 +6,7 @@ the ``/v1/infer`` body that ``run_begin`` takes, so access, quotas, usage record
 loop are exactly those of ``/v1``. Answers are built with the package's response models
 (``ChatCompletion``, ``ChatCompletionChunk``). Every field of the format is decided in one of
 the tables below: mapped, passed to the model as an option, ignored, or refused with a 400.
+Everything that leaves goes through ``core.secrets.scrub``, as on ``/v1``.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from pydantic import TypeAdapter
 from pydantic import ValidationError as PydanticValidationError
 
 from core.errors import DomainError, InvalidRequest, ValidationFailed
+from core.secrets import scrub
 from inference.engine import InferenceResult, ToolConfig
 from inference.engine.types import FinishReason
 
@@ -75,7 +77,7 @@ def error_body(exc: DomainError) -> dict[str, Any]:
     detail = exc.detail or {}
     param = next(iter(detail), None) if isinstance(exc, ValidationFailed) else None
     kind = ERROR_TYPES.get(exc.status, "api_error" if exc.status >= 500 else "invalid_request_error")
-    return {"error": {"message": exc.message, "type": kind, "param": param, "code": exc.code}}
+    return {"error": {"message": scrub(exc.message), "type": kind, "param": param, "code": exc.code}}
 
 
 def _invalid(param: str, message: str) -> ValidationFailed:
@@ -256,7 +258,7 @@ def completion(result: InferenceResult, *, model: str, cid: str) -> str:
         choices=[Choice(index=0, message=message, finish_reason=FINISH_REASONS[result.finish_reason])],  # type: ignore[arg-type]
         usage=_usage(result),
     )
-    return answer.model_dump_json(exclude_none=True)
+    return scrub(answer.model_dump_json(exclude_none=True))
 
 
 class ChunkWriter:
@@ -268,7 +270,7 @@ class ChunkWriter:
         self.started = False
 
     def _line(self, chunk: ChatCompletionChunk) -> bytes:
-        return b"data: " + chunk.model_dump_json(exclude_none=True).encode() + b"\n\n"
+        return b"data: " + scrub(chunk.model_dump_json(exclude_none=True)).encode() + b"\n\n"
 
     def chunk(self, delta: ChoiceDelta, finish: str | None = None) -> bytes:
         if not self.started:  # the role rides on the first piece: no separate write ahead of the model

@@ -63,3 +63,16 @@ def test_a_new_session_comes_back_in_the_header_and_streams_end_with_done(db, fa
     chunks = [json.loads(line[6:]) for line in lines[:-1]]
     assert chunks[0]["choices"][0]["delta"]["role"] == "assistant"
     assert "".join(c["choices"][0]["delta"].get("content", "") for c in chunks) == "hello"
+
+
+def test_a_secret_the_model_echoes_is_masked_in_completions_and_chunks(db, fake_llm: FakeLLMServer, staff_api: APIClient,
+                                                                        alice_api: APIClient) -> None:
+    secret = "env-SECRETVALUE-0a1b2c3d4e"
+    assert staff_api.post("/v1/env", {"key": "LEAKY", "value": secret, "is_secret": True}, format="json").status_code == 201
+    LLMModelFactory(model_id="m", fake=fake_llm, model_name="m")
+    fake_llm.script([Reply(content=f"the key is {secret}"), Reply(content=f"again {secret}", chunk_size=100)], model="m")
+    whole = _post(alice_api, {"model": "m", "messages": [{"role": "user", "content": "x"}]})
+    streamed = _post(alice_api, {"model": "m", "stream": True, "messages": [{"role": "user", "content": "x"}]})
+    for text in (whole.content.decode(), streamed_body(streamed).decode()):
+        assert secret not in text and "SECRETVALUE" not in text
+    assert whole.json()["choices"][0]["message"]["content"].startswith("the key is ")
