@@ -62,10 +62,9 @@ def usage_today(*, user_id: int) -> dict[str, int]:
 
 def usage_records(*, start: date, end: date, user: str | None = None) -> QuerySet[UsageRecord]:
     """Records from ``start`` to ``end`` inclusive (UTC days), of one username when given."""
-    records = UsageRecord.objects.filter(
-        at__gte=datetime.combine(start, time.min, tzinfo=UTC),
-        at__lt=datetime.combine(end + timedelta(days=1), time.min, tzinfo=UTC),
-    )
+    records = UsageRecord.objects.filter(at__gte=datetime.combine(start, time.min, tzinfo=UTC))
+    if end < date.max:  # the last day has no next one
+        records = records.filter(at__lt=datetime.combine(end + timedelta(days=1), time.min, tzinfo=UTC))
     return records.filter(user__username=user) if user is not None else records
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import status
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
@@ -29,7 +29,10 @@ class UsageView(APIView):
 
     @extend_schema(
         parameters=USAGE_PARAMETERS,
-        responses=inline_serializer("UsageReport", {"data": UsageRowSerializer(many=True), "total": UsageTotalSerializer()}),
+        responses={
+            200: inline_serializer("UsageReport", {"data": UsageRowSerializer(many=True), "total": UsageTotalSerializer()}),
+            400: OpenApiResponse(description="validation_error: a bad date, `from` after `to`, an unknown `group_by`."),
+        },
     )
     def get(self, request: Request) -> Response:
         query = UsageQuerySerializer(data=request.query_params)

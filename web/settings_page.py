@@ -13,13 +13,11 @@ from django.contrib import messages
 from django.contrib.auth import update_session_auth_hash
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.forms import PasswordChangeForm
-from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
 from accounts import services as accounts
-from core.errors import DomainError
 from core.http import csp
 from registry import selectors as registry
 
@@ -79,11 +77,7 @@ def settings_page(request: HttpRequest) -> HttpResponse:
         key_form = ApiKeyForm(request.POST)
         if not key_form.is_valid():
             return _page(request, key_form=key_form)
-        try:
-            _, plaintext = accounts.api_key_create(user=user, **key_form.cleaned_data)
-        except DomainError as exc:
-            key_form.add_error("expires_at", ValidationError(exc.message))
-            return _page(request, key_form=key_form)
+        _, plaintext = accounts.api_key_create(user=user, **key_form.cleaned_data)
         return _page(request, new_key=plaintext)  # shown this once, never stored
     elif action == "revoke_key":
         key = accounts.api_keys_of(user=user).filter(pk=request.POST.get("key_id") or 0).first()
