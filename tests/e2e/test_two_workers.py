@@ -6,8 +6,12 @@ Runs only when REDIS_URL is set (the PostgreSQL pass of .ci/run sets it).
 from __future__ import annotations
 
 import os
+import sys
+import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -15,6 +19,7 @@ import pytest
 from tests.e2e.conftest import LiveServer, sse_events
 from tests.factories import StaffFactory, UserFactory, bearer
 from tests.fakes.fake_llm import FakeLLMServer, Reply
+from tests.mcp_servers import PROD_MODULE, REPO
 
 pytestmark = [pytest.mark.e2e, pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="needs REDIS_URL (multi-worker)")]
 
@@ -101,3 +106,37 @@ def test_quotas_and_key_revocation_hold_across_both_workers(workers, staff, fake
     assert httpx.get(b.url + "/v1/me", headers=temp).status_code == 200
     assert httpx.delete(f"{a.url}/v1/me/api-keys/{made['id']}", headers=user).status_code == 204
     assert httpx.get(b.url + "/v1/me", headers=temp).status_code == 401
+
+
+def test_deleting_through_one_worker_cancels_the_call_running_on_the_other(
+    workers: tuple[LiveServer, LiveServer], staff: dict[str, str], tmp_path: Path
+) -> None:
+    a, b = workers
+    for w in (a, b):  # wake both bus listeners
+        httpx.get(w.url + "/v1/tools", headers=staff)
+    config = {"command": sys.executable, "args": ["-m", PROD_MODULE], "cwd": str(REPO),
+              "env": {"PROD_COUNT_DIR": str(tmp_path)}}
+    res = httpx.post(a.url + "/v1/tools/mcp", json={"mcpServers": {"shared": config}}, headers=staff, timeout=30)
+    assert res.json()["servers"]["shared"]["status"] == "connected"
+
+    answer: dict[str, Any] = {}
+
+    def call_on_b() -> None:
+        body = {"tool_id": "shared.sleep", "arguments": {"seconds": 5, "key": "two"}}
+        answer.update(httpx.post(b.url + "/v1/tools/call", json=body, headers=staff, timeout=30).json())
+
+    thread = threading.Thread(target=call_on_b)
+    thread.start()
+    marker = tmp_path / "two"
+    deadline = time.monotonic() + 20
+    while not (marker.exists() and marker.read_text()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert marker.read_text() == "start\n"
+
+    started = time.monotonic()
+    assert httpx.delete(a.url + "/v1/tools/mcp/shared", headers=staff, timeout=30).status_code == 204
+    thread.join(20)
+    assert time.monotonic() - started < 4  # well before the 5 s call would have ended
+    assert answer["is_error"] is True and answer["content"][0]["text"].startswith("cancelled")
+    time.sleep(5.5)
+    assert marker.read_text() == "start\n"  # the call never finished on the server

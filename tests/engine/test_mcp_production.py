@@ -20,7 +20,16 @@ from typing import Any
 import pytest
 
 from inference.engine.mcp import MCPClientManager
-from tests.mcp_servers import EVERYTHING_BIN, PROD_MODULE, REPO, children, free_port, start_prod_server, stop
+from tests.mcp_servers import (
+    EVERYTHING_BIN,
+    PROD_MODULE,
+    REPO,
+    children,
+    free_port,
+    start_prod_server,
+    stop,
+    wait_until,
+)
 
 MB = 1024 * 1024
 HTTP_MODES = {
@@ -30,15 +39,6 @@ HTTP_MODES = {
     "newest-only": (["--transport", "streamable-http", "--newest-only"], "/mcp"),
 }
 TRANSPORTS = ["stdio", *HTTP_MODES]
-
-
-def wait_until(predicate: Any, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 @pytest.fixture(scope="module")

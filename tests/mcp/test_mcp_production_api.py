@@ -16,7 +16,7 @@ from registry.models import LLMModel, MCPServer, Tool
 from tests.factories import LLMModelFactory
 from tests.fakes.fake_llm import FakeLLMServer, Reply
 from tests.inference.conftest import sent_messages, stream
-from tests.mcp_servers import EVERYTHING_BIN, PROD_MODULE, REPO, children_running
+from tests.mcp_servers import EVERYTHING_BIN, PROD_MODULE, REPO, children_running, wait_until
 from tests.mcp_servers.fixtures import DEMO_STDIO
 
 pytestmark = pytest.mark.usefixtures("mcp")
@@ -31,15 +31,6 @@ def register(api: APIClient, servers: dict[str, Any]) -> dict[str, Any]:
     res = api.post("/v1/tools/mcp", {"mcpServers": servers}, format="json")
     assert res.status_code == 200, res.content
     return res.json()["servers"]
-
-
-def wait_until(predicate: Any, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return False
 
 
 def test_servers_register_in_parallel(staff_api: APIClient, tmp_path: Path) -> None:

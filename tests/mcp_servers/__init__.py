@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -66,6 +67,16 @@ def start_prod_server(port: int, *args: str, count_dir: str, timeout: float = 20
 def start_demo_sse_at(path: str, port: int, timeout: float = 20.0) -> subprocess.Popen[bytes]:
     """Start the demo server's legacy SSE app with its event stream at ``path`` (not only ``/sse``)."""
     return _start_listening(["-c", _SSE_APP.format(path=path, port=port)], port, timeout)
+
+
+def wait_until(predicate: Callable[[], object], timeout: float = 10.0) -> bool:
+    """Poll ``predicate`` until it is true (True) or ``timeout`` seconds pass (False)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
 
 
 def stop(proc: subprocess.Popen | None, timeout: float = 5.0) -> None:
