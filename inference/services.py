@@ -64,6 +64,7 @@ def get_runtime() -> Runtime:
         max_audio_bytes=conf["MAX_AUDIO_BYTES"],
         tool_timeout_s=conf["TOOL_TIMEOUT_S"],
         max_tool_rounds_limit=conf["MAX_TOOL_ROUNDS_LIMIT"],
+        tool_result_max_chars=conf["TOOL_RESULT_MAX_CHARS"],
     )
     tool_settings = ToolSettings(
         bash_enabled=conf["BASH_ENABLED"],

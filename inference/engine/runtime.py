@@ -35,9 +35,11 @@ from .repetition import STOP_NOTE, RepetitionGuard, loop_cut
 from .sync import iterate_sync, run_sync
 from .templates import render_template
 from .textcalls import TextCallParser, replay
+from .tool_results import for_model
 from .tools.base import Executors, ToolContext, ToolSettings
 from .tools.execute import check_arguments, execute_tool
 from .types import (
+    ContentItem,
     Finish,
     FinishReason,
     InferenceRequest,
@@ -81,6 +83,8 @@ class Limits:
     # The loop guard: a round whose text has repeated one unit for this many characters is
     # stopped (finish_reason "length"); 0 turns the guard off.
     repeat_stop_chars: int = 2000
+    # How much of a tool's result goes to the model (characters of text; 0: all), tool_results.py.
+    tool_result_max_chars: int = 100_000
 
 
 @dataclass(frozen=True)
@@ -146,8 +150,6 @@ class ModelCall:
     usage: Usage
     duration_ms: float
     outcome: str  # "ok", "error" or "cancelled"
-
-
 
 
 class RunControl:
@@ -717,11 +719,25 @@ class _Loop:
         return replace(call, tool_id=tool.tool_id if tool else "")
 
     async def _run_tools(self, calls: Sequence[ToolCall]) -> None:
-        results = await asyncio.gather(*(self._run_one(c) for c in calls))
-        for call, result in zip(calls, results, strict=True):
+        vision, cap = self.run_.model.supports_vision, self.runtime.limits.tool_result_max_chars
+
+        async def run(call: ToolCall) -> tuple[ToolResult, list[ContentItem]]:
+            result = await self._run_one(call)
+            content = for_model(result.content, vision=vision, max_chars=cap)
+            # Announced as soon as this call ends, not when the round's slowest one does.
+            self.emit(
+                "tool_result",
+                {"id": call.id, "tool_id": call.tool_id, "content": content, "is_error": result.is_error,
+                 "duration_ms": round(result.duration_ms, 3)},
+            )
+            return result, content
+
+        results = await asyncio.gather(*(run(c) for c in calls))
+        # The messages keep the order of the calls.
+        for call, (result, content) in zip(calls, results, strict=True):
             message = Message(
                 role="tool",
-                content=list(result.content),
+                content=content,
                 tool_call_id=call.id,
                 tool_id=call.tool_id,
                 tool_name=call.name,
@@ -730,11 +746,6 @@ class _Loop:
             )
             self.history.append(message)
             self.produced.append(message)
-            self.emit(
-                "tool_result",
-                {"id": call.id, "tool_id": call.tool_id, "content": list(result.content), "is_error": result.is_error,
-                 "duration_ms": round(result.duration_ms, 3)},
-            )
             self.emit("message", message.to_dict())
             await self.hooks.on_message(message)
             self._disclose(call, result)
