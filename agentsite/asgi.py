@@ -1,6 +1,7 @@
 """ASGI entry point: Daphne serves Django through Channels' ProtocolTypeRouter."""
 
 import os
+from typing import Any
 
 from channels.routing import ProtocolTypeRouter
 from django.core.asgi import get_asgi_application
@@ -18,6 +19,7 @@ hot_path_app = HotPathHandler()
 
 async def http_app(scope, receive, send):
     path = scope["path"]
+    app: Any
     if path == "/mcp" or path.startswith("/mcp/"):
         app = mcp_app  # the site as an MCP server (the guard has authenticated the key)
     else:

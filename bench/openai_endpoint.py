@@ -73,7 +73,7 @@ def summarize(results: dict[str, dict[str, list[float]]]) -> tuple[list[str], li
     for protocol, r in results.items():
         for base, label in (("infer", "completion"), ("infer_stream", "whole stream")):
             v1, oa = r[base], r[base.replace("infer", "openai")]
-            row = [protocol, label, ms(p50(v1)), ms(p95(v1)), ms(p50(oa)), ms(p95(oa)), ms(p50(oa) - p50(v1)),
+            row: list[Any] = [protocol, label, ms(p50(v1)), ms(p95(v1)), ms(p50(oa)), ms(p95(oa)), ms(p50(oa) - p50(v1)),
                    ms(p95(oa) - p95(v1))]
             rows.append(row)
             if base == "infer":
