@@ -137,7 +137,18 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
-WHITENOISE_USE_FINDERS = True  # serve straight from static/ when collectstatic has not run
+
+
+def _collected_is_current() -> bool:
+    """collectstatic ran after static/ last changed (run.py collects at every start)."""
+    collected = [p.stat().st_mtime for p in STATIC_ROOT.rglob("*") if p.is_file()]
+    sources = [p.stat().st_mtime for p in (BASE_DIR / "static").rglob("*") if p.is_file()]
+    return bool(collected) and max(collected) >= max(sources, default=0.0)
+
+
+# The collected files when they are current: they carry the compressed (.gz) variants, which
+# the finders' copies would replace. Otherwise straight from static/, never a stale copy.
+WHITENOISE_USE_FINDERS = not _collected_is_current()
 
 X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
