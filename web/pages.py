@@ -18,12 +18,14 @@ from urllib.parse import urlsplit
 from django.contrib.auth.decorators import login_required
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseLocation
 from django_htmx.middleware import HtmxDetails
 
+from accounts.services import default_model_of
 from agents.selectors import agents_for_user
 from core.errors import NotFound
 from core.http import csp
@@ -35,6 +37,7 @@ from sessions import services as session_store
 from sessions.models import Session, SessionMessage
 from templates_app import services as templates
 
+from .errors import ERROR_TEXT, GENERIC, error_view
 from .markdown import render_markdown
 
 THEME_COOKIE = "theme"
@@ -81,7 +84,9 @@ class Segment:
     html: str = ""
     cards: list[ToolCard] = field(default_factory=list)
     incomplete: bool = False
-    error: dict[str, Any] | None = None
+    error: dict[str, str] | None = None  # as error_view shows it
+    text: str = ""  # the Markdown source, for "copy answer"
+    usage: dict[str, Any] | None = None
 
 
 @dataclass
@@ -95,6 +100,22 @@ class Block:
     arguments: dict[str, Any] | None = None
     attachments: list[dict[str, Any]] = field(default_factory=list)
     segments: list[Segment] = field(default_factory=list)
+
+    @property
+    def raw(self) -> str:
+        """An answer's whole Markdown text (what "Copy" puts on the clipboard)."""
+        return "\n\n".join(seg.text for seg in self.segments if seg.text)
+
+    @property
+    def usage(self) -> dict[str, Any] | None:
+        """The usage of the run that ended this answer (on its last assistant message)."""
+        return next((seg.usage for seg in reversed(self.segments) if seg.usage), None)
+
+    @property
+    def usage_text(self) -> str:
+        """"1,234 tokens · 2.5 s" (chat.js writes the same for a live answer)."""
+        u = self.usage or {}
+        return f"{int(u.get('total_tokens') or 0):,} tokens · {float(u.get('duration_ms') or 0) / 1000:.1f} s" if u else ""
 
 
 def _result_text(content: Any) -> str:
@@ -126,6 +147,8 @@ def blocks_from_rows(rows: Iterable[SessionMessage]) -> list[Block]:
     blocks: list[Block] = []
     cards: dict[str, ToolCard] = {}
     for row in rows:
+        if row.superseded:  # replaced by a regenerate or an edit: stored, not shown
+            continue
         if row.role == "user":
             text = row.content if isinstance(row.content, str) else _result_text(row.content)
             blocks.append(Block("user", row.seq, text=text, template=row.prompt_template or "", arguments=row.arguments,
@@ -140,8 +163,9 @@ def blocks_from_rows(rows: Iterable[SessionMessage]) -> list[Block]:
             blocks.append(Block("assistant", row.seq))
         block = blocks[-1]
         if row.role == "assistant":
-            seg = Segment(row.seq, thinking=row.thinking, incomplete=row.incomplete, error=row.error,
-                          html=render_markdown(row.content if isinstance(row.content, str) else _result_text(row.content)))
+            text = row.content if isinstance(row.content, str) else _result_text(row.content)
+            seg = Segment(row.seq, thinking=row.thinking, incomplete=row.incomplete, text=text, usage=row.usage,
+                          error=error_view(row.error) if row.error else None, html=render_markdown(text))
             for call in row.tool_calls or []:
                 card = ToolCard(id=str(call.get("id", "")), name=str(call.get("name", "")),
                                 tool_id=str(call.get("tool_id", "")), arguments=_pretty(call.get("arguments")))
@@ -203,8 +227,14 @@ def _session_for_user(request: HttpRequest, session_id: str) -> Session:
         raise Http404("No such chat.") from None
 
 
-def _sessions(request: HttpRequest) -> list[Session]:
-    return list(session_selectors.session_list_for_user(user=request.user).only("id", "title", "updated_at")[:SIDEBAR_LIMIT])
+def _sessions(request: HttpRequest, q: str = "") -> list[Session]:
+    sessions = session_selectors.session_list_for_user(user=request.user, q=q)
+    return list(sessions.only("id", "title", "updated_at")[:SIDEBAR_LIMIT])
+
+
+def _settings_url() -> str:
+    """The user's settings page (password, API keys, default model: web/settings_page.py)."""
+    return reverse("chat:settings")
 
 
 def _theme(request: HttpRequest) -> str:
@@ -228,11 +258,18 @@ def _chat(request: HtmxHttpRequest, session: Session | None) -> HttpResponse:
     if request.htmx and not request.htmx.history_restore_request:
         return render(request, "chat/_conversation.html", {**context, "oob": True})
     models = list(registry.models_enabled(user=request.user))
-    selected = session.model_id if session and any(m.model_id == session.model_id for m in models) else ""
+    # This chat's model; for a new chat the user's default (settings page), else the one they
+    # used last; else the first.
+    wanted = session.model_id if session else (
+        default_model_of(request.user) or session_selectors.session_last_model(user=request.user)
+    )
+    selected = wanted if any(m.model_id == wanted for m in models) else ""
     context.update(
         models=models,
         agents=list(agents_for_user(user=request.user).only("name", "description")),  # pickable next to models
         selected_model=selected or (models[0].model_id if models else ""),
+        error_text=json.dumps({**ERROR_TEXT, "": GENERIC}),
+        settings_url=_settings_url(),
         tool_groups=tool_groups(request.user),
         templates=list(templates.template_list().only("id", "name", "description")),
         theme=_theme(request),
@@ -285,8 +322,10 @@ def chat_messages(request: HttpRequest, session_id: str) -> HttpResponse:
 @require_GET
 def sidebar(request: HttpRequest) -> HttpResponse:
     """The list of the user's chats (refreshed when a stream creates or updates one)."""
+    q = request.GET.get("q", "")[:200]
     return render(
-        request, "chat/_session_list.html", {"sessions": _sessions(request), "current_id": request.GET.get("current", "")}
+        request, "chat/_session_list.html",
+        {"sessions": _sessions(request, q), "current_id": request.GET.get("current", ""), "q": q},
     )
 
 

@@ -193,9 +193,10 @@ def tool_spec(name: str, tool: ToolConfig) -> dict[str, Any]:
     return {"name": name, "description": tool.description, "parameters": dict(tool.parameters or {})}
 
 
-def validate_inputs(model: ModelConfig, messages: Sequence[Message], limits: Limits) -> None:
-    """Everything that can be refused before a byte goes upstream (answered as a 4xx)."""
-    if not messages:
+def validate_inputs(model: ModelConfig, messages: Sequence[Message], limits: Limits, *, answer_again: bool = False) -> None:
+    """Everything that can be refused before a byte goes upstream (answered as a 4xx).
+    ``answer_again``: no new messages is fine, the history ends with the question (a regenerate)."""
+    if not messages and not answer_again:
         raise InvalidRequest(NO_MESSAGES)
     for i, m in enumerate(messages):
         images = [*m.images, *content_images(i, m)]  # image items of a content list are images too
@@ -321,7 +322,7 @@ class Runtime:
         # Client tools first: they keep the names the caller gave them (ours yield on a clash).
         tools = tuple(request.client_tools) + tuple(self.tools.get_many(request.tool_ids))
         messages = resolve_templates(request.messages, self.templates)
-        validate_inputs(model, messages, self.limits)
+        validate_inputs(model, messages, self.limits, answer_again=bool(history) and history[-1].role == "user")
         preamble = resolve_templates(request.preamble, self.templates)
         return PreparedRun(
             model=model,
