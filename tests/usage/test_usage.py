@@ -218,3 +218,19 @@ def test_requests_per_minute_and_the_most_generous_group_wins(model, fake_llm: F
     assert infer(eve_api)["content"] == "free"
     assert eve_api.get("/v1/me").json()["quota"]["scope"] == "user"
     assert bob_api.get("/v1/me").json()["quota"] == {"tokens_per_day": None, "requests_per_minute": 3, "scope": "group"}
+
+
+def test_the_admin_lists_records_with_totals_per_user_and_model(model, fake_llm: FakeLLMServer, client) -> None:
+    root = StaffFactory(username="root", is_superuser=True)
+    (alice_api, _), (bob_api, _) = client_for(UserFactory(username="alice")), client_for(UserFactory(username="bob"))
+    for api, tokens in ((alice_api, 11), (alice_api, 22), (bob_api, 7)):
+        fake_llm.script([Reply(content="x", usage={"prompt_tokens": tokens, "completion_tokens": 0})])
+        infer(api)
+    client.force_login(root)
+    page = client.get("/admin/usage/usagerecord/").content.decode()
+    assert "Totals of the records shown, per user" in page and "per model" in page
+    assert "<td>alice</td><td>2</td><td>33</td><td>0</td><td>33</td>" in page
+    assert "<td>m</td><td>3</td><td>40</td><td>0</td><td>40</td>" in page
+    filtered = client.get("/admin/usage/usagerecord/", {"q": "bob"}).content.decode()
+    assert "<td>bob</td><td>1</td><td>7</td>" in filtered and "<td>alice</td>" not in filtered
+    assert client.get("/admin/usage/quota/add/").status_code == 200
