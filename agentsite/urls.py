@@ -30,6 +30,8 @@ def _is_api(request: HttpRequest) -> bool:
 
 
 def handler404(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    if request.path.startswith("/openai/v1/"):  # OpenAI's clients read OpenAI's error shape
+        return openai_views.not_found(request)
     return json_404(request) if _is_api(request) else defaults.page_not_found(request, exception)
 
 

@@ -36,6 +36,14 @@ def _error(exc: DomainError) -> HttpResponse:
     return response
 
 
+NO_SUCH_PATH = "Unknown path {path!r}: /openai/v1 serves /models and /chat/completions."
+
+
+def not_found(request: HttpRequest) -> HttpResponse:
+    """A path under /openai/v1 that does not exist, in OpenAI's error shape."""
+    return _error(DomainError(NO_SUCH_PATH.format(path=request.path), code="not_found", status=404))
+
+
 def _openai_view(method: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Authenticate first (a stranger learns nothing), then run; every failure in OpenAI's shape."""
 

@@ -49,6 +49,8 @@ def test_errors_and_listing_follow_the_callers_access(db, fake_llm: FakeLLMServe
     res = _post(alice_api, {"model": "m", "messages": [{"role": "user", "content": "x"}], "functions": []})
     assert res.status_code == 400 and res.json()["error"]["param"] == "functions"
     assert APIClient().get("/openai/v1/models").status_code == 401
+    res = alice_api.get("/openai/v1/embeddings")
+    assert res.status_code == 404 and res.json()["error"]["type"] == "not_found_error"
 
 
 def test_a_new_session_comes_back_in_the_header_and_streams_end_with_done(db, fake_llm: FakeLLMServer,
