@@ -31,7 +31,7 @@ class UsageView(APIView):
         parameters=USAGE_PARAMETERS,
         responses={
             200: inline_serializer("UsageReport", {"data": UsageRowSerializer(many=True), "total": UsageTotalSerializer()}),
-            400: OpenApiResponse(description="validation_error: a bad date, `from` after `to`, an unknown `group_by`."),
+            400: OpenApiResponse(description="validation_error: a date that is not YYYY-MM-DD, an unknown `group_by`."),
         },
     )
     def get(self, request: Request) -> Response:

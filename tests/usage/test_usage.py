@@ -131,7 +131,9 @@ def test_usage_report_groups_filters_and_shows_non_staff_only_their_own(model, f
     for model_key, kind_key in ((staff_api.get("/v1/usage", {"group_by": "model"}).json()["data"],
                                  staff_api.get("/v1/usage", {"group_by": "kind"}).json()["data"]),):
         assert [r["key"] for r in model_key] == ["m"] and [r["key"] for r in kind_key] == ["chat"]
-    for bad in ({"group_by": "planet"}, {"from": "yesterday"}, {"from": "2026-02-02", "to": "2026-02-01"}):
+    assert alice_api.get("/v1/usage", {"from": "2026-02-02", "to": "2026-02-01"}).json() == {
+        "data": [], "total": {"requests": 0, "prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}}
+    for bad in ({"group_by": "planet"}, {"from": "yesterday"}, {"to": "2026-13-01"}):
         res = alice_api.get("/v1/usage", bad)
         assert res.status_code == 400 and res.json()["error"]["code"] == "validation_error", bad
     assert APIClient().get("/v1/usage").status_code == 401
