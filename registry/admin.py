@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from django import forms
@@ -49,6 +48,12 @@ class LLMModelForm(KeepSecretIfBlank):
         model = LLMModel
         fields = "__all__"
         widgets = {"api_key": SecretInput()}
+        labels = {"api_base": "API base", "api_key": "API key", "api_protocol": "API protocol", "model_id": "Model ID"}
+        help_texts = {
+            "api_protocol": "openai: any OpenAI-compatible server (OpenAI, vLLM, llama.cpp's server, LM Studio, "
+                            "Ollama's /v1); the base includes /v1. ollama: Ollama's native API; the base is the "
+                            "server root (http://localhost:11434).",
+        }
 
 
 @admin.register(LLMModel)
@@ -165,13 +170,29 @@ class ToolInline(admin.TabularInline):
 
 
 class MCPServerForm(forms.ModelForm):
+    """The config as JSON. When editing, ``env`` and ``headers`` values show masked; a masked
+    value sent back unchanged keeps the stored one, so a secret never appears in the page."""
+
     class Meta:
         model = MCPServer
         fields = ["name", "config"]
-        help_texts = {"config": 'One server in the mcpServers form, e.g. {"command": "uvx", "args": ["mcp-server-time"]}.'}
+        help_texts = {"config": 'One server in the mcpServers form, e.g. {"command": "uvx", "args": ["mcp-server-time"]}. '
+                                'Values under "env" and "headers" show masked: leave one as it is to keep it.'}
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            self.initial["config"] = services.mask_mcp_config(self.instance.config)
 
     def clean_config(self) -> dict:
         config = self.cleaned_data["config"]
+        if not isinstance(config, dict):
+            raise forms.ValidationError("The config must be a JSON object.")
+        stored = self.instance.config if self.instance.pk else {}
+        for field in ("env", "headers"):
+            new, old = config.get(field), stored.get(field)
+            if isinstance(new, dict) and isinstance(old, dict):
+                config[field] = {k: old[k] if k in old and v == services.mask_secret(old[k]) else v for k, v in new.items()}
         try:
             normalize_server_config(config)
         except DomainError as exc:
@@ -184,7 +205,7 @@ class MCPServerAdmin(admin.ModelAdmin):
     list_display = ["name", "status_badge", "tool_count", "last_error_short", "last_connected_at", "updated_at"]
     list_filter = ["status"]
     search_fields = ["name", "last_error"]
-    readonly_fields = ["status", "last_error", "last_connected_at", "created_at", "updated_at", "masked_config"]
+    readonly_fields = ["status", "last_error", "last_connected_at", "created_at", "updated_at"]
     inlines = [ToolInline]
     actions = ["reconnect", "refresh_tools"]
     form = MCPServerForm
@@ -196,16 +217,18 @@ class MCPServerAdmin(admin.ModelAdmin):
         return self.inlines if obj else []  # tools appear once the server is connected
 
     def get_fields(self, request, obj=None):
-        # The stored config may hold secrets: editable when adding, shown masked afterwards
-        # (change it by re-posting to /v1/tools/mcp).
         if obj is None:
             return ["name", "config"]
-        return ["name", "status", "last_error", "last_connected_at", "masked_config", "created_at", "updated_at"]
+        return ["name", "config", "status", "last_error", "last_connected_at", "created_at", "updated_at"]
 
     def save_model(self, request, obj: MCPServer, form, change) -> None:
+        if change:  # as a re-post to /v1/tools/mcp: every worker drops the old connection, then reconnect
+            outcome = mcp_services.mcp_register(servers={obj.name: obj.config})["servers"][obj.name]
+            obj.refresh_from_db()
+            self._report(request, obj, outcome)
+            return
         super().save_model(request, obj, form, change)
-        if not change:
-            self._report(request, obj, mcp_services.mcp_connect(server=obj))
+        self._report(request, obj, mcp_services.mcp_connect(server=obj))
 
     # Deleting through the service stops the server's connection (and child process) on every worker.
     def delete_model(self, request, obj: MCPServer) -> None:
@@ -246,10 +269,6 @@ class MCPServerAdmin(admin.ModelAdmin):
     @admin.display(description="last error")
     def last_error_short(self, obj: MCPServer) -> str:
         return (obj.last_error[:80] + "…") if len(obj.last_error) > 80 else obj.last_error
-
-    @admin.display(description="config (secrets masked)")
-    def masked_config(self, obj: MCPServer) -> str:
-        return format_html("<pre>{}</pre>", json.dumps(services.mask_mcp_config(obj.config), indent=2))
 
 
 class SkillUploadForm(forms.Form):
@@ -296,10 +315,23 @@ class SkillAdmin(admin.ModelAdmin):
 
 
 class EnvVarForm(forms.ModelForm):
+    """A plain value is shown as it is; a secret's stays unsaid (its masked form is the
+    placeholder) and a blank submission keeps it."""
+
     class Meta:
         model = EnvVar
         fields = ["key", "value", "is_secret"]
-        widgets = {"value": forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"})}
+        widgets = {"value": forms.TextInput(attrs={"autocomplete": "off", "size": 60})}
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.pk and self.instance.is_secret:
+            self.fields["value"].widget = forms.PasswordInput(
+                render_value=False,
+                attrs={"autocomplete": "new-password", "placeholder": f"{services.mask_secret(self.instance.value)} (unchanged)"},
+            )
+            self.fields["value"].required = False
+            self.fields["value"].help_text = "A secret: shown masked. Leave empty to keep it, or type a new value."
 
     def clean(self) -> dict[str, Any]:
         super().clean()

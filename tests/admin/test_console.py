@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -68,3 +69,41 @@ def test_the_transcript_is_cards_not_raw_json(admin_client, alice) -> None:
     assert "Calls <code>math.add</code>" in html and "&quot;a&quot;: 2" in html
     assert 'transcript-card role-assistant is-superseded' in html
     assert "run_token" not in html and "tool_call_id" not in html  # no internal fields
+
+
+def test_an_mcp_servers_config_is_editable_and_its_secrets_stay_hidden(admin_client) -> None:
+    config = {**TIME_STDIO, "env": {"TOKEN": "hidden-token-value", "PLAIN": "x"}}
+    admin_client.post("/admin/registry/mcpserver/add/", {"name": "time", "config": json.dumps(config)}, follow=True)
+    server = MCPServer.objects.get(name="time")
+    page = admin_client.get(f"/admin/registry/mcpserver/{server.pk}/change/").content.decode()
+    assert "hidden-token-value" not in page and "hid…alue" in page and 'name="config"' in page
+    # Sent back with the masked token and a new plain value: the token is kept, the change saved.
+    inline = dict(re.findall(r'<input type="hidden" name="(tools-[^"]+)"(?: value="([^"]*)")?', page))
+    edited = {**TIME_STDIO, "env": {"TOKEN": "hid…alue", "PLAIN": "y"}}
+    res = admin_client.post(f"/admin/registry/mcpserver/{server.pk}/change/",
+                            {**inline, "name": "time", "config": json.dumps(edited)}, follow=True)
+    assert res.status_code == 200 and b"errorlist" not in res.content
+    server.refresh_from_db()
+    assert server.config["env"] == {"TOKEN": "hidden-token-value", "PLAIN": "y"}
+    bad = admin_client.post(f"/admin/registry/mcpserver/{server.pk}/change/",
+                            {**inline, "name": "time", "config": '["not", "a server"]'})
+    assert b"errorlist" in bad.content
+
+
+def test_the_env_page_shows_a_plain_value_and_masks_a_secret(admin_client) -> None:
+    from registry.models import EnvVar
+
+    plain = EnvVar.objects.create(key="REGION", value="eu-west-1", is_secret=False)
+    secret = EnvVar.objects.create(key="TOKEN", value="sk-very-secret-1234", is_secret=True)
+    assert b'value="eu-west-1"' in admin_client.get(f"/admin/registry/envvar/{plain.pk}/change/").content
+    page = admin_client.get(f"/admin/registry/envvar/{secret.pk}/change/").content.decode()
+    assert "sk-very-secret-1234" not in page and "sk-…1234 (unchanged)" in page
+    admin_client.post(f"/admin/registry/envvar/{secret.pk}/change/", {"key": "TOKEN", "value": "", "is_secret": "on"})
+    secret.refresh_from_db()
+    assert secret.value == "sk-very-secret-1234"
+
+
+def test_model_labels_and_protocol_help(admin_client) -> None:
+    page = admin_client.get("/admin/registry/llmmodel/add/").content.decode()
+    assert ">API base:</label>" in page and ">API key:</label>" in page and "Api base" not in page
+    assert "any OpenAI-compatible server" in page and "native API" in page
