@@ -167,7 +167,8 @@ def stream_run(http: httpx.Client, body: dict, *, thinking: bool = False,
 def script_fake(fake_url: str, replies: list[dict]) -> None:
     """Queue replies on the test suite's fake model server (tests/fakes/fake_llm.py) for a dry run."""
     httpx.post(f"{fake_url.rstrip('/')}/_fake/script", json={"model": None, "replies": replies}).raise_for_status()
-    print(f"(fake model scripted: {len(replies)} replies)")
+    print(f"DRY RUN: no real model answers below. {len(replies)} canned replies were queued on the test suite's "
+          f"fake model server ({fake_url}); the server and the tools run for real.")
 
 
 def fake_requests(fake_url: str) -> list[dict]:

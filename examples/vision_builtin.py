@@ -142,7 +142,7 @@ def text_png(lines: list[str], scale: int = 4, margin: int = 16) -> bytes:
 # ---- the page the instruction points to ------------------------------------------------------
 
 
-def serve_page() -> tuple[http.server.HTTPServer, str]:
+def serve_page(port: int) -> tuple[http.server.HTTPServer, str]:
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             body = PAGE.encode()
@@ -156,7 +156,7 @@ def serve_page() -> tuple[http.server.HTTPServer, str]:
         def log_message(self, *args: Any) -> None:
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server, f"http://127.0.0.1:{server.server_address[1]}/"
 
@@ -166,13 +166,15 @@ def main() -> None:
     ap.add_argument("--image", help="send this image instead of the generated one")
     ap.add_argument("--page-url", help="put this URL in the instruction instead of serving a page here")
     ap.add_argument("--save", metavar="PNG", help="also write the generated image to this file")
+    ap.add_argument("--page-port", type=int, default=8765,
+                    help="serve the page on this port of 127.0.0.1 (default 8765: the same image every run)")
     ap.add_argument("--register-model", action="store_true", help="register the model from AGENTSITE_MODEL_* first")
     ap.add_argument("--script-fake", metavar="FAKE_URL", help="script tests/fakes/fake_llm.py's replies (dry run)")
     opts = ap.parse_args()
     if not API_KEY:
         sys.exit("Set AGENTSITE_API_KEY (manage.py create_api_key <user>).")
 
-    page_server, page_url = (None, opts.page_url) if opts.page_url else serve_page()
+    page_server, page_url = (None, opts.page_url) if opts.page_url else serve_page(opts.page_port)
     if opts.image:
         image = Path(opts.image).read_bytes()
     else:
