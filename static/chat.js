@@ -613,12 +613,22 @@
         } else if (card) {
           const total = typeof data.total === "number" ? `/${data.total}` : "";
           $(".tool-status", card).textContent = `running… ${data.progress}${total}${data.message ? ` · ${data.message}` : ""}`;
+          if (typeof data.total === "number" && data.total > 0) {
+            let bar = $("progress.tool-progress", card);
+            if (!bar) {
+              bar = el("progress", { class: "tool-progress" });
+              $(".tool-head", card).after(bar);
+            }
+            bar.max = data.total;
+            bar.value = Math.min(data.progress, data.total);
+          }
         }
       } else if (name === "tool_result") {
         const card = $$(".tool-card", this.body).find((c) => c.dataset.callId === (data.id || ""));
         if (card) {
           card.dataset.state = data.is_error ? "error" : "ok";
           card.removeAttribute("data-live");
+          $("progress.tool-progress", card)?.remove();
           const ms = typeof data.duration_ms === "number" ? ` · ${Math.round(data.duration_ms)} ms` : "";
           $(".tool-status", card).textContent = (data.is_error ? "error" : "done") + ms;
           card.append(el("details", { class: "tool-section", open: true }, el("summary", { text: "Result" }), el("pre", { class: "tool-result", text: toolResultText(data.content) })));

@@ -32,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
+import ctypes
 import json
 import logging
 import os
@@ -470,6 +471,7 @@ class MCPClientManager:
                 for server in self._servers.values():
                     server.conn, server.lock = None, asyncio.Lock()
             if self._loop is None:
+                _large_blocks_mapped()
                 self._closing = False
                 loop = asyncio.new_event_loop()
                 thread = threading.Thread(target=loop.run_forever, name="mcp-client-manager", daemon=True)
@@ -865,6 +867,16 @@ def _tool_result(tool_id: str, result: Any) -> ToolResult:
         # Models read text; servers SHOULD mirror structured output as text but not all do (C-9).
         content.append({"type": "text", "text": json.dumps(structured, ensure_ascii=False)})
     return ToolResult(tool_id=tool_id, content=tuple(content), is_error=bool(result.is_error), structured=structured)
+
+
+def _large_blocks_mapped() -> None:
+    """Give every large block its own mapping, returned to the system when freed. glibc raises
+    its mmap threshold after a large block is freed, so the next 20 MB result came from the heap,
+    whose peak is never given back (RSS stayed at its peak after one large result)."""
+    try:
+        ctypes.CDLL("libc.so.6").mallopt(-3, 128 * 1024)  # M_MMAP_THRESHOLD = 128 KiB, fixed
+    except (OSError, AttributeError):  # not glibc: its allocator does what it does
+        pass
 
 
 def _too_large(exc: MCPError) -> bool:
