@@ -34,8 +34,10 @@ import httpx
 from bench._harness import PY, ROOT, RssSampler, Stack, append_results, machine_line, md_table, print_table, proc_status
 from tests.mcp_servers import PROD_MODULE
 
-
-_SUPERUSER = "from django.contrib.auth import get_user_model; get_user_model().objects.filter(username='bench').update(is_superuser=True)"
+_SUPERUSER = (
+    "from django.contrib.auth import get_user_model; "
+    "get_user_model().objects.filter(username='bench').update(is_superuser=True)"
+)
 
 
 def server_config(count_dir: Path, start_delay: float = 0.0) -> dict[str, Any]:
