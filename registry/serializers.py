@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.contrib.auth.models import Group
 from django.core.validators import RegexValidator
 from rest_framework import serializers
 
@@ -20,7 +21,24 @@ def validate_header_value(value: str) -> None:
         raise serializers.ValidationError("Must be printable ASCII (it is sent in an HTTP header).")
 
 
+def group_names_field() -> serializers.SlugRelatedField[Group]:
+    """``allowed_groups`` as Django group names; an unknown name is a 400 ``validation_error``."""
+    return serializers.SlugRelatedField(
+        many=True, slug_field="name", queryset=Group.objects.all(), required=False,
+        help_text="Group names whose members may use this; empty = every authenticated user (staff always).",
+    )
+
+
+class GroupNamesSerializer(StrictSerializer):
+    """The ``allowed_groups`` of an MCP server or skill registration."""
+
+    allowed_groups = group_names_field()
+
+
 class ModelSerializer(StrictModelSerializer):
+    """A model as staff see and write it."""
+
+    allowed_groups = group_names_field()
     api_key = serializers.CharField(required=False, allow_blank=True, max_length=500, validators=[validate_header_value])
     options = serializers.DictField(required=False)
 
@@ -29,7 +47,7 @@ class ModelSerializer(StrictModelSerializer):
         fields = [
             "model_id", "api_protocol", "api_base", "model_name", "api_key", "display_name", "context_window",
             "options", "supports_vision", "supports_audio", "timeout_s", "enabled", "max_output_tokens",
-            "tool_call_format", "created_at", "updated_at",
+            "tool_call_format", "allowed_groups", "created_at", "updated_at",
         ]
         read_only_fields = ["created_at", "updated_at"]
         # A taken model_id is the database's to refuse (409 conflict), not a 400 from a pre-check.
@@ -65,6 +83,15 @@ class ModelSerializer(StrictModelSerializer):
         return data
 
 
+class ModelPublicSerializer(serializers.ModelSerializer):
+    """A model as everybody else sees it: nothing about where or how it is reached."""
+
+    class Meta:
+        model = LLMModel
+        fields = ["model_id", "display_name", "api_protocol", "context_window", "supports_vision", "supports_audio", "enabled"]
+        read_only_fields = fields
+
+
 class DetectModelsSerializer(StrictSerializer):
     api_protocol = serializers.ChoiceField(choices=protocol_choices())
     api_base = serializers.CharField(max_length=500)
@@ -76,6 +103,9 @@ SWITCH_TARGET = "Give one non-empty callable or endpoint: it replaces the tool's
 
 
 class ToolSerializer(StrictModelSerializer):
+    """A tool as staff see and write it."""
+
+    allowed_groups = group_names_field()
     server: serializers.SlugRelatedField[MCPServer] = serializers.SlugRelatedField(
         slug_field="name", read_only=True, allow_null=True
     )
@@ -86,7 +116,7 @@ class ToolSerializer(StrictModelSerializer):
         model = Tool
         fields = [
             "tool_id", "tool_type", "name", "description", "parameters", "enabled", "callable", "endpoint",
-            "server", "remote_name", "skill", "timeout_s", "created_at", "updated_at",
+            "server", "remote_name", "skill", "timeout_s", "allowed_groups", "created_at", "updated_at",
         ]
         read_only_fields = ["server", "remote_name", "skill", "created_at", "updated_at"]
         extra_kwargs = {"timeout_s": {"min_value": 0.1, "max_value": 3600}, "tool_id": {"validators": []}}
@@ -134,6 +164,15 @@ class ToolSerializer(StrictModelSerializer):
             attrs["callable"] = ""
 
 
+class ToolPublicSerializer(serializers.ModelSerializer):
+    """A tool as everybody else sees it: what a model is told, never its target or config."""
+
+    class Meta:
+        model = Tool
+        fields = ["tool_id", "name", "description", "tool_type", "parameters", "enabled"]
+        read_only_fields = fields
+
+
 class EnvVarSerializer(StrictModelSerializer):
     key = serializers.RegexField(ENV_KEY_RE, max_length=200)
     value = serializers.CharField(allow_blank=True, trim_whitespace=False, max_length=100_000)
@@ -161,10 +200,14 @@ class EnvVarSerializer(StrictModelSerializer):
 class MCPServerSerializer(serializers.ModelSerializer):
     tool_ids = serializers.SerializerMethodField()
     config = serializers.SerializerMethodField()
+    allowed_groups: serializers.SlugRelatedField[Group] = serializers.SlugRelatedField(
+        many=True, slug_field="name", read_only=True
+    )
 
     class Meta:
         model = MCPServer
-        fields = ["name", "config", "status", "last_error", "last_connected_at", "tool_ids", "created_at", "updated_at"]
+        fields = ["name", "config", "status", "last_error", "last_connected_at", "tool_ids", "allowed_groups",
+                  "created_at", "updated_at"]
 
     def get_tool_ids(self, obj: MCPServer) -> list[str]:
         return [t.tool_id for t in obj.tools.all()]
@@ -173,12 +216,27 @@ class MCPServerSerializer(serializers.ModelSerializer):
         return services.mask_mcp_config(obj.config)
 
 
-class SkillSerializer(serializers.ModelSerializer):
+class SkillPublicSerializer(serializers.ModelSerializer):
+    """A skill as everybody but staff see it: never its folder or warnings."""
+
     tool_id = serializers.SerializerMethodField()
 
     class Meta:
         model = Skill
-        fields = ["name", "description", "path", "uploaded", "allowed_tools", "warnings", "tool_id", "created_at", "updated_at"]
+        fields = ["name", "description", "tool_id"]
 
     def get_tool_id(self, obj: Skill) -> str:
         return f"skill.{obj.name}"
+
+
+class SkillSerializer(SkillPublicSerializer):
+    """A skill as staff see it."""
+
+    allowed_groups: serializers.SlugRelatedField[Group] = serializers.SlugRelatedField(
+        many=True, slug_field="name", read_only=True
+    )
+
+    class Meta:
+        model = Skill
+        fields = ["name", "description", "path", "uploaded", "allowed_tools", "warnings", "tool_id", "allowed_groups",
+                  "created_at", "updated_at"]

@@ -84,26 +84,37 @@ def parameters_schema_check(schema: Any) -> None:
 # ---- models ----------------------------------------------------------------------------------
 
 
-def _saved(row: Any, conflict: str) -> Any:
+def _saved(row: Any, conflict: str, groups: Iterable[Any] | None = None) -> Any:
+    """Save ``row`` and, when given, its ``allowed_groups``, in one transaction (all or nothing)."""
     try:
         with transaction.atomic():
             row.save()
+            if groups is not None:
+                row.allowed_groups.set(groups)
     except IntegrityError:
         raise Conflict(conflict) from None
     return row
+
+
+def _split_groups(data: Mapping[str, Any]) -> tuple[dict[str, Any], Any]:
+    """The row's own fields, and its ``allowed_groups`` (None: leave them as they are)."""
+    fields = dict(data)
+    return fields, fields.pop("allowed_groups", None)
 
 
 def model_create(*, data: Mapping[str, Any]) -> LLMModel:
     holder = names.name_holder(str(data.get("model_id")))
     if holder:  # clients name models and agents in the same field
         raise Conflict(NAME_TAKEN.format(name=data.get("model_id"), holder=holder))
-    return _saved(LLMModel(**data), MODEL_EXISTS.format(model_id=data.get("model_id")))
+    fields, groups = _split_groups(data)
+    return _saved(LLMModel(**fields), MODEL_EXISTS.format(model_id=data.get("model_id")), groups)
 
 
 def model_update(*, model: LLMModel, data: Mapping[str, Any]) -> LLMModel:
-    for key, value in data.items():
+    fields, groups = _split_groups(data)
+    for key, value in fields.items():
         setattr(model, key, value)
-    return _saved(model, MODEL_EXISTS.format(model_id=model.model_id))
+    return _saved(model, MODEL_EXISTS.format(model_id=model.model_id), groups)
 
 
 def model_delete(*, model: LLMModel) -> None:
@@ -168,7 +179,8 @@ def _tool_check(merged: Mapping[str, Any], changed: Mapping[str, Any]) -> None:
 
 def tool_create(*, data: Mapping[str, Any]) -> Tool:
     _tool_check(data, data)
-    return _saved(Tool(tool_type=ToolType.FUNCTION, **data), TOOL_EXISTS.format(tool_id=data.get("tool_id")))
+    fields, groups = _split_groups(data)
+    return _saved(Tool(tool_type=ToolType.FUNCTION, **fields), TOOL_EXISTS.format(tool_id=data.get("tool_id")), groups)
 
 
 def tool_update(*, tool: Tool, data: Mapping[str, Any]) -> Tool:
@@ -177,9 +189,10 @@ def tool_update(*, tool: Tool, data: Mapping[str, Any]) -> Tool:
         _tool_check(merged, data)
     elif "parameters" in data:
         parameters_schema_check(data["parameters"])
-    for key, value in data.items():
+    fields, groups = _split_groups(data)
+    for key, value in fields.items():
         setattr(tool, key, value)
-    return _saved(tool, TOOL_EXISTS.format(tool_id=tool.tool_id))
+    return _saved(tool, TOOL_EXISTS.format(tool_id=tool.tool_id), groups)
 
 
 def tool_delete(*, tool: Tool) -> None:

@@ -6,15 +6,17 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from core.permissions import IsStaffOrReadOnly
+from core.permissions import RegistryPermission
 from core.serializers import update_body
 
 from . import services
+from .models import PromptTemplate
 from .serializers import PromptTemplateSerializer, PromptTemplateVersionSerializer, RenderResultSerializer, RenderSerializer
 
 
 class TemplateListView(APIView):
-    permission_classes = [IsStaffOrReadOnly]
+    permission_classes = [RegistryPermission]  # writes: staff with the template permissions
+    queryset = PromptTemplate.objects.all()
 
     @extend_schema(responses=inline_serializer("TemplateList", {"data": PromptTemplateSerializer(many=True)}))
     def get(self, request: Request) -> Response:
@@ -29,7 +31,8 @@ class TemplateListView(APIView):
 
 
 class TemplateDetailView(APIView):
-    permission_classes = [IsStaffOrReadOnly]
+    permission_classes = [RegistryPermission]  # writes: staff with the template permissions
+    queryset = PromptTemplate.objects.all()
 
     @extend_schema(responses=PromptTemplateSerializer)
     def get(self, request: Request, id_or_name: str) -> Response:

@@ -16,11 +16,13 @@ from typing import Any
 
 import factory
 from django.conf import settings
+from django.contrib.auth.models import Permission
 from factory.django import DjangoModelFactory
 
 from accounts.models import ApiKey
 from accounts.services import api_key_create
 from registry.models import LLMModel, MCPServer, Tool
+from registry.staff_rights import registry_codenames
 from tests.mcp_servers.fixtures import DEMO_STDIO
 
 # Parameter schemas of the callables in tests/tool_fns.py.
@@ -48,7 +50,21 @@ class UserFactory(DjangoModelFactory):
 
 
 class StaffFactory(UserFactory):
+    """A staff user holding every registry permission and ``run_code`` (what staff could do
+    before rights came from permissions); ``rights=()`` for none, or a list of
+    ``(app label, codename)``."""
+
     is_staff = True
+
+    class Meta:
+        skip_postgeneration_save = True  # permissions are rows of their own: the user needs no save
+
+    @factory.post_generation
+    def rights(self, create: bool, extracted: Any, **kwargs: Any) -> None:
+        wanted = registry_codenames() if extracted is None else list(extracted)
+        perms = [p for p in Permission.objects.select_related("content_type").filter(codename__in=[c for _, c in wanted])
+                 if (p.content_type.app_label, p.codename) in wanted]
+        self.user_permissions.add(*perms)
 
 
 def api_key(user: Any, name: str = "test") -> tuple[ApiKey, str]:

@@ -34,7 +34,7 @@ def test_model_crud_round_trip(staff_api: APIClient) -> None:
     assert res.json()["supports_vision"] is True and res.json()["display_name"] == "Qwen"
     assert LLMModel.objects.get().api_key == "sk-secret-value-f3a9"  # masked reads never overwrite the key
     assert staff_api.delete("/v1/models/qwen3-14b").status_code == 204
-    assert_error(staff_api.get("/v1/models/qwen3-14b"), 404, "not_found")
+    assert_error(staff_api.get("/v1/models/qwen3-14b"), 404, "model_not_found")
 
 
 def test_secrets_never_appear_in_reads(staff_api: APIClient, alice_api: APIClient) -> None:

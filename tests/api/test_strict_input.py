@@ -80,7 +80,7 @@ def test_an_update_without_a_body_is_400_not_a_silent_no_op(staff_api: APIClient
 
 
 def test_an_update_of_an_unknown_row_is_still_404(staff_api: APIClient) -> None:
-    assert_error(staff_api.put("/v1/models/nope"), 404, "not_found")
+    assert_error(staff_api.put("/v1/models/nope"), 404, "model_not_found")
 
 
 # ---- JSON values of the wrong type -----------------------------------------------------------------

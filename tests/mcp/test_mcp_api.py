@@ -22,10 +22,12 @@ def test_register_call_and_delete_the_time_server(staff_api: APIClient, alice_ap
     assert res.status_code == 200, res.content
     status = res.json()["servers"]["time"]
     assert status["status"] == "connected" and "time.get_current_time" in status["tool_ids"]
-    tool = alice_api.get("/v1/tools/time.get_current_time").json()
+    tool = staff_api.get("/v1/tools/time.get_current_time").json()
     assert tool["tool_type"] == "mcp" and tool["server"] == "time" and tool["remote_name"] == "get_current_time"
-    assert tool["name"] == "time_get_current_time" and tool["parameters"]["type"] == "object"
-    listed = alice_api.get("/v1/tools/mcp").json()["data"]
+    seen = alice_api.get("/v1/tools/time.get_current_time").json()  # the public view: no server details
+    assert seen["name"] == "time_get_current_time" and seen["parameters"]["type"] == "object" and "server" not in seen
+    assert alice_api.get("/v1/tools/mcp").status_code == 403  # servers' configs and errors are staff-only
+    listed = staff_api.get("/v1/tools/mcp").json()["data"]
     assert listed[0]["name"] == "time" and listed[0]["status"] == "connected"
 
     res = alice_api.post(
