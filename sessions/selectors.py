@@ -11,6 +11,7 @@ from core.errors import NotFound
 from .models import Session, SessionMessage
 
 SESSION_NOT_FOUND = "No session with id {session_id!r}."
+SEARCH_MAX = 200  # characters of a search that count: a longer one is cut, not scanned for
 
 
 def session_get_for_user(*, session_id: str, user: Any) -> Session:
@@ -23,7 +24,7 @@ def session_get_for_user(*, session_id: str, user: Any) -> Session:
 def session_list_for_user(*, user: Any, q: str = "") -> QuerySet[Session]:
     """The user's sessions, newest first; with ``q``, those whose title or any message text has it."""
     sessions = Session.objects.filter(owner=user).order_by("-updated_at")
-    q = q.strip()
+    q = q.strip()[:SEARCH_MAX]
     if q:
         matching = SessionMessage.objects.filter(session__owner=user, content__icontains=q).values("session_id")
         sessions = sessions.filter(Q(title__icontains=q) | Q(pk__in=matching))

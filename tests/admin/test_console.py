@@ -107,3 +107,18 @@ def test_model_labels_and_protocol_help(admin_client) -> None:
     page = admin_client.get("/admin/registry/llmmodel/add/").content.decode()
     assert ">API base:</label>" in page and ">API key:</label>" in page and "Api base" not in page
     assert "any OpenAI-compatible server" in page and "native API" in page
+
+
+def test_the_index_shows_health_at_a_glance(admin_client, fake_llm) -> None:
+    from tests.factories import LLMModelFactory
+    from web import health
+
+    LLMModelFactory(model_id="up", fake=fake_llm)
+    LLMModelFactory(model_id="down", api_base="http://127.0.0.1:9/v1")  # the discard port: nothing listens
+    MCPServer.objects.create(name="broken", config={"command": "nope"}, status="error", last_error="gone")
+    health._cache.clear()
+    page = admin_client.get("/admin/").content.decode()
+    assert "<b>Model servers</b>: needs attention (1 of 2 reachable; not: http://127.0.0.1:9/v1)" in page
+    assert "<b>MCP servers</b>: needs attention (0 of 1 connected; failing: broken)" in page
+    assert "<b>bash sandbox</b>: OK (bash is off)" in page
+    health._cache.clear()
