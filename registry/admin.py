@@ -16,7 +16,7 @@ from django.utils.html import format_html
 
 from inference.engine import DomainError, find_skill_file, normalize_server_config, protocol_choices
 
-from . import env_store, mcp_services, model_services, services, skill_services
+from . import admin_groups, env_store, mcp_services, model_services, rights, services, skill_services
 from .models import EnvVar, LLMModel, MCPServer, Skill, Tool
 
 
@@ -59,6 +59,7 @@ class LLMModelForm(KeepSecretIfBlank):
 @admin.register(LLMModel)
 class LLMModelAdmin(admin.ModelAdmin):
     form = LLMModelForm
+    filter_horizontal = ["allowed_groups"]  # who may use it: none chosen = every signed-in user
     list_display = ["model_id", "display_name", "api_protocol", "model_name", "api_base", "masked_key", "enabled", "updated_at"]
     list_filter = ["api_protocol", "enabled", "supports_vision", "supports_audio", "tool_call_format"]
     search_fields = ["model_id", "model_name", "display_name", "api_base"]
@@ -158,6 +159,22 @@ class ToolAdmin(admin.ModelAdmin):
     search_fields = ["tool_id", "name", "description", "callable", "endpoint"]
     list_select_related = ["server", "skill"]
     readonly_fields = ["created_at", "updated_at"]
+    filter_horizontal = ["allowed_groups"]
+
+    def save_model(self, request, obj: Tool, form, change) -> None:
+        row = Tool.objects.filter(pk=obj.pk).values("callable", "enabled").first() if change else None
+        before: dict[str, Any] = dict(row) if row else {}
+        changed = {"callable": obj.callable} if obj.callable and obj.callable != before.get("callable") else {}
+        what = rights.tool_change_runs_code(tool_id=obj.tool_id, data={**changed, "enabled": obj.enabled},
+                                            enabled_before=before.get("enabled"))
+        _require_run_code(request, what)
+        super().save_model(request, obj, form, change)
+
+
+def _require_run_code(request: HttpRequest, what: str | None) -> None:
+    """The admin's side of registry.run_code (the API's is registry/rights.py): a 403 page."""
+    if what and not request.user.has_perm(rights.RUN_CODE):
+        raise PermissionDenied(rights.RUN_CODE_DENIED.format(what=what))
 
 
 class ToolInline(admin.TabularInline):
@@ -175,7 +192,7 @@ class MCPServerForm(forms.ModelForm):
 
     class Meta:
         model = MCPServer
-        fields = ["name", "config"]
+        fields = ["name", "config", "allowed_groups"]
         help_texts = {"config": 'One server in the mcpServers form, e.g. {"command": "uvx", "args": ["mcp-server-time"]}. '
                                 'Values under "env" and "headers" show masked: leave one as it is to keep it.'}
 
@@ -209,6 +226,7 @@ class MCPServerAdmin(admin.ModelAdmin):
     inlines = [ToolInline]
     actions = ["reconnect", "refresh_tools"]
     form = MCPServerForm
+    filter_horizontal = ["allowed_groups"]  # applies to all its tools; a tool's own groups narrow further
 
     def get_readonly_fields(self, request, obj=None):
         return self.readonly_fields + (["name"] if obj else [])
@@ -218,10 +236,13 @@ class MCPServerAdmin(admin.ModelAdmin):
 
     def get_fields(self, request, obj=None):
         if obj is None:
-            return ["name", "config"]
-        return ["name", "config", "status", "last_error", "last_connected_at", "created_at", "updated_at"]
+            return ["name", "config", "allowed_groups"]
+        return ["name", "config", "allowed_groups", "status", "last_error", "last_connected_at", "created_at", "updated_at"]
 
     def save_model(self, request, obj: MCPServer, form, change) -> None:
+        stored = MCPServer.objects.filter(pk=obj.pk).values_list("config", flat=True).first() if change else None
+        if obj.config.get("command") and obj.config != stored:
+            _require_run_code(request, f"MCP server {obj.name!r} (a command)")
         if change:  # as a re-post to /v1/tools/mcp: every worker drops the old connection, then reconnect
             outcome = mcp_services.mcp_register(servers={obj.name: obj.config})["servers"][obj.name]
             obj.refresh_from_db()
@@ -284,6 +305,7 @@ class SkillAdmin(admin.ModelAdmin):
         "name", "description", "path", "uploaded", "allowed_tools", "warnings", "skill_md", "created_at", "updated_at",
     ]
     change_list_template = "admin/registry/skill/change_list.html"
+    filter_horizontal = ["allowed_groups"]
 
     def has_add_permission(self, request) -> bool:
         return False  # skills come from an upload (below) or POST /v1/tools/skill
@@ -295,6 +317,8 @@ class SkillAdmin(admin.ModelAdmin):
     def upload_view(self, request):
         form = SkillUploadForm(request.POST or None, request.FILES or None)
         if request.method == "POST" and form.is_valid():
+            if rights.zip_has_scripts(form.cleaned_data["file"]):
+                _require_run_code(request, "A skill holding scripts")
             try:
                 skill = skill_services.skill_register_zip(upload=form.cleaned_data["file"])
             except DomainError as exc:
@@ -353,6 +377,7 @@ class EnvVarAdmin(admin.ModelAdmin):
         return services.mask_secret(obj.value) if obj.is_secret else obj.value
 
     def save_model(self, request, obj: EnvVar, form, change) -> None:
+        _require_run_code(request, "Setting an environment variable")
         env_store.env_set(key=obj.key, value=obj.value, is_secret=obj.is_secret)
 
     def delete_model(self, request, obj: EnvVar) -> None:
@@ -361,3 +386,6 @@ class EnvVarAdmin(admin.ModelAdmin):
     def delete_queryset(self, request, queryset) -> None:
         for obj in queryset:
             env_store.env_delete(key=obj.key)
+
+
+admin_groups.register()  # the Group page, with what each group may use
