@@ -1,12 +1,14 @@
-"""What governance costs per run: the quota check and the usage write (issue 13).
+"""What governance costs per run: the access check, the quota check and the usage write (issue 13).
 
 In-process, on a throwaway SQLite data directory, against the fake model server: N stateless
 one-round runs through the server's run lifecycle (``run_begin`` → ``Runtime.ainfer`` → the end
 hook), each done twice, interleaved so drift hits both sides alike:
 
-* **on**: as served — ``quota_check`` in ``run_begin`` and the run's ``UsageHooks`` writing its
-  record when the run ends;
-* **off**: the same run with the quota check replaced by a no-op and plain ``RunHooks``.
+* **on**: as served — the model and a tool resolved through ``registry.access`` for a user in a
+  group (the model and the tool are restricted to it), ``quota_check`` in ``run_begin`` and the
+  run's ``UsageHooks`` writing its record when the run ends;
+* **off**: the same run with the access filters replaced by pass-throughs, the quota check by a
+  no-op and plain ``RunHooks``.
 
 Added = p50(on) - p50(off). Target: <= 0.3 ms p50 per run. The two parts are also timed alone
 (the check without any quota row, and one record written through the ORM's thread).
@@ -22,7 +24,7 @@ import os
 import sys
 import tempfile
 import time
-from contextlib import nullcontext
+from contextlib import ExitStack
 from pathlib import Path
 from unittest.mock import patch
 
@@ -59,24 +61,45 @@ def main() -> None:
 
 def measure(fake: FakeServer, n: int, warmup: int) -> list[list[object]]:
     from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Group
 
     from core.db import db_async
     from inference import lifecycle
     from inference.engine import RunHooks
     from inference.metering import UsageHooks, caller_for
     from inference.services import get_runtime
-    from registry.models import LLMModel
+    from registry import access
+    from registry.models import LLMModel, Tool
     from usage.services import model_call, quota_check
 
     user = get_user_model().objects.create_user("bench")
-    LLMModel.objects.create(model_id="fake", api_protocol="openai", api_base=fake.openai_base, model_name="m")
-    data = {"model_id": "fake", "text": "Say ok."}
+    group = Group.objects.create(name="bench")
+    user.groups.add(group)
+    model = LLMModel.objects.create(model_id="fake", api_protocol="openai", api_base=fake.openai_base, model_name="m")
+    tool = Tool.objects.create(tool_id="adder", name="adder", callable="tests.tool_fns:add",
+                               parameters={"type": "object", "properties": {"a": {"type": "integer"}}})
+    model.allowed_groups.add(group)
+    tool.allowed_groups.add(group)
+    data = {"model_id": "fake", "tool_ids": ["adder"], "text": "Say ok."}
 
     def skip_check(*, user: object) -> None:
         return None
 
+    def models_unchecked(user: object, qs: object = None) -> object:
+        return qs if qs is not None else LLMModel.objects.all()
+
+    def tools_unchecked(user: object, qs: object = None) -> object:
+        return qs if qs is not None else Tool.objects.all()
+
+    def switched_off(stack: ExitStack) -> None:
+        stack.enter_context(patch.object(lifecycle, "quota_check", skip_check))
+        stack.enter_context(patch.object(access, "visible_models", models_unchecked))
+        stack.enter_context(patch.object(access, "visible_tools", tools_unchecked))
+
     async def one(metered: bool) -> float:
-        with nullcontext() if metered else patch.object(lifecycle, "quota_check", skip_check):  # the switch
+        with ExitStack() as stack:  # the switch
+            if not metered:
+                switched_off(stack)
             started = time.perf_counter()
             run = await db_async(lifecycle.run_begin)(user=user, data=data)
             hooks = run.hooks if metered else RunHooks()
@@ -110,12 +133,26 @@ def measure(fake: FakeServer, n: int, warmup: int) -> list[list[object]]:
         quota_check(user=user)
         checks.append(time.perf_counter() - started)
     writes = asyncio.run(flushes())
+    from registry import selectors
+
+    resolve: dict[bool, list[float]] = {True: [], False: []}
+    for i in range(n):  # the model and the tool as a run resolves them, with and without the check
+        for checked in (i % 2 == 0, i % 2 == 1):
+            with ExitStack() as stack:
+                if not checked:
+                    switched_off(stack)
+                started = time.perf_counter()
+                selectors.model_config_get(model_id="fake", user=user)
+                selectors.tool_configs_get(tool_ids=["adder"], user=user)
+                resolve[checked].append(time.perf_counter() - started)
     added = ms(p50(on) - p50(off))
     verdict = "ok" if added <= TARGET_MS else f"OVER the {TARGET_MS} ms target"
     return [
         ["run, governance on", ms(p50(on)), ms(p95(on))],
         ["run, governance off", ms(p50(off)), ms(p95(off))],
         [f"added per run ({verdict})", added, ms(p95(on) - p95(off))],
+        ["model + tool resolved, access on", ms(p50(resolve[True])), ms(p95(resolve[True]))],
+        ["model + tool resolved, access off", ms(p50(resolve[False])), ms(p95(resolve[False]))],
         ["quota check alone (no quota)", ms(p50(checks)), ms(p95(checks))],
         ["usage write alone (1 record)", ms(p50(writes)), ms(p95(writes))],
     ]

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
 from django.db import models
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import Q, QuerySet
 
 from .models import LLMModel, MCPServer, Skill, Tool
 
@@ -36,14 +36,22 @@ def sees_everything(user: Any) -> bool:
     return bool(getattr(user, "is_authenticated", False) and getattr(user, "is_staff", False))
 
 
-def open_to(model: type[models.Model], user: Any, *, outer: str = "pk") -> Q:
-    """A condition: the ``model`` row at ``outer`` (a path from the filtered queryset) has no
-    groups, or one the user belongs to. Subqueries, so no join multiplies rows."""
+def group_ids(user: Any) -> list[int]:
+    """The ids of the user's groups (one small query; read fresh, so a change applies at once)."""
+    return list(user.groups.values_list("id", flat=True))
+
+
+def open_to(model: type[models.Model], groups: list[int], *, path: str = "pk") -> Q:
+    """A condition: the ``model`` row at ``path`` (``pk``, or a foreign key of the filtered
+    queryset) names no group, or one of ``groups``. Two uncorrelated ``IN`` subqueries on the
+    through table: the database evaluates each once (correlated ``EXISTS`` cost several times more)."""
     field = model._meta.get_field("allowed_groups")
     assert isinstance(field, models.ManyToManyField)
     through = cast("type[models.Model]", field.remote_field.through)  # always set once the apps are ready
-    rows = through._default_manager.filter(**{field.m2m_field_name(): OuterRef(outer)})
-    return ~Exists(rows) | Exists(rows.filter(group__user=user))
+    column = field.m2m_field_name() + "_id"
+    restricted = through._default_manager.values(column)
+    admitted = through._default_manager.filter(group_id__in=groups).values(column)
+    return ~Q(**{f"{path}__in": restricted}) | Q(**{f"{path}__in": admitted})
 
 
 def allowed(user: Any, qs: QuerySet[M]) -> QuerySet[M]:
@@ -52,7 +60,7 @@ def allowed(user: Any, qs: QuerySet[M]) -> QuerySet[M]:
         return qs
     if not getattr(user, "is_authenticated", False):
         return qs.none()
-    return qs.filter(open_to(qs.model, user))
+    return qs.filter(open_to(qs.model, group_ids(user)))
 
 
 def visible_models(user: Any, qs: QuerySet[LLMModel] | None = None) -> QuerySet[LLMModel]:
@@ -74,10 +82,11 @@ def visible_tools(user: Any, qs: QuerySet[Tool] | None = None) -> QuerySet[Tool]
         return qs
     if not getattr(user, "is_authenticated", False):
         return qs.none()
+    groups = group_ids(user)
     return qs.filter(
-        open_to(Tool, user),
-        Q(server__isnull=True) | open_to(MCPServer, user, outer="server"),
-        Q(skill__isnull=True) | open_to(Skill, user, outer="skill"),
+        open_to(Tool, groups),
+        Q(server__isnull=True) | open_to(MCPServer, groups, path="server"),
+        Q(skill__isnull=True) | open_to(Skill, groups, path="skill"),
     )
 
 
