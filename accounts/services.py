@@ -39,7 +39,7 @@ def api_keys_of(*, user: Any) -> QuerySet[ApiKey]:
 def api_key_revoke(*, user: Any, key_id: int) -> None:
     """Revoke one of ``user``'s keys. Every worker reads keys from the database on each request,
     so the key is refused at once everywhere; another user's key is not found."""
-    if key_id > MAX_ID or not ApiKey.objects.filter(pk=key_id, user=user, is_active=True).update(is_active=False):
+    if not 0 < key_id <= MAX_ID or not ApiKey.objects.filter(pk=key_id, user=user, is_active=True).update(is_active=False):
         raise NotFound(KEY_NOT_FOUND.format(key_id=key_id))
 
 

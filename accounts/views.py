@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
@@ -58,7 +58,9 @@ class MyApiKeyListView(APIView):
 class MyApiKeyDetailView(APIView):
     permission_classes = [IsAuthenticated]
 
-    @extend_schema(responses={204: None})
-    def delete(self, request: Request, key_id: int) -> Response:
-        services.api_key_revoke(user=request.user, key_id=key_id)
+    @extend_schema(parameters=[OpenApiParameter("key_id", int, OpenApiParameter.PATH)], responses={204: None})
+    def delete(self, request: Request, key_id: str) -> Response:
+        # Any text matches the route, so that authentication and CSRF are checked first; a
+        # key id that is not a number is simply no key of this user.
+        services.api_key_revoke(user=request.user, key_id=int(key_id) if key_id.isascii() and key_id.isdigit() else -1)
         return Response(status=status.HTTP_204_NO_CONTENT)

@@ -46,5 +46,5 @@ urlpatterns = [
     path("quotas/<str:scope>/<str:name>", usage.QuotaDetailView.as_view()),
     path("me", accounts.MeView.as_view()),
     path("me/api-keys", accounts.MyApiKeyListView.as_view()),
-    path("me/api-keys/<int:key_id>", accounts.MyApiKeyDetailView.as_view()),
+    path("me/api-keys/<str:key_id>", accounts.MyApiKeyDetailView.as_view()),
 ]

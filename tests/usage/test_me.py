@@ -57,6 +57,8 @@ def test_keys_are_created_shown_once_listed_and_revoked_at_once(db) -> None:
     res = laptop.get("/v1/me")
     assert res.status_code == 401 and res.json()["error"]["code"] == "authentication_failed"
     assert alice_api.delete(f"/v1/me/api-keys/{created['id']}").status_code == 404
+    for odd in ("x", "²", "0", str(2**70)):
+        assert alice_api.delete(f"/v1/me/api-keys/{odd}").json()["error"]["code"] == "not_found", odd
     assert [k["name"] for k in alice_api.get("/v1/me/api-keys").json()["data"]] == ["first"]
 
 
