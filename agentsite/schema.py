@@ -381,6 +381,19 @@ class StrictSerializerSchema(OpenApiSerializerExtension):
         return schema
 
 
+class PublicViewSchema(OpenApiSerializerExtension):
+    """The non-staff view of a registry entry: closed, so each read matches exactly one of the
+    ``oneOf`` shapes (staff's view has more fields)."""
+
+    target_class = "registry.serializers.PublicView"
+    match_subclasses = True
+
+    def map_serializer(self, auto_schema: Any, direction: str) -> dict[str, Any]:
+        schema: dict[str, Any] = auto_schema._map_serializer(self.target, direction, bypass_extensions=True)
+        schema["additionalProperties"] = False
+        return schema
+
+
 def require_bodies(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict[str, Any]:
     """POSTPROCESSING_HOOK: a body whose schema requires something (a field, one of several, or
     any field at all for an update) cannot be left out: the server answers 400 without it."""

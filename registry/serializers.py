@@ -83,7 +83,12 @@ class ModelSerializer(StrictModelSerializer):
         return data
 
 
-class ModelPublicSerializer(serializers.ModelSerializer):
+class PublicView(serializers.ModelSerializer):
+    """A registry entry as non-staff read it: only the fields listed, closed in the OpenAPI
+    schema (so a staff answer, which has more, never also matches it)."""
+
+
+class ModelPublicSerializer(PublicView):
     """A model as everybody else sees it: nothing about where or how it is reached."""
 
     class Meta:
@@ -164,7 +169,7 @@ class ToolSerializer(StrictModelSerializer):
             attrs["callable"] = ""
 
 
-class ToolPublicSerializer(serializers.ModelSerializer):
+class ToolPublicSerializer(PublicView):
     """A tool as everybody else sees it: what a model is told, never its target or config."""
 
     class Meta:
@@ -216,7 +221,7 @@ class MCPServerSerializer(serializers.ModelSerializer):
         return services.mask_mcp_config(obj.config)
 
 
-class SkillPublicSerializer(serializers.ModelSerializer):
+class SkillPublicSerializer(PublicView):
     """A skill as everybody but staff see it: never its folder or warnings."""
 
     tool_id = serializers.SerializerMethodField()
