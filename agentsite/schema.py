@@ -312,7 +312,10 @@ def _infer_rules(schema: dict[str, Any], partial: bool) -> None:
     props["max_tool_rounds"].update(maximum=conf["MAX_TOOL_ROUNDS_LIMIT"], default=default_tool_rounds())
     props["messages"]["maxItems"] = conf["MAX_MESSAGES"]
     props["options"] = options_schema()
-    schema["anyOf"] = [{"required": ["text"]}, {"required": ["messages"], "properties": {"messages": {"minItems": 1}}}]
+    schema["allOf"] = [
+        {"anyOf": [{"required": ["text"]}, {"required": ["messages"], "properties": {"messages": {"minItems": 1}}}]},
+        {"anyOf": [{"required": ["model_id"]}, {"required": ["agent"]}]},  # an agent brings its model
+    ]
 
 
 def _message_rules(schema: dict[str, Any], partial: bool) -> None:
@@ -406,7 +409,7 @@ def require_bodies(result: dict[str, Any], generator: Any, request: Any, public:
             for media in body.get("content", {}).values():
                 ref = media.get("schema", {}).get("$ref", "")
                 schema = components.get(ref.rsplit("/", 1)[-1], {}) if ref else media.get("schema", {})
-                if any(key in schema for key in ("required", "minProperties", "oneOf", "anyOf")):
+                if any(key in schema for key in ("required", "minProperties", "oneOf", "anyOf", "allOf")):
                     body["required"] = True
     return result
 

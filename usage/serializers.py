@@ -22,7 +22,7 @@ class UsageQuerySerializer(serializers.Serializer):
     from_ = serializers.DateField(required=False)
     to = serializers.DateField(required=False)
     group_by = serializers.ChoiceField(choices=list(GROUP_FIELDS), default="day")
-    user = serializers.CharField(required=False, max_length=150)
+    user = serializers.CharField(required=False, allow_blank=True, max_length=150)  # blank: everyone
 
     def get_fields(self) -> dict[str, serializers.Field]:
         fields = super().get_fields()

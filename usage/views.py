@@ -20,7 +20,7 @@ USAGE_PARAMETERS = [
     OpenApiParameter("from", OpenApiTypes.DATE, description="First UTC day (inclusive); default: 29 days before `to`."),
     OpenApiParameter("to", OpenApiTypes.DATE, description="Last UTC day (inclusive); default: today."),
     OpenApiParameter("group_by", str, enum=list(selectors.GROUP_FIELDS), description="Default: day."),
-    OpenApiParameter("user", str, description="Staff only: one user's usage. Others always see their own."),
+    OpenApiParameter("user", str, pattern="^[^\\x00]*$", description="Staff only: one user's usage (blank: everyone). Others always see their own."),
 ]
 
 
@@ -35,11 +35,13 @@ class UsageView(APIView):
         },
     )
     def get(self, request: Request) -> Response:
-        query = UsageQuerySerializer(data=request.query_params)
+        # A plain dict, not the QueryDict: DRF reads an empty form value as "not given", and the
+        # schema says ``to=`` is not a date (400 like any other bad value).
+        query = UsageQuerySerializer(data=request.query_params.dict())
         query.is_valid(raise_exception=True)
         q = query.validated_data
         # Non-staff see their own figures whatever ``user`` says: never another user's.
-        user = q.get("user") if request.user.is_staff else request.user.get_username()
+        user = (q.get("user") or None) if request.user.is_staff else request.user.get_username()
         records = selectors.usage_records(start=q["start"], end=q["to"], user=user)
         return Response(selectors.usage_grouped(records, group_by=q["group_by"]))
 
