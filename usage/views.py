@@ -20,7 +20,10 @@ USAGE_PARAMETERS = [
     OpenApiParameter("from", OpenApiTypes.DATE, description="First UTC day (inclusive); default: 29 days before `to`."),
     OpenApiParameter("to", OpenApiTypes.DATE, description="Last UTC day (inclusive); default: today."),
     OpenApiParameter("group_by", str, enum=list(selectors.GROUP_FIELDS), description="Default: day."),
-    OpenApiParameter("user", str, pattern="^[^\\x00]*$", description="Staff only: one user's usage (blank: everyone). Others always see their own."),
+    OpenApiParameter(
+        "user", str, pattern="^[^\\x00]*$",
+        description="Staff only: one user's usage (blank: everyone). Others always see their own.",
+    ),
 ]
 
 
