@@ -277,7 +277,8 @@ from django.contrib.auth import get_user_model
 from registry.models import LLMModel
 cfg = json.loads({cfg!r})
 User = get_user_model()
-user = User.objects.filter(username="bench").first() or User.objects.create_user("bench", is_staff=True)
+# a superuser: benches register MCP servers and tools through /v1 (registry permissions)
+user = User.objects.filter(username="bench").first() or User.objects.create_user("bench", is_staff=True, is_superuser=True)
 try:
     from accounts.services import api_key_create
 except ImportError:  # a revision from before the accounts app (bench/compare.py runs those too)
