@@ -8,6 +8,7 @@ from django import forms
 from django.contrib import admin
 
 from core.errors import DomainError
+from registry.admin import GROUP_PICKER
 
 from . import services
 from .models import Agent
@@ -36,7 +37,7 @@ class AgentAdmin(admin.ModelAdmin):
     list_display = ["name", "model_id", "tool_count", "enabled", "updated_at"]
     list_filter = ["enabled", "allowed_groups"]
     search_fields = ["name", "description", "model_id"]
-    filter_horizontal = ["allowed_groups"]
+    formfield_overrides = GROUP_PICKER
     readonly_fields = ["created_at", "updated_at"]
     # The change page adds a "try it" box: it runs the saved agent on a sample message through
     # /v1/infer with the staff member's own session (static/agent_try.js).

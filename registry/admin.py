@@ -7,6 +7,7 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
+from django.db import models as db_models
 from django.db.models import Count
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
@@ -18,6 +19,10 @@ from inference.engine import DomainError, find_skill_file, normalize_server_conf
 
 from . import admin_groups, env_store, mcp_services, model_services, rights, services, skill_services
 from .models import EnvVar, LLMModel, MCPServer, Skill, Tool
+
+# Who may use an entry: a list of checkboxes, one per group. Django's two-pane filter widget
+# would do, but its search icon carries an aria-label that axe reports as serious.
+GROUP_PICKER: dict[Any, dict[str, Any]] = {db_models.ManyToManyField: {"widget": forms.CheckboxSelectMultiple}}
 
 
 class SecretInput(forms.PasswordInput):
@@ -59,7 +64,7 @@ class LLMModelForm(KeepSecretIfBlank):
 @admin.register(LLMModel)
 class LLMModelAdmin(admin.ModelAdmin):
     form = LLMModelForm
-    filter_horizontal = ["allowed_groups"]  # who may use it: none chosen = every signed-in user
+    formfield_overrides = GROUP_PICKER  # who may use it: none chosen = every signed-in user
     list_display = ["model_id", "display_name", "api_protocol", "model_name", "api_base", "masked_key", "enabled", "updated_at"]
     list_filter = ["api_protocol", "enabled", "supports_vision", "supports_audio", "tool_call_format"]
     search_fields = ["model_id", "model_name", "display_name", "api_base"]
@@ -159,7 +164,7 @@ class ToolAdmin(admin.ModelAdmin):
     search_fields = ["tool_id", "name", "description", "callable", "endpoint"]
     list_select_related = ["server", "skill"]
     readonly_fields = ["created_at", "updated_at"]
-    filter_horizontal = ["allowed_groups"]
+    formfield_overrides = GROUP_PICKER
 
     def save_model(self, request, obj: Tool, form, change) -> None:
         row = Tool.objects.filter(pk=obj.pk).values("callable", "enabled").first() if change else None
@@ -226,7 +231,7 @@ class MCPServerAdmin(admin.ModelAdmin):
     inlines = [ToolInline]
     actions = ["reconnect", "refresh_tools"]
     form = MCPServerForm
-    filter_horizontal = ["allowed_groups"]  # applies to all its tools; a tool's own groups narrow further
+    formfield_overrides = GROUP_PICKER  # applies to all its tools; a tool's own groups narrow further
 
     def get_readonly_fields(self, request, obj=None):
         return self.readonly_fields + (["name"] if obj else [])
@@ -305,7 +310,7 @@ class SkillAdmin(admin.ModelAdmin):
         "name", "description", "path", "uploaded", "allowed_tools", "warnings", "skill_md", "created_at", "updated_at",
     ]
     change_list_template = "admin/registry/skill/change_list.html"
-    filter_horizontal = ["allowed_groups"]
+    formfield_overrides = GROUP_PICKER
 
     def has_add_permission(self, request) -> bool:
         return False  # skills come from an upload (below) or POST /v1/tools/skill
