@@ -202,7 +202,8 @@ def test_mcp_child_killed_mid_call_and_between_calls(live: httpx.Client, live_se
         call = {"tool_id": "demo_rel.sleep", "arguments": {"seconds": 1.0}}
         first = _wait_child(worker, "demo_server")
 
-        # Mid-call: the connection dies under the request; the manager reconnects once and retries.
+        # Mid-call: the connection dies under the request. A call that was sent is never sent
+        # again (it may have run): it answers mcp_connection_lost; the next call gets a new child.
         with ThreadPoolExecutor(1) as pool:
             pending = pool.submit(live.post, "/v1/tools/call", json=call)
             time.sleep(0.4)
@@ -210,7 +211,9 @@ def test_mcp_child_killed_mid_call_and_between_calls(live: httpx.Client, live_se
             res = pending.result()
         assert res.status_code == 200, res.text
         body = res.json()
-        assert body["is_error"] is False and body["content"][0]["text"] == "slept 1.0"
+        assert body["is_error"] is True and body["content"][0]["text"].startswith("mcp_connection_lost"), body
+        res = live.post("/v1/tools/call", json={"tool_id": "demo_rel.add", "arguments": {"a": 1, "b": 1}})
+        assert res.status_code == 200 and res.json()["structured"] == {"result": 2}, res.text
         second = _wait_child(worker, "demo_server", not_pid=first)
 
         # Between calls: the dead child is noticed on the next call and replaced.
@@ -221,7 +224,7 @@ def test_mcp_child_killed_mid_call_and_between_calls(live: httpx.Client, live_se
         third = _wait_child(worker, "demo_server", not_pid=second)
         assert third not in (first, second) and len(children_running("demo_server", worker)) == 1
 
-        # Mid-call inside a session's tool loop: the session holds the call, its result, and the answer.
+        # Mid-call inside a session's tool loop: the session holds the call, its error, and the answer.
         fake_llm.script([Reply(tool_calls=[("demo_rel_sleep", {"seconds": 1.0})]), Reply(content="rested")], model="fast")
         with ThreadPoolExecutor(1) as pool:
             pending = pool.submit(live.post, "/v1/infer", json={"model_id": "fast", "tool_ids": ["demo_rel.sleep"],
@@ -233,8 +236,8 @@ def test_mcp_child_killed_mid_call_and_between_calls(live: httpx.Client, live_se
         stored = rows(res.json()["session_id"])
         assert [(r["role"], r["tool_calls"], r["is_error"]) for r in stored] == [
 
-            ("user", [], False), ("assistant", ["demo_rel_sleep"], False), ("tool", [], False), ("assistant", [], False)]
-        assert stored[2]["content"][0]["text"] == "slept 1.0"
+            ("user", [], False), ("assistant", ["demo_rel_sleep"], False), ("tool", [], True), ("assistant", [], False)]
+        assert stored[2]["content"][0]["text"].startswith("mcp_connection_lost")
     finally:
         live.delete("/v1/tools/mcp/demo_rel")
 
