@@ -119,6 +119,11 @@ def test_no_secret_leaves_through_any_error_path(transactional_db, fake_llm: Fak
     pages += [f"/admin/chat/session/{sid}/change/" for sid in Session.objects.values_list("pk", flat=True)]
     for page in pages:
         res = client.get(page)
+        if res.status_code == 302 and "/admin/chat/session/s_" in page:
+            # a new session whose first run failed is removed by that run's own task, which may
+            # finish only now: it must be gone, not hidden
+            assert not Session.objects.filter(pk=page.split("/")[-3]).exists(), page
+            continue
         assert res.status_code == 200, page
         seen.append((page, res.content.decode()))
 
