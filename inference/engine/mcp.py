@@ -40,7 +40,7 @@ import re
 import threading
 import uuid
 from collections import deque
-from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from importlib import metadata
 from typing import Any, TypeVar
@@ -165,16 +165,21 @@ class _StderrTail(asyncio.Protocol):
     """Reads a stdio child's stderr: forwards it to logging and keeps the last lines for
     connect errors ("No module named ..." is clearer than "Connection closed")."""
 
-    def __init__(self, server: str) -> None:
+    def __init__(self, server: str, secrets: Iterable[str] = ()) -> None:
         self.server = server
         self.lines: deque[str] = deque(maxlen=_STDERR_TAIL)
         self._buffer = b""
+        # The child's own env values are masked here, before any logging: a child that prints its
+        # token may do so before the registry row (and so the site-wide scrubber) knows the value.
+        self._secrets = sorted({v for v in secrets if len(v) >= 4}, key=len, reverse=True)
 
     def data_received(self, data: bytes) -> None:
         *lines, rest = (self._buffer + data).split(b"\n")
         self._buffer = rest[-8192:]
         for raw in lines:
             line = raw.decode("utf-8", "replace").rstrip()
+            for secret in self._secrets:
+                line = line.replace(secret, "…")
             if line:
                 self.lines.append(line)
                 stderr_log.info("[%s] %s", self.server, line)
@@ -322,7 +327,7 @@ class _Connection:
 
     async def _stderr_pipe(self, stack: contextlib.AsyncExitStack) -> Any:
         read_fd, write_fd = os.pipe()
-        tail = self._stderr = _StderrTail(self.name)
+        tail = self._stderr = _StderrTail(self.name, self.config.env.values())
         reader, _ = await asyncio.get_running_loop().connect_read_pipe(lambda: tail, os.fdopen(read_fd, "rb", 0))
         stack.callback(reader.close)
         errlog = os.fdopen(write_fd, "w")
