@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.db.models import F
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import status
@@ -54,7 +55,10 @@ class QuotaListView(APIView):
 
     @extend_schema(responses=inline_serializer("QuotaList", {"data": QuotaSerializer(many=True)}))
     def get(self, request: Request) -> Response:
-        quotas = Quota.objects.select_related("user", "group").order_by("user__username", "group__name")
+        # groups first, then users, by name: NULLs sort first on SQLite but last on PostgreSQL
+        quotas = Quota.objects.select_related("user", "group").order_by(
+            F("user__username").asc(nulls_first=True), F("group__name").asc(nulls_first=True)
+        )
         return Response({"data": QuotaSerializer(quotas, many=True).data})
 
 
