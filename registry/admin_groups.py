@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.contrib import admin
+from django.contrib.admin.utils import quote
 from django.contrib.auth.admin import GroupAdmin as BaseGroupAdmin
 from django.contrib.auth.models import Group
 from django.db.models import Model
@@ -14,8 +15,8 @@ USABLE = (("Models", "usable_models"), ("MCP servers (all their tools)", "usable
 
 
 def _link(row: Model) -> tuple[str, str]:
-    meta = row._meta
-    return reverse(f"admin:{meta.app_label}_{meta.model_name}_change", args=[row.pk]), str(row)
+    meta = row._meta  # the admin's own escaping of the key: ids may hold "_" followed by hex
+    return reverse(f"admin:{meta.app_label}_{meta.model_name}_change", args=[quote(row.pk)]), str(row)
 
 
 class GroupAdmin(BaseGroupAdmin):

@@ -659,13 +659,24 @@ class MCPClientManager:
                 except DomainError as exc:
                     server.error = exc.message
                     raise MCPConnectError(self._connect_message(name, exc.message), detail={"server": name}) from None
+                self._still_configured(server, name)
                 conn = await self._open(server, name, expanded)
+                if self._servers.get(name) is not server:
+                    await conn.close()
+                    self._still_configured(server, name)
             await conn.settled.wait()
         if not conn.connected:
             server.error = conn.error or "connection closed"
             raise MCPConnectError(self._connect_message(name, server.error), detail={"server": name})
         server.error = None
         return conn
+
+    def _still_configured(self, server: _Server, name: str) -> None:
+        """A caller that waited for the lock while the server was removed or replaced must not
+        open a connection nobody would ever close (its child would outlive the server). Nothing
+        was sent: ``_with_connection`` tries once more with what is configured now."""
+        if self._servers.get(name) is not server:
+            raise _ConnectionLost(f"MCP server {name!r} was removed or reconfigured meanwhile")
 
     async def _open(self, server: _Server, name: str, expanded: ServerConfig) -> _Connection:
         """Open a connection; an inferred streamable HTTP that the server refuses with
@@ -724,6 +735,7 @@ class MCPClientManager:
                     detail={"server": name},
                 ) from None
             log.info("MCP server %r: connection lost (%s); reconnecting", name, exc)
+        server = self._server(name)  # the same one, unless it was reconfigured meanwhile
         try:
             return await self._attempt(server, name, fn)
         except _ConnectionLost as exc:

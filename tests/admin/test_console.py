@@ -6,6 +6,8 @@ import json
 import re
 
 import pytest
+from django.contrib.admin.utils import quote
+from django.urls import reverse
 
 from registry.models import MCPServer, Skill, Tool
 from sessions.models import Session
@@ -50,7 +52,7 @@ def test_upload_a_skill_and_preview_it(admin_client) -> None:
 def test_sessions_are_read_only_transcripts(admin_client, alice) -> None:
     s = Session.objects.create(owner=alice, title="hello")
     s.messages.create(seq=0, role="user", content="hi there")
-    page = admin_client.get(f"/admin/chat/session/{s.pk}/change/")
+    page = admin_client.get(reverse("admin:chat_session_change", args=[quote(s.pk)]))
     assert page.status_code == 200 and b"hi there" in page.content
     assert admin_client.get("/admin/chat/session/add/").status_code == 403
 
@@ -62,7 +64,7 @@ def test_the_transcript_is_cards_not_raw_json(admin_client, alice) -> None:
                       tool_calls=[{"id": "c1", "name": "add", "tool_id": "math.add", "arguments": {"a": 2}}])
     s.messages.create(seq=2, role="tool", content=[{"type": "text", "text": "5"}], tool_call_id="c1", tool_id="math.add")
     s.messages.create(seq=3, role="assistant", content="Old", superseded=True)
-    html = admin_client.get(f"/admin/chat/session/{s.pk}/change/").content.decode()
+    html = admin_client.get(reverse("admin:chat_session_change", args=[quote(s.pk)])).content.decode()
     assert html.count('class="transcript-card') == 4
     assert "&lt;b&gt;bold?&lt;/b&gt;" in html and "<b>bold?</b>" not in html  # escaped, never rendered
     assert "<details><summary>Thinking</summary>" in html and "let me think" in html

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.contrib.admin.utils import quote
 from playwright.sync_api import Browser, Page, expect
 
 from registry.models import MCPServer
@@ -95,7 +96,7 @@ ADMIN_PAGES = [
 def test_the_admin_console(page: Page, live_server_proc: LiveServer, world: dict[str, Any]) -> None:
     base = live_server_proc.url
     log_in(page, base, "root")
-    ids = {"server": world["server"].pk, "session": world["session"].pk}
+    ids = {"server": quote(world["server"].pk), "session": quote(world["session"].pk)}
     problems = {}
     for path in ADMIN_PAGES:
         response = page.goto(base + path.format(**ids))

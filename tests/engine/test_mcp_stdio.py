@@ -23,7 +23,7 @@ from inference.engine.mcp import (
 from inference.engine.tools.base import ToolContext
 from inference.engine.types import ToolConfig
 from tests.mcp_servers import children, children_running
-from tests.mcp_servers.fixtures import DEMO_STDIO
+from tests.mcp_servers.fixtures import DEMO_MODULE, DEMO_STDIO
 
 TIME = {"command": sys.executable, "args": ["-m", "mcp_server_time"]}
 DEMO_NEEDLE = "--transport stdio"
@@ -281,3 +281,21 @@ def child_environ(pid: int) -> dict[str, str]:
     with open(f"/proc/{pid}/environ", "rb") as f:
         pairs = [item.decode().split("=", 1) for item in f.read().split(b"\0") if b"=" in item]
     return dict(pairs)
+
+
+def test_a_removal_while_callers_wait_to_connect_leaves_no_child_behind(mcp: MCPClientManager) -> None:
+    slow = {**DEMO_STDIO, "args": ["-c", "import runpy, sys, time; time.sleep(1)  # slow-start\n"
+                                         f"sys.argv = ['demo', '--transport', 'stdio']; runpy.run_module({DEMO_MODULE!r}, "
+                                         "run_name='__main__')"]}
+    mcp.configure("going", slow)
+    with ThreadPoolExecutor(3) as pool:
+        calls = [pool.submit(mcp.call_tool, "going", "echo", {"text": "x"}) for _ in range(3)]
+        assert wait_until(lambda: children_running("slow-start"), 5)  # the first caller is connecting
+        mcp.remove("going")
+        outcomes = [call.exception(timeout=30) or call.result() for call in calls]
+
+    # every caller is refused; none opened a child for the server that is gone
+    assert all(isinstance(o, MCPConnectError | MCPServerNotFound) for o in outcomes), outcomes
+    assert wait_until(lambda: not children_running("slow-start"), 10)
+    time.sleep(1.5)  # a late connect would have started its child by now
+    assert not children_running("slow-start")
