@@ -7,6 +7,7 @@ from typing import Any
 from django import forms
 from django.contrib import admin
 
+from core.admin_ids import LabelledFields
 from core.errors import DomainError
 from registry.admin import GROUP_PICKER
 
@@ -18,6 +19,7 @@ class AgentForm(forms.ModelForm):
     class Meta:
         model = Agent
         fields = "__all__"
+        help_texts = {"tool_ids": 'The ids of the tools it may use; "agent.<name>" runs another agent.'}
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
@@ -32,8 +34,9 @@ class AgentForm(forms.ModelForm):
 
 
 @admin.register(Agent)
-class AgentAdmin(admin.ModelAdmin):
+class AgentAdmin(LabelledFields):
     form = AgentForm
+    ids_as_written = ("model_id", "tool_ids")
     list_display = ["name", "model_id", "tool_count", "enabled", "updated_at"]
     list_filter = ["enabled", "allowed_groups"]
     search_fields = ["name", "description", "model_id"]

@@ -6,6 +6,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied
 from django.db import models as db_models
 from django.db.models import Count
@@ -15,6 +16,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
+from core.admin_ids import LabelledFields, written
 from inference.engine import DomainError, find_skill_file, normalize_server_config, protocol_choices
 
 from . import admin_groups, env_store, mcp_services, model_services, rights, services, skill_services
@@ -53,7 +55,6 @@ class LLMModelForm(KeepSecretIfBlank):
         model = LLMModel
         fields = "__all__"
         widgets = {"api_key": SecretInput()}
-        labels = {"api_base": "API base", "api_key": "API key", "api_protocol": "API protocol", "model_id": "Model ID"}
         help_texts = {
             "api_protocol": "openai: any OpenAI-compatible server (OpenAI, vLLM, llama.cpp's server, LM Studio, "
                             "Ollama's /v1); the base includes /v1. ollama: Ollama's native API; the base is the "
@@ -62,8 +63,10 @@ class LLMModelForm(KeepSecretIfBlank):
 
 
 @admin.register(LLMModel)
-class LLMModelAdmin(admin.ModelAdmin):
+class LLMModelAdmin(LabelledFields):
     form = LLMModelForm
+    ids_as_written = ("model_id",)
+    labels = {"api_base": "API base", "api_key": "API key", "api_protocol": "API protocol"}
     formfield_overrides = GROUP_PICKER  # who may use it: none chosen = every signed-in user
     list_display = ["model_id", "display_name", "api_protocol", "model_name", "api_base", "masked_key", "enabled", "updated_at"]
     list_filter = ["api_protocol", "enabled", "supports_vision", "supports_audio", "tool_call_format"]
@@ -158,7 +161,8 @@ class LLMModelAdmin(admin.ModelAdmin):
 
 
 @admin.register(Tool)
-class ToolAdmin(admin.ModelAdmin):
+class ToolAdmin(LabelledFields):
+    ids_as_written = ("tool_id",)
     list_display = ["tool_id", "tool_type", "name", "server", "skill", "enabled", "updated_at"]
     list_filter = ["tool_type", "enabled", "server"]
     search_fields = ["tool_id", "name", "description", "callable", "endpoint"]
@@ -184,11 +188,15 @@ def _require_run_code(request: HttpRequest, what: str | None) -> None:
 
 class ToolInline(admin.TabularInline):
     model = Tool
-    fields = ["tool_id", "name", "description", "enabled"]
-    readonly_fields = ["tool_id", "name", "description"]
+    fields = ["tool", "name", "description", "enabled"]
+    readonly_fields = ["tool", "name", "description"]
     extra = 0
     can_delete = False
     show_change_link = True
+
+    @admin.display(description=written("tool_id"))
+    def tool(self, obj: Tool) -> str:
+        return obj.tool_id
 
 
 class MCPServerForm(forms.ModelForm):
@@ -314,6 +322,15 @@ class SkillAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request) -> bool:
         return False  # skills come from an upload (below) or POST /v1/tools/skill
+
+    def get_readonly_fields(self, request, obj=None):
+        # The group picker is the page's only input; with no group to choose it offers nothing.
+        return self.readonly_fields if Group.objects.exists() else [*self.readonly_fields, "allowed_groups"]
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if not context["adminform"].form.fields:  # every field is read-only: there is nothing to save
+            context.update(show_save=False, show_save_and_continue=False)
+        return super().render_change_form(request, context, add, change, form_url, obj)
 
     def get_urls(self):
         own = [path("upload/", self.admin_site.admin_view(self.upload_view), name="registry_skill_upload")]

@@ -9,6 +9,8 @@ from django.http import HttpRequest
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
+from core.admin_ids import LabelledFields
+
 from . import services
 from .models import Session, SessionMessage
 
@@ -54,8 +56,10 @@ def _card(row: SessionMessage) -> SafeString:
 
 
 @admin.register(Session)
-class SessionAdmin(admin.ModelAdmin):
+class SessionAdmin(LabelledFields):
     """Read-only transcripts: conversations belong to their owners."""
+
+    ids_as_written = ("id", "model_id")
 
     list_display = ["title_or_id", "owner", "model_id", "message_count", "total_tokens", "running", "updated_at"]
     list_filter = ["model_id"]

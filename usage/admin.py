@@ -10,6 +10,8 @@ from django.db.models import Count, Sum
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
 
+from core.admin_ids import LabelledFields
+
 from .models import Quota, UsageRecord
 
 TOTALS = {"requests": Count("id"), "prompt_tokens": Sum("prompt_tokens"),
@@ -17,8 +19,10 @@ TOTALS = {"requests": Count("id"), "prompt_tokens": Sum("prompt_tokens"),
 
 
 @admin.register(UsageRecord)
-class UsageRecordAdmin(admin.ModelAdmin):
+class UsageRecordAdmin(LabelledFields):
     """Read-only: records are written by the server, one per model call."""
+
+    ids_as_written = ("model_id", "api_key_id", "session_id")
 
     list_display = ["at", "user", "kind", "model_id", "agent", "api_key_id", "session_id", "prompt_tokens",
                     "completion_tokens", "total_tokens", "duration_ms", "outcome"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 
@@ -124,3 +125,95 @@ def test_the_index_shows_health_at_a_glance(admin_client, fake_llm) -> None:
     assert "<b>MCP servers</b>: needs attention (0 of 1 connected; failing: broken)" in page
     assert "<b>bash sandbox</b>: OK (bash is off)" in page
     health._cache.clear()
+
+
+def test_a_skill_page_with_nothing_to_change_offers_no_save(client, admin_client, django_user_model) -> None:
+    from django.contrib.auth.models import Group, Permission
+
+    skill = Skill.objects.create(name="tiny", description="Do tiny things", path="/nonexistent")
+    url = reverse("admin:registry_skill_change", args=[skill.pk])
+
+    def buttons(user) -> tuple[bool, bool]:
+        client.force_login(user)
+        html = client.get(url).content.decode()
+        return 'name="_save"' in html, 'name="_continue"' in html
+
+    viewer = django_user_model.objects.create_user("viewer", password="pw-123456789", is_staff=True)
+    viewer.user_permissions.add(Permission.objects.get(codename="view_skill"))
+    assert buttons(viewer) == (False, False)
+    # Allowed to change, but with no group to pick every field is read-only.
+    editor = django_user_model.objects.create_user("editor", password="pw-123456789", is_staff=True)
+    editor.user_permissions.add(*Permission.objects.filter(codename__in=["view_skill", "change_skill"]))
+    assert buttons(editor) == (False, False)
+    # A group to pick: the picker is an input, and saving it works.
+    group = Group.objects.create(name="research")
+    assert buttons(editor) == (True, True)
+    res = client.post(url, {"allowed_groups": [group.pk], "_save": "Save"})
+    assert res.status_code == 302 and list(skill.allowed_groups.all()) == [group]
+
+
+def test_ids_read_as_written(admin_client, alice) -> None:
+    from django.utils import timezone
+
+    from agents.models import Agent
+    from tests.factories import LLMModelFactory, ToolFactory
+    from usage.models import UsageRecord
+
+    LLMModelFactory(model_id="m1")
+    ToolFactory(tool_id="math.add")
+    agent = Agent.objects.create(name="helper", model_id="m1", tool_ids=["math.add"])
+    session = Session.objects.create(owner=alice, title="hello", model_id="m1")
+    record = UsageRecord.objects.create(user=alice, model_id="m1", session_id=session.pk, at=timezone.now())
+    pages = {
+        "/admin/registry/llmmodel/": ["<code>model_id</code></a>", ">API base</a>", ">API protocol</a>", "By API protocol"],
+        "/admin/registry/llmmodel/add/": ["><code>model_id</code>:</label>"],
+        "/admin/registry/tool/": ["<code>tool_id</code></a>"],
+        "/admin/registry/tool/add/": ["><code>tool_id</code>:</label>"],
+        f"/admin/agents/agent/{agent.pk}/change/": ["><code>model_id</code>:</label>", "><code>tool_ids</code>:</label>"],
+        "/admin/chat/session/": ["<code>model_id</code></a>", "By <code>model_id</code>"],
+        reverse("admin:chat_session_change", args=[quote(session.pk)]): ["><code>id</code>:</label>",
+                                                                         "><code>model_id</code>:</label>"],
+        "/admin/usage/usagerecord/": ["<code>session_id</code></a>", "<code>api_key_id</code></a>", "By <code>model_id</code>"],
+        f"/admin/usage/usagerecord/{record.pk}/change/": ["><code>model_id</code>:</label>"],
+    }
+    for url, wanted in pages.items():
+        html = admin_client.get(url).content.decode()
+        assert all(w in html for w in wanted), (url, [w for w in wanted if w not in html])
+        assert not re.search(r"\b(Model|Tool|Session|Api key) ids?\b|Api (base|protocol)", html), url
+    server = MCPServer.objects.create(name="time", config=TIME_STDIO)
+    Tool.objects.create(tool_id="time.now", tool_type="mcp", name="now", server=server, remote_name="now")
+    inline = admin_client.get(f"/admin/registry/mcpserver/{server.pk}/change/").content.decode()
+    assert "<code>tool_id</code>" in inline and "Tool id" not in inline
+
+
+def test_no_breadcrumb_repeats_a_crumb(admin_client, alice) -> None:
+    from django.contrib import admin
+
+    from agents.models import Agent
+    from templates_app.services import template_create
+
+    Agent.objects.create(name="helper", model_id="m1")
+    template_create(name="greet", content="Hi {{name}}")
+    Session.objects.create(owner=alice, title="hello")
+    Skill.objects.create(name="tiny", description="d", path="/nonexistent")
+    urls = ["/admin/bus/", "/admin/registry/llmmodel/detect/", "/admin/registry/skill/upload/"]
+    for model in admin.site._registry:
+        info = f"admin:{model._meta.app_label}_{model._meta.model_name}"
+        urls += [reverse(f"{info}_changelist"), reverse(f"{info}_add")]
+        if obj := model.objects.first():
+            urls += [reverse(f"{info}_{page}", args=[quote(obj.pk)]) for page in ("change", "history", "delete")]
+    seen = 0
+    for url in urls:
+        res = admin_client.get(url)
+        if res.status_code != 200:  # pages nobody may open (adding a session, a usage record)
+            continue
+        trail = re.search(r'<div class="breadcrumbs">(.*?)</div>', res.content.decode(), re.S)
+        assert trail, url
+        crumbs = [" ".join(c.split()) for c in re.sub(r"<[^>]+>", "", trail.group(1)).replace("&rsaquo;", "›").split("›")]
+        assert crumbs[0] == "Home" and all(a != b for a, b in itertools.pairwise(crumbs)), (url, crumbs)
+        seen += 1
+    assert seen > 40
+    agents = admin_client.get("/admin/agents/agent/").content.decode()
+    assert re.search(r'<div class="breadcrumbs">\s*<a href="/admin/">Home</a>\s*&rsaquo; Agents\s*</div>', agents)
+    upload = admin_client.get("/admin/registry/skill/upload/").content.decode()
+    assert ">Registry</a> › <a href=\"/admin/registry/skill/\">Skills</a> › Upload" in upload
