@@ -188,6 +188,7 @@ def test_rename_search_and_export(page: Page, size: str, live_server_proc: LiveS
     expect(page.locator(".turn .msg-assistant .md").last).to_have_text("Lisbon is lovely.")
     first = page.locator("#conversation").get_attribute("data-session-id")
     page.locator("#new-chat").click() if size == "desktop" else page.goto(base + "/")
+    expect(page.locator(".empty-state")).to_be_visible()  # typed sooner, it would go to the chat still shown
     ask(page, "zebra facts")
     expect(page.locator(".turn .msg-assistant .md").last).to_have_text("Zebras are striped.")
 
