@@ -6,7 +6,7 @@ hook), each done twice, interleaved so drift hits both sides alike:
 
 * **on**: as served — the model and a tool resolved through ``registry.access`` for a user in a
   group (the model and the tool are restricted to it), ``quota_check`` in ``run_begin`` and the
-  run's ``UsageHooks`` writing its record when the run ends;
+  run's ``UsageHooks`` writing its record once the round's answer is complete;
 * **off**: the same run with the access filters replaced by pass-throughs, the quota check by a
   no-op and plain ``RunHooks``.
 

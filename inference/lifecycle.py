@@ -31,7 +31,7 @@ from usage.services import quota_check
 
 from . import context
 from .agent_requests import agent_defaults
-from .metering import Caller, UsageHooks, caller_for
+from .metering import Caller, ModelCallRecord, UsageHooks, caller_for
 from .services import inference_request, runtime_for, scratch_owner
 
 
@@ -113,10 +113,18 @@ class SessionHooks(UsageHooks):
         self.draft_seq = row.seq
 
     async def on_message(self, message: Message) -> None:
-        row = await db_async(message_store)(session_id=self.session_id, message=message, replace_seq=self.draft_seq)
+        row = await db_async(self._store)(message, self.usage_pending(), self.draft_seq)
         if message.role == "assistant":
             self.answer_seq = row.seq
         self.draft_seq = None
+
+    def _store(self, message: Message, calls: list[ModelCallRecord], draft_seq: int | None) -> SessionMessage:
+        """A round's message and its usage record in one trip to the ORM's thread: the record
+        survives a worker that dies later in the run, at no extra round trip. The record goes
+        first, so a message that cannot be stored (the session deleted meanwhile) still leaves
+        the call counted."""
+        self.usage_write(calls)
+        return message_store(session_id=self.session_id, message=message, replace_seq=draft_seq)
 
     async def on_partial(self, message: Message, *, error: DomainError | None = None) -> None:
         if not (message.text() or message.thinking or error or self.draft_seq is not None):
@@ -132,12 +140,13 @@ class SessionHooks(UsageHooks):
         if self.heartbeat is not None:
             self.heartbeat.cancel()
         runs.unregister(self.session_id, self.control)
-        await db_async(self._release)()
+        await db_async(self._release)(self.usage_pending())
 
-    def _release(self) -> None:
-        """Unlock the session and write the run's usage: one trip to the ORM's thread for both."""
+    def _release(self, calls: list[ModelCallRecord]) -> None:
+        """Unlock the session and write the records of rounds that left no message (failed or
+        cancelled): one trip to the ORM's thread for both."""
         session_store.session_unlock(session_id=self.session_id, token=self.token)
-        self.usage_flush()
+        self.usage_write(calls)
 
     async def on_usage(self, sent: Sequence[Message], usage: Usage) -> None:
         if usage.prompt_tokens > 0:

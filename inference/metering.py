@@ -1,9 +1,11 @@
 """Usage metering for every model call the server makes: run rounds (through the run's hooks),
 summaries and memory extraction (``record_call``). Quotas are checked in ``run_begin``.
 
-The records of a run are collected in memory and written with one INSERT when the run ends
-(``on_end`` always runs, in the run's own task), so metering adds no database round trip per
-model round.
+A run round's record is written as soon as the round's message is complete (``on_message``),
+so a worker that dies later in the run (in a tool call, in the next round) keeps it. With a
+session the record rides along in the trip that stores the message (``SessionHooks``), so that
+costs no extra database round trip; a round that fails or is cancelled has no message and is
+written when the run ends (``on_end`` always runs, in the run's own task).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any, TypeVar
 
 from accounts.services import api_key_id_of
 from core.db import db_async
-from inference.engine import ModelCall, RunHooks, Usage
+from inference.engine import Message, ModelCall, RunHooks, Usage
 from usage.models import Kind, Outcome
 from usage.services import Caller, ModelCallRecord, model_call, usage_record
 
@@ -30,7 +32,8 @@ def caller_for(user: Any, *, agent: str = "") -> Caller:
 
 
 class UsageHooks(RunHooks):
-    """Notes every model round of a run and writes them when the run ends."""
+    """Notes every model round of a run and writes its record once the round's message is
+    complete, or when the run ends for a round that left no message."""
 
     def __init__(self, *, caller: Caller, session_id: str | None = None) -> None:
         self.caller = caller
@@ -44,14 +47,25 @@ class UsageHooks(RunHooks):
             total_tokens=u.total_tokens, duration_ms=call.duration_ms, outcome=call.outcome,
         ))
 
-    def usage_flush(self) -> None:
-        """Write the calls noted so far (sync: in the ORM's thread)."""
+    def usage_pending(self) -> list[ModelCallRecord]:
+        """The calls noted and not yet written, handed over once. Taken on the event loop (where
+        ``on_model_call`` appends), never in the ORM's threads, so two writes cannot share one."""
         calls, self.calls = self.calls, []
+        return calls
+
+    def usage_write(self, calls: list[ModelCallRecord]) -> None:
+        """Write ``calls`` (sync: in the ORM's thread)."""
         usage_record(caller=self.caller, session_id=self.usage_session_id, calls=calls)
 
+    async def on_message(self, message: Message) -> None:
+        calls = self.usage_pending()
+        if calls:
+            await db_async(self.usage_write)(calls)
+
     async def on_end(self) -> None:
-        if self.calls:
-            await db_async(self.usage_flush)()
+        calls = self.usage_pending()
+        if calls:
+            await db_async(self.usage_write)(calls)
 
 
 async def ametered(

@@ -1,5 +1,6 @@
 """A worker killed mid-stream (SIGKILL, real process, real database): after a restart the
-partial answer is kept, marked incomplete, and the session is free again within its lease."""
+partial answer is kept, marked incomplete, and the session is free again within its lease; a
+model call that finished before the kill keeps its usage record."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pytest
 
 from sessions.models import SessionMessage
 from tests.e2e.conftest import LiveServer, sse_events
-from tests.factories import LLMModelFactory, UserFactory, bearer
+from tests.factories import BLOCK_PARAMS, LLMModelFactory, ToolFactory, UserFactory, bearer
 from tests.fakes.fake_llm import FakeLLMServer, Reply
 
 pytestmark = pytest.mark.e2e
@@ -57,3 +58,45 @@ def test_a_killed_worker_leaves_the_partial_and_frees_the_session(transactional_
         second.stop()
     kept = SessionMessage.objects.get(session_id=sid, seq=1)
     assert kept.incomplete and kept.content == partial.content
+
+
+def test_a_finished_model_call_is_recorded_while_the_run_goes_on_and_survives_a_kill(
+    transactional_db, fake_llm: FakeLLMServer
+) -> None:
+    LLMModelFactory(model_id="m", fake=fake_llm, timeout_s=30)
+    ToolFactory(tool_id="slow.block", parameters=BLOCK_PARAMS)  # sleeps as long as the model asks
+    headers = bearer(UserFactory(username="metered"))
+    fake_llm.script([
+        Reply(tool_calls=[("block", {"seconds": 30})], usage={"prompt_tokens": 11, "completion_tokens": 4}),
+        Reply(content="never reached"),
+    ])
+    recorded = [{"key": "chat", "requests": 1, "prompt_tokens": 11, "completion_tokens": 4, "total_tokens": 15}]
+
+    def usage(server: LiveServer) -> list[dict]:
+        res = httpx.get(server.url + "/v1/usage", params={"group_by": "kind"}, headers=headers, timeout=10)
+        assert res.status_code == 200, res.text
+        return res.json()["data"]
+
+    first = LiveServer()
+    try:
+        with httpx.Client(timeout=10) as client:
+            with client.stream("POST", first.url + "/v1/infer/stream", headers=headers,
+                               json={"model_id": "m", "session_id": "new", "tool_ids": ["slow.block"], "text": "wait"}) as res:
+                lines = res.iter_lines()  # kept open: a dropped iterator closes the stream and cancels the run
+                events = sse_events(lines, until="message")
+                assert events[-2][0] == "tool_call"  # the first round is over; the tool now blocks for 30 s
+                deadline, seen = time.monotonic() + 5, []
+                while time.monotonic() < deadline and not seen:
+                    seen = usage(first)
+                    time.sleep(0.1)
+                assert seen == recorded  # written while the run is still going
+                first.proc.kill()  # SIGKILL inside the tool call: the run's end hook never runs
+                first.proc.wait()
+    finally:
+        first.stop()
+
+    second = LiveServer()
+    try:
+        assert usage(second) == recorded
+    finally:
+        second.stop()
