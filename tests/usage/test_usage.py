@@ -11,6 +11,7 @@ from rest_framework.test import APIClient
 from accounts.models import ApiKey
 from tests.factories import ADD_PARAMS, LLMModelFactory, StaffFactory, ToolFactory, UserFactory, bearer
 from tests.fakes.fake_llm import FakeLLMServer, Reply
+from tests.mcp_servers import free_port
 from tests.sse import parse_sse, streamed_body
 from usage.models import UsageRecord
 
@@ -236,3 +237,20 @@ def test_the_admin_lists_records_with_totals_per_user_and_model(model, fake_llm:
     filtered = client.get("/admin/usage/usagerecord/", {"q": "bob"}).content.decode()
     assert "<td>bob</td><td>1</td><td>7</td>" in filtered and "<td>alice</td>" not in filtered
     assert client.get("/admin/usage/quota/add/").status_code == 200
+
+
+def test_requests_per_minute_hold_when_redis_is_unreachable(model, fake_llm: FakeLLMServer, settings, caplog) -> None:
+    staff, fay = StaffFactory(username="ops"), UserFactory(username="fay")
+    (staff_api, _), (fay_api, _) = client_for(staff), client_for(fay)
+    staff_api.put("/v1/quotas/user/fay", {"requests_per_minute": 2}, format="json")
+    settings.REDIS_URL = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there: the real Redis keeps running
+    if time.time() % 60 > 55:  # all requests in one minute window
+        time.sleep(61 - time.time() % 60)
+    fake_llm.script(["a", "b", "c"])
+    statuses = [fay_api.post("/v1/infer", {"model_id": "m", "text": "hi"}, format="json") for _ in range(3)]
+    assert [r.status_code for r in statuses] == [200, 200, 429]  # counted in the database instead
+    error = statuses[-1].json()["error"]
+    assert error["code"] == "rate_limited" and error["detail"]["limit"] == 2 and error["detail"]["used"] == 2
+    assert 1 <= int(statuses[-1]["Retry-After"]) <= 60
+    assert len(fake_llm.requests) == 2
+    assert "Redis unreachable (ConnectionError), counting in the database" in caplog.text
