@@ -401,6 +401,10 @@ class EnvVarAdmin(admin.ModelAdmin):
     def save_model(self, request, obj: EnvVar, form, change) -> None:
         _require_run_code(request, "Setting an environment variable")
         env_store.env_set(key=obj.key, value=obj.value, is_secret=obj.is_secret)
+        if obj.key.startswith("AGENTSITE_"):  # a server setting by that name is read at start-up only
+            self.message_user(request, f"{obj.key} is stored for ${{{obj.key}}} references only: the server's own "
+                                       "setting of that name comes from its process environment and changes with a "
+                                       "restart (README, Configuration).", messages.WARNING)
 
     def delete_model(self, request, obj: EnvVar) -> None:
         env_store.env_delete(key=obj.key)

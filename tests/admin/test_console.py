@@ -217,3 +217,10 @@ def test_no_breadcrumb_repeats_a_crumb(admin_client, alice) -> None:
     assert re.search(r'<div class="breadcrumbs">\s*<a href="/admin/">Home</a>\s*&rsaquo; Agents\s*</div>', agents)
     upload = admin_client.get("/admin/registry/skill/upload/").content.decode()
     assert ">Registry</a> › <a href=\"/admin/registry/skill/\">Skills</a> › Upload" in upload
+
+
+def test_storing_a_server_setting_as_an_env_value_says_it_needs_a_restart(admin_client) -> None:
+    res = admin_client.post("/admin/registry/envvar/add/", {"key": "AGENTSITE_TOOL_TIMEOUT_S", "value": "5"}, follow=True)
+    assert "AGENTSITE_TOOL_TIMEOUT_S is stored for ${AGENTSITE_TOOL_TIMEOUT_S} references only" in res.content.decode()
+    res = admin_client.post("/admin/registry/envvar/add/", {"key": "REGION", "value": "eu"}, follow=True)
+    assert res.status_code == 200 and "references only" not in res.content.decode()
