@@ -12,7 +12,7 @@ import logging
 import math
 import re
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import replace
 
 from django.db import connections
@@ -187,6 +187,7 @@ def _plan_fold(
 # ---- memory ------------------------------------------------------------------------------------
 
 _executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="memory")
+_pending: set[Future[None]] = set()
 
 
 def _parse_facts(text: str) -> list[str]:
@@ -253,4 +254,12 @@ def memory_extract_later(
     """Off the request's critical path: a worker thread with its own event loop, so the
     extraction outlives the request (and its event loop) that triggered it. Its model call
     counts against ``caller``, whose session caused it."""
-    _executor.submit(_extract, model, session_id, turn, known, caller)
+    future = _executor.submit(_extract, model, session_id, turn, known, caller)
+    _pending.add(future)
+    future.add_done_callback(_pending.discard)
+
+
+def memory_extractions_wait(timeout: float) -> bool:
+    """Wait until no extraction is queued or running (a worker shutting down, a test's end);
+    False if some are still going after ``timeout`` seconds."""
+    return not wait(list(_pending), timeout=timeout).not_done

@@ -27,8 +27,10 @@ from django.utils import timezone
 from core import bus, secrets
 from core.errors import DomainError, InvalidRequest, NotFound
 from inference.engine import MCPClientManager, ToolConfig, mcp_tool_configs, normalize_server_config, parse_mcp_servers
+from inference.engine.envvars import Lookup
 from inference.engine.mcp import MCPTool
 
+from . import cache
 from .env_store import ENV_CHANGED, env_values
 from .models import MCPServer, MCPStatus, Tool, ToolType
 
@@ -47,14 +49,16 @@ def _manager() -> MCPClientManager:
 _configured: dict[str, tuple[dict[str, Any], tuple[str | None, ...]]] = {}
 
 
-def _wanted(config: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, str | None]]:
-    """The config as handed to the manager, and the current values of the ``${VAR}``s it uses."""
+def _wanted(config: Mapping[str, Any], lookup: Lookup | None = None) -> tuple[dict[str, Any], dict[str, str | None]]:
+    """The config as handed to the manager, and the current values of the ``${VAR}``s it uses
+    (from ``lookup``, else read from the env store)."""
     config = _with_defaults(config)
-    return config, env_values(normalize_server_config(config).referenced_vars())
+    names = normalize_server_config(config).referenced_vars()
+    return config, {name: lookup(name) for name in names} if lookup else env_values(names)
 
 
-def _configure(name: str, config: Mapping[str, Any]) -> None:
-    config, values = _wanted(config)
+def _configure(name: str, config: Mapping[str, Any], lookup: Lookup | None = None) -> None:
+    config, values = _wanted(config, lookup)
     env = tuple(values[v] for v in sorted(values))
     if _configured.get(name) != (config, env) or name not in _manager().servers():
         # Resolved here, in sync code: the manager expands ${VAR} on its own loop thread.
@@ -247,10 +251,14 @@ def mcp_delete(*, name: str) -> None:
 def mcp_ensure_configured(tools: Iterable[ToolConfig]) -> None:
     """Hand this worker's manager the stored config of every MCP server ``tools`` use.
 
-    Unchanged configs (and ``${VAR}`` values) are skipped, so this costs one query.
+    Configs and ``${VAR}`` values come from the registry snapshot, and unchanged ones are
+    skipped: no query, and no trip to the manager's thread.
     """
     names = {t.server for t in tools if t.tool_type == "mcp" and t.server}
     if not names:
         return
-    for server in MCPServer.objects.filter(name__in=names).only("name", "config"):
-        _configure(server.name, server.config)
+    registry = cache.snapshot()
+    for name in sorted(names):
+        config = registry.servers.get(name)
+        if config is not None:
+            _configure(name, config, registry.env_lookup)

@@ -1,7 +1,8 @@
 """Registry reads: ORM rows turned into the engine's configs (``${VAR}`` resolved on the way).
 
-Every read on behalf of a caller takes the ``user`` and goes through ``registry.access``: what
-the caller may not use is absent, so it answers exactly like an unknown id.
+Every read on behalf of a caller takes the ``user`` and applies ``registry.access``'s rule: what
+the caller may not use is absent, so it answers exactly like an unknown id. What a run resolves
+comes from the in-memory snapshot (``registry.cache``); listings query the database.
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ from typing import Any
 from django.db.models import QuerySet
 
 from inference.engine import ModelConfig, ModelNotFound, ToolConfig, ToolNotFound, expand_vars
+from inference.engine.envvars import Lookup
 
-from . import access
+from . import access, cache
 from .env_store import env_lookup
 from .models import LLMModel, Tool
 
@@ -22,13 +24,13 @@ TOOL_NOT_FOUND = "No enabled tool with id {tool_id!r}."
 MCP_TOOL_NOT_FOUND = "No enabled tool {tool!r} on MCP server {server!r}."
 
 
-def model_to_config(row: LLMModel) -> ModelConfig:
+def model_to_config(row: LLMModel, lookup: Lookup = env_lookup) -> ModelConfig:
     return ModelConfig(
         model_id=row.model_id,
         api_protocol=row.api_protocol,
-        api_base=expand_vars(row.api_base, env_lookup),
+        api_base=expand_vars(row.api_base, lookup),
         model_name=row.model_name,
-        api_key=expand_vars(row.api_key, env_lookup) or None,
+        api_key=expand_vars(row.api_key, lookup) or None,
         display_name=row.display_name,
         context_window=row.context_window,
         options=dict(row.options or {}),
@@ -42,17 +44,18 @@ def model_to_config(row: LLMModel) -> ModelConfig:
 
 
 def model_config_get(*, model_id: str, user: Any) -> ModelConfig:
-    row = access.visible_models(user).filter(model_id=model_id, enabled=True).first()
-    if row is None:
+    registry = cache.snapshot()
+    found = registry.models.get(model_id)
+    if found is None or not registry.admits(user, (found.groups,) if found.groups else ()):
         raise ModelNotFound(MODEL_NOT_FOUND.format(model_id=model_id))
-    return model_to_config(row)
+    return model_to_config(found.row, registry.env_lookup)
 
 
 def models_enabled(*, user: Any) -> QuerySet[LLMModel]:
     return access.visible_models(user).filter(enabled=True).order_by("model_id")
 
 
-def tool_to_config(row: Tool) -> ToolConfig:
+def tool_to_config(row: Tool, lookup: Lookup = env_lookup) -> ToolConfig:
     return ToolConfig(
         tool_id=row.tool_id,
         tool_type=row.tool_type,  # type: ignore[arg-type]  # the database constraint keeps it a ToolType
@@ -61,7 +64,7 @@ def tool_to_config(row: Tool) -> ToolConfig:
         parameters=row.parameters or {"type": "object", "properties": {}},
         enabled=row.enabled,
         callable=row.callable or None,
-        endpoint=expand_vars(row.endpoint, env_lookup) or None,
+        endpoint=expand_vars(row.endpoint, lookup) or None,
         server=row.server.name if row.server else None,
         remote_name=row.remote_name or None,
         skill=row.skill.name if row.skill else None,
@@ -79,23 +82,26 @@ def tool_configs_get(*, tool_ids: Iterable[str], user: Any) -> list[ToolConfig]:
     wanted = list(dict.fromkeys(tool_ids))
     if not wanted:
         return []
-    rows = {t.tool_id: t for t in _tools(user).filter(tool_id__in=wanted, enabled=True)}
+    registry = cache.snapshot()
+    rows = {t: found for t in wanted if (found := registry.tools.get(t)) is not None and registry.admits(user, found.gates)}
     missing = [t for t in wanted if t not in rows]
     if missing:
         raise ToolNotFound(TOOL_NOT_FOUND.format(tool_id=missing[0]), detail={"missing": missing})
-    return [tool_to_config(rows[t]) for t in wanted]
+    return [tool_to_config(rows[t].row, registry.env_lookup) for t in wanted]
 
 
 def tool_configs_all(*, user: Any) -> list[ToolConfig]:
-    return [tool_to_config(t) for t in _tools(user).filter(enabled=True)]
+    registry = cache.snapshot()
+    return [tool_to_config(t.row, registry.env_lookup) for t in registry.tools.values() if registry.admits(user, t.gates)]
 
 
 def tool_config_on_server(*, server: str, tool: str, user: Any) -> ToolConfig:
     """An enabled MCP tool by its server's name and its name on that server."""
-    row = _tools(user).filter(tool_type="mcp", server__name=server, remote_name=tool, enabled=True).first()
-    if row is None:
+    registry = cache.snapshot()
+    found = registry.tools.get(registry.mcp_tools.get((server, tool), ""))
+    if found is None or not registry.admits(user, found.gates):
         raise ToolNotFound(MCP_TOOL_NOT_FOUND.format(tool=tool, server=server))
-    return tool_to_config(row)
+    return tool_to_config(found.row, registry.env_lookup)
 
 
 def tools_enabled(*, user: Any) -> QuerySet[Tool]:

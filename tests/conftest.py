@@ -9,6 +9,8 @@ from __future__ import annotations
 import pytest
 from rest_framework.test import APIClient
 
+from inference.context import memory_extractions_wait
+from registry import cache
 from tests.factories import StaffFactory, UserFactory, bearer
 from tests.fakes.fixtures import fake_llm  # noqa: F401  (the fake model server fixture)
 from tests.mcp_servers.fixtures import (  # noqa: F401  (the MCP fixtures, see there)
@@ -20,9 +22,22 @@ from tests.mcp_servers.fixtures import (  # noqa: F401  (the MCP fixtures, see t
 
 
 @pytest.fixture(autouse=True)
+def _fresh_registry_cache() -> None:
+    """Each test starts from what its database holds (a rolled-back test leaves no signal)."""
+    cache.drop()
+
+
+@pytest.fixture(autouse=True)
 def _no_memory_extraction(settings) -> None:
     """Memory extraction makes an extra model call per turn; only its own tests turn it on."""
     settings.AGENTSITE = {**settings.AGENTSITE, "MEMORY_EXTRACTION": False}
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_teardown(item: pytest.Item) -> None:
+    """Before any fixture is torn down: a test's memory extractions end before its database is
+    emptied (on PostgreSQL a late write deadlocks with the flush)."""
+    assert memory_extractions_wait(30), "a memory extraction outlived its test"
 
 
 def _client_for(user) -> APIClient:

@@ -116,3 +116,11 @@ class MCPServerFactory(DjangoModelFactory):
 
     name = factory.Sequence(lambda n: f"server{n}")
     config = factory.LazyFunction(lambda: dict(DEMO_STDIO))
+
+
+def save_fields(row: Any, **fields: Any) -> None:
+    """Change a row through ``save()``, as the API and the admin do, so every worker's registry
+    cache hears of it (``QuerySet.update`` sends no signal)."""
+    for name, value in fields.items():
+        setattr(row, name, value)
+    row.save()

@@ -22,7 +22,7 @@ from registry.models import LLMModel
 from sessions.models import Session, SessionMessage
 from templates_app.services import template_create
 from tests.e2e.conftest import CHROMIUM, LiveServer
-from tests.factories import ADD_PARAMS, LLMModelFactory, ToolFactory, UserFactory
+from tests.factories import ADD_PARAMS, LLMModelFactory, ToolFactory, UserFactory, save_fields
 from tests.fakes.fake_llm import FakeLLMServer, Reply
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -319,7 +319,7 @@ def send_attachments(page: Page, fake_llm: FakeLLMServer, text: str, answer: str
 
 def test_an_attached_image_is_previewed_sent_and_shown_again(page: Page, live_server_proc: LiveServer, world: dict[str, Any],
                                                              fake_llm: FakeLLMServer) -> None:
-    LLMModel.objects.filter(model_id="fake").update(supports_vision=True)
+    save_fields(LLMModel.objects.get(model_id="fake"), supports_vision=True)
     log_in(page, live_server_proc.url, "carol")
     page.get_by_label("Model").select_option("fake")
     page.locator("#file-input").set_input_files(files=[{"name": "dot.png", "mimeType": "image/png", "buffer": PNG_1PX}])
@@ -337,7 +337,7 @@ def test_an_attached_image_is_previewed_sent_and_shown_again(page: Page, live_se
 
 def test_a_recording_reaches_the_model_as_wav(page: Page, live_server_proc: LiveServer, world: dict[str, Any],
                                               fake_llm: FakeLLMServer) -> None:
-    LLMModel.objects.filter(model_id="fake").update(supports_audio=True)
+    save_fields(LLMModel.objects.get(model_id="fake"), supports_audio=True)
     log_in(page, live_server_proc.url, "carol")
     page.get_by_label("Model").select_option("fake")
 

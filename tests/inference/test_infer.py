@@ -10,7 +10,7 @@ from rest_framework.test import APIClient
 from registry.models import LLMModel, Tool
 from templates_app.services import template_create
 from tests.api.test_registries import assert_error
-from tests.factories import LLMModelFactory
+from tests.factories import LLMModelFactory, save_fields
 from tests.fakes.fake_llm import FakeLLMServer, Reply
 from tests.inference.conftest import sent_messages, stream
 from tests.mcp_servers import free_port
@@ -187,7 +187,7 @@ def test_images_need_a_vision_model_and_a_size_limit(
     body = {"model_id": model.model_id, "messages": [{"role": "user", "content": "x", "images": [PNG]}]}
     settings.AGENTSITE = {**settings.AGENTSITE, "MAX_IMAGE_BYTES": 10}
     assert_error(alice_api.post("/v1/infer", body, format="json"), 400, "input_too_large")
-    LLMModel.objects.filter(pk=model.pk).update(supports_vision=False)
+    save_fields(model, supports_vision=False)
     assert_error(alice_api.post("/v1/infer", body, format="json"), 400, "unsupported_input")
     assert fake_llm.requests == []
 

@@ -9,7 +9,7 @@ from rest_framework.test import APIClient
 
 from registry.models import LLMModel
 from tests.api.test_registries import assert_error
-from tests.factories import LLMModelFactory
+from tests.factories import LLMModelFactory, save_fields
 from tests.fakes.fake_llm import FakeLLMServer
 from tests.inference.conftest import sent_messages
 from tests.inference.test_infer import PNG
@@ -111,7 +111,7 @@ def test_an_image_item_needs_a_vision_model_the_size_limit_and_an_image(
     assert_error(alice_api.post("/v1/infer", body, format="json"), 400, "input_too_large")
     assert_error(alice_api.post("/v1/infer/stream", body, format="json"), 400, "input_too_large")
     settings.AGENTSITE = {**settings.AGENTSITE, "MAX_IMAGE_BYTES": 10 * 1024 * 1024}
-    LLMModel.objects.filter(pk=model.pk).update(supports_vision=False)
+    save_fields(model, supports_vision=False)
     err = assert_error(alice_api.post("/v1/infer", body, format="json"), 400, "unsupported_input")
     assert "supports_vision" in err["message"]
     # a replayed tool result holding an image is an image sent to the model too

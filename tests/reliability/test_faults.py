@@ -20,10 +20,9 @@ import pytest
 from django.db import connection
 from rest_framework.test import APIClient
 
-from registry.models import LLMModel
 from sessions.models import Session, SessionMessage
 from tests.e2e.conftest import LiveServer
-from tests.factories import BLOCK_PARAMS, EXPLODE_PARAMS, LLMModelFactory, StaffFactory, ToolFactory, bearer
+from tests.factories import BLOCK_PARAMS, EXPLODE_PARAMS, LLMModelFactory, StaffFactory, ToolFactory, bearer, save_fields
 from tests.fakes.fake_llm import FakeLLMServer, Reply
 from tests.mcp_servers import children_running, free_port
 from tests.mcp_servers.fixtures import DEMO_STDIO
@@ -90,8 +89,7 @@ def test_model_fault_with_a_session(fault: str, protocol: str, endpoint: str, fa
     assert FULL.startswith(stored[1]["content"])  # whatever partial text came before the fault, nothing else
 
     # The next request on the same session is served and appends exactly one turn.
-    LLMModel.objects.filter(pk=model.pk).update(
-        api_base=fake_llm.openai_base if protocol == "openai" else fake_llm.ollama_base, timeout_s=5)
+    save_fields(model, api_base=fake_llm.openai_base if protocol == "openai" else fake_llm.ollama_base, timeout_s=5)
     fake_llm.script([Reply(content="fine now")])
     got_status, body = run(alice_api, endpoint, {"model_id": "m", "session_id": session.pk, "text": "again"})
     assert got_status == 200 and body["content"] == "fine now"

@@ -29,7 +29,7 @@ from inference.lifecycle import run_begin
 from registry.models import Tool
 from registry.skill_services import builtins_sync
 from tests.e2e.conftest import LiveServer
-from tests.factories import LLMModelFactory, UserFactory, bearer
+from tests.factories import LLMModelFactory, UserFactory, bearer, save_fields
 
 MARKER = f"server-env-marker-{secrets.token_hex(6)}"
 ALLOWED_ENV = {"PATH", "HOME", "LANG", "TERM"}
@@ -37,7 +37,7 @@ ALLOWED_ENV = {"PATH", "HOME", "LANG", "TERM"}
 
 def enable_bash() -> None:
     builtins_sync()
-    Tool.objects.filter(tool_id="bash").update(enabled=True)
+    save_fields(Tool.objects.get(tool_id="bash"), enabled=True)
 
 
 def data_dir() -> Path:
