@@ -12,6 +12,9 @@ filter, in the MCP manager's thread.
 Besides the known values, URL userinfo (``https://user:pw@host``), secret-looking query
 parameters (``?api_key=…``, ``&token=…``) and ``Bearer`` tokens are masked wherever they occur,
 whether or not the value is known.
+
+Text that leaves in pieces (a streamed answer's deltas) goes through a ``StreamScrubber``, which
+holds back the end of what arrived until it cannot be the start of a secret.
 """
 
 from __future__ import annotations
@@ -27,13 +30,19 @@ from urllib.parse import parse_qsl, urlsplit
 log = logging.getLogger(__name__)
 
 SECRETS_CHANGED = "core.secrets_changed"
-MIN_SECRET_LEN = 6  # a shorter "secret" would mask ordinary words all over the text
+# A shorter "secret" would mask ordinary words all over the text, and the mask would give it
+# away (a reader who sees "…" where "admin" was expected has learnt it); docs/security.md.
+MIN_SECRET_LEN = 6
+# How far a stream may lag behind the model while the scrubber waits for a secret to end: only a
+# "word" (no whitespace) longer than this can be cut, and then it is scrubbed in pieces.
+STREAM_MAX_HOLD = 4096
 
 _SECRET_NAME = r"[\w.-]*(?:key|token|secret|passw(?:or)?d|pwd|auth|signature|sig|credential)[\w.-]*"
 _URL_USERINFO = re.compile(r"(?P<head>\b[a-z][a-z0-9+.-]*://[^/\s:@?#]*:)(?P<secret>[^/\s@?#]+)(?P<tail>@)", re.I)
 _QUERY_SECRET = re.compile(rf"(?P<head>[?&;]{_SECRET_NAME}=)(?P<secret>[^&#\s\"'<>]+)(?P<tail>)", re.I)
 _BEARER = re.compile(r"(?P<head>\bBearer\s+)(?P<secret>[A-Za-z0-9._~+/=-]{8,})(?P<tail>)")
 _GENERIC = (_URL_USERINFO, _QUERY_SECRET, _BEARER)
+_WORD = re.compile(r"\S+")
 
 Source = Callable[[], Iterable[str]]
 _sources: list[Source] = []
@@ -65,6 +74,7 @@ class Scrubber:
 
     def __init__(self) -> None:
         self._known: re.Pattern[str] | None = None
+        self._longest = 0  # characters of the longest known value
         self._stale = True
         self._lock = threading.Lock()
         self._local = threading.local()  # set while this thread refreshes (its queries log too)
@@ -80,6 +90,7 @@ class Scrubber:
         wanted = sorted({v for v in values if isinstance(v, str) and len(v) >= MIN_SECRET_LEN}, key=len, reverse=True)
         # Longest first, so a secret that contains another is masked whole.
         self._known = re.compile("|".join(map(re.escape, wanted))) if wanted else None
+        self._longest = len(wanted[0]) if wanted else 0
         self._stale = False
 
     def refresh(self) -> None:
@@ -117,6 +128,57 @@ class Scrubber:
         for pattern in _GENERIC:
             text = pattern.sub(_mask_group, text)
         return text
+
+
+    def stream_cut(self, text: str) -> int:
+        """Where ``text``, the start of a longer text still arriving, may be cut so that scrubbing
+        the part before the cut on its own masks everything the whole text would: no secret may
+        be cut, and what follows the cut might still complete one.
+
+        Held back: the last ``longest known - 1`` characters (the start of a known value), the
+        last two words (URL passwords, query values and tokens hold no whitespace; ``Bearer``
+        and its token are two words), and any match the cut would run through."""
+        if self._stale:
+            self._refresh_if_safe()
+        known = (self._known,) if self._known is not None else ()
+        known_hold = max(0, self._longest - 1)
+        words = [m.start() for m in _WORD.finditer(text)]
+        cut = min(words[-2] if len(words) >= 2 else 0, len(text) - known_hold)
+        cut = _before_matches(text, cut, (*known, *_GENERIC))
+        # Bounded lag: a giant "word" goes in pieces; the start of a known value never does.
+        cut = max(cut, len(text) - max(STREAM_MAX_HOLD, known_hold))
+        return _before_matches(text, cut, known)
+
+
+def _before_matches(text: str, cut: int, patterns: Iterable[re.Pattern[str]]) -> int:
+    """``cut``, moved back to the start of every match of ``patterns`` that runs through it."""
+    moved = True
+    while moved and cut > 0:
+        moved = False
+        for pattern in patterns:
+            for m in pattern.finditer(text):
+                if m.start() < cut < m.end():
+                    cut, moved = m.start(), True
+    return max(cut, 0)
+
+
+class StreamScrubber:
+    """``scrub`` for text that arrives in pieces: a secret split across two pieces would match
+    in neither, so ``feed`` answers only what is safe to let go and holds the rest back
+    (``Scrubber.stream_cut``); ``flush`` lets it go when the text ends."""
+
+    def __init__(self) -> None:
+        self._held = ""
+
+    def feed(self, piece: str) -> str:
+        text = self._held + piece
+        cut = scrubber.stream_cut(text)
+        self._held = text[cut:]
+        return scrub(text[:cut])
+
+    def flush(self) -> str:
+        held, self._held = self._held, ""
+        return scrub(held)
 
 
 def _mask_group(m: re.Match[str]) -> str:

@@ -24,6 +24,7 @@ from registry.selectors import models_enabled
 from . import openai_compat as oa
 from .lifecycle import Run, run_begin
 from .services import get_runtime
+from .stream_scrub import scrubbed_events
 from .views import SSE_HEADERS, _body_json
 
 JSON = "application/json"
@@ -107,7 +108,8 @@ async def chat_completions(request: HttpRequest, user: Any) -> HttpResponseBase:
     ping_s = settings.AGENTSITE["SSE_PING_S"]
 
     async def chunks() -> AsyncIterator[bytes]:
-        async for event in runtime.astream(run.prepared, hooks=run.hooks, control=run.control, ping_s=ping_s):
+        run_events = runtime.astream(run.prepared, hooks=run.hooks, control=run.control, ping_s=ping_s)
+        async for event in scrubbed_events(run_events):
             kind, data = event.event, event.data
             if kind == "delta":
                 yield writer.delta(data)

@@ -30,6 +30,7 @@ from sessions import selectors as session_selectors
 from . import services
 from .lifecycle import Run, run_begin, run_begin_again
 from .serializers import EditRequestSerializer, InferRequestSerializer, RerunRequestSerializer, ToolCallRequestSerializer
+from .stream_scrub import scrubbed_events
 
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
@@ -173,7 +174,8 @@ def _stream(run: Run) -> StreamingHttpResponse:
     runtime = services.get_runtime()
 
     async def events() -> AsyncIterator[bytes]:
-        async for event in runtime.astream(run.prepared, hooks=run.hooks, control=run.control, ping_s=ping_s):
+        run_events = runtime.astream(run.prepared, hooks=run.hooks, control=run.control, ping_s=ping_s)
+        async for event in scrubbed_events(run_events):
             yield sse_format(event)
 
     return StreamingHttpResponse(events(), content_type="text/event-stream", headers=SSE_HEADERS)

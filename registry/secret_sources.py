@@ -1,8 +1,10 @@
 """What the registries hold that must never leave: fed to the one scrubber (``core.secrets``).
 
 Resolved model API keys (a ``${VAR}`` is resolved the way a run resolves it), env values marked
-secret, MCP ``env`` and ``headers`` values, and the passwords and secret query values of every
-configured URL. A change to any registry row announces itself so every worker rebuilds.
+secret, MCP ``env`` and ``headers`` values and the values of an MCP server's ``envFile``, and the
+passwords and secret query values of every configured URL. A change to any registry row
+announces itself so every worker rebuilds; an ``envFile`` is read again at each rebuild (a
+registry change, or the bus resync every minute with Redis).
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ from typing import Any
 from django.db.models.signals import post_delete, post_save
 
 from core import secrets
-from inference.engine import expand_vars
+from inference.engine import DomainError, expand_vars
+from inference.engine.mcp_config import read_env_file
 
 from .models import EnvVar, LLMModel, MCPServer, Tool
 
@@ -45,6 +48,12 @@ def _config_secrets(config: dict[str, Any], lookup: Any) -> list[str]:
                 if isinstance(value, str):
                     # "Bearer <token>": the token alone may be echoed too (a server's error, stderr)
                     found += [value, *value.split()]
+    env_file = config.get("envFile")
+    if isinstance(env_file, str) and env_file:
+        try:  # the file the child starts with: its values reach the child's env like ``env``'s
+            found += read_env_file(expand_vars(env_file, lookup)).values()
+        except DomainError:  # unreadable here: the server fails to start and says so
+            pass
     url = config.get("url")
     if isinstance(url, str):
         found += secrets.url_secrets(expand_vars(url, lookup))

@@ -1,0 +1,90 @@
+"""Secrets in text that leaves the server in pieces, and secrets only an MCP server's ``envFile``
+holds: masked wherever the text leaves (docs/security.md, "Secrets never leave").
+
+The fake model server streams exactly the pieces scripted, so a secret is cut across deltas at
+every position the chunk sizes below produce.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+from rest_framework.test import APIClient
+
+from core.secrets import mask
+from tests.factories import LLMModelFactory
+from tests.fakes.fake_llm import FakeLLMServer, Reply
+from tests.sse import parse_sse, streamed_body
+
+MODEL_KEY = "sk-STREAMEDMODELKEY-9a8b7c6d5e"
+TOKEN = "tok3nTOK3Ntok3nTOK3N"  # unknown to the registry: masked because it follows "Bearer"
+ANSWER = f"Your key is {MODEL_KEY}, sent as Authorization: Bearer {TOKEN} to the API. Done."
+THINKING = f"The logs showed {MODEL_KEY} twice."
+CHUNK_SIZES = (1, 3, 7, 16)
+
+
+def leaks(text: str) -> list[str]:
+    """Pieces of the secrets in ``text`` (a mask keeps 3 characters in front and 4 behind)."""
+    return [secret for secret in (MODEL_KEY, TOKEN) if secret[3:-4] in text]
+
+
+@pytest.fixture
+def model(db, fake_llm: FakeLLMServer):
+    return LLMModelFactory(model_id="m", model_name="m", fake=fake_llm, api_key=MODEL_KEY, timeout_s=5)
+
+
+@pytest.mark.parametrize("chunk_size", CHUNK_SIZES)
+def test_a_secret_split_across_deltas_is_masked_in_the_event_stream(
+    model, fake_llm: FakeLLMServer, alice_api: APIClient, chunk_size: int
+) -> None:
+    fake_llm.script([Reply(content=ANSWER, thinking=THINKING, chunk_size=chunk_size)])
+    res = alice_api.post("/v1/infer/stream", {"model_id": "m", "text": "hi"}, format="json")
+    events = parse_sse(streamed_body(res))
+    deltas = [data for name, data in events if name == "delta"]
+    assert len(deltas) > 2  # streamed in pieces, not in one
+    content = "".join(d.get("content", "") for d in deltas)
+    thinking = "".join(d.get("thinking", "") for d in deltas)
+    assert leaks(content) == [] and leaks(thinking) == []
+    message = next(data for name, data in events if name == "message")
+    # nothing lost or reordered: the pieces join to what the finished message holds
+    assert content == message["content"] and thinking == message["thinking"]
+    assert mask(MODEL_KEY) in content and mask(TOKEN) in content and content.endswith(" to the API. Done.")
+    assert thinking == f"The logs showed {mask(MODEL_KEY)} twice."
+    assert events[-1][0] == "done"
+
+
+@pytest.mark.parametrize("chunk_size", CHUNK_SIZES)
+def test_a_secret_split_across_chunks_is_masked_on_the_openai_endpoint(
+    model, fake_llm: FakeLLMServer, alice_api: APIClient, chunk_size: int
+) -> None:
+    fake_llm.script([Reply(content=ANSWER, chunk_size=chunk_size)], model="m")
+    body = {"model": "m", "stream": True, "messages": [{"role": "user", "content": "hi"}]}
+    res = alice_api.post("/openai/v1/chat/completions", json.dumps(body), content_type="application/json")
+    lines = [line for line in streamed_body(res).decode().split("\n\n") if line]
+    assert lines[-1] == "data: [DONE]"
+    chunks = [json.loads(line[6:]) for line in lines[:-1]]
+    content = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"])
+    assert leaks(content) == []
+    assert content == ANSWER.replace(MODEL_KEY, mask(MODEL_KEY)).replace(TOKEN, mask(TOKEN))
+
+
+def test_values_an_mcp_server_reads_from_its_env_file_are_masked(
+    db, fake_llm: FakeLLMServer, staff_api: APIClient, alice_api: APIClient, tmp_path: Path
+) -> None:
+    file_token = "envfile-FILETOKEN-5e6f7a8b9c"
+    env_file = tmp_path / "search.env"
+    env_file.write_text(f"# the search service\nexport SEARCH_TOKEN='{file_token}'\nREGION=eu\n")
+    server = {"command": sys.executable, "args": ["-c", "pass"], "envFile": str(env_file), "disabled": True}
+    res = staff_api.post("/v1/tools/mcp", {"mcpServers": {"search": server}}, format="json")
+    assert res.status_code in (200, 201), res.content
+    LLMModelFactory(model_id="m", model_name="m", fake=fake_llm, timeout_s=5)
+    fake_llm.script([Reply(status=401, error_body={"error": {"message": f"bad token {file_token}"}}),
+                     Reply(content=f"the search token is {file_token}")])
+    failed = alice_api.post("/v1/infer", {"model_id": "m", "text": "hi"}, format="json")
+    assert failed.status_code == 502
+    assert "bad token" in failed.content.decode() and "FILETOKEN" not in failed.content.decode()
+    answered = alice_api.post("/v1/infer", {"model_id": "m", "text": "hi"}, format="json")
+    assert answered.json()["content"] == f"the search token is {mask(file_token)}"
