@@ -513,6 +513,7 @@
       this.frame = 0;
       this.finished = false;
       this.failed = false;
+      this.errored = false; // the server reported the failure: it stored it as part of the turn
     }
 
     get onScreen() {
@@ -641,6 +642,7 @@
         this.closeSegment();
         this.clearTyping();
       } else if (name === "error") {
+        this.errored = true;
         this.fail(errorNotice(data.error));
       }
     }
@@ -670,7 +672,9 @@
     stream.article.removeAttribute("aria-busy");
     if (stream.sessionId) refreshSidebar(stream.sessionId === state.sessionId ? stream.sessionId : state.sessionId);
     // Replace the raw streamed text by the stored turn, rendered and sanitized by the server.
-    if (stream.finished && !stream.failed && stream.sessionId && stream.onScreen) {
+    // A failed run's turn is stored too: swapped in, it marks where the next turn starts (kept
+    // live, the next turn's fragment would show this question and its error a second time).
+    if (((stream.finished && !stream.failed) || stream.errored) && stream.sessionId && stream.onScreen) {
       const url = `/c/${encodeURIComponent(stream.sessionId)}/messages/?from_seq=${stream.fromSeq}`;
       try {
         await htmx.ajax("GET", url, { target: stream.turn, swap: "outerHTML" });

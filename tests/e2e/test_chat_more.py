@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
+from registry.models import LLMModel
 from sessions.models import Session, SessionMessage
 from tests.e2e.conftest import LiveServer
 from tests.e2e.test_browser import PASSWORD, PNG_1PX, chat_requests, log_in, shot
@@ -178,6 +179,42 @@ def test_error_notices_are_plain_single_and_the_same_after_a_reload(
     assert [s.strip() for s in stored] == [s.strip() for s in live]
 
 
+def test_error_notices_are_keyed_by_code_and_keep_the_servers_message_in_details(
+    page: Page, size: str, live_server_proc: LiveServer, world: dict[str, Any], fake_llm: FakeLLMServer
+) -> None:
+    log_in(page, live_server_proc.url, "carol")
+    page.get_by_label("Model").select_option("fake")
+    # The model's server fails the run: its own words are in the details, not in the sentence.
+    fake_llm.script([Reply(status=500, error_body={"error": {"message": "GPU on fire"}})])
+    ask(page, "hello?")
+    notice = page.locator(".msg-assistant .notice-error")
+    expect(notice).to_have_attribute("data-code", "model_unavailable")
+    expect(notice.locator(".notice-text")).to_have_text(ERROR_TEXT["model_unavailable"])
+    detail = notice.locator(".notice-detail")
+    expect(detail).not_to_have_attribute("open", "")
+    detail.locator("summary").click()
+    expect(detail.locator("code")).to_have_text("model_unavailable")
+    expect(detail).to_contain_text("GPU on fire")
+    # The next answer comes in under its own question, the failed turn shown once.
+    fake_llm.script([Reply(content="Back again.")])
+    ask(page, "and now?")
+    expect(page.locator(".turn .msg-assistant .md").last).to_have_text("Back again.")
+    expect(page.locator(".msg-user .user-text")).to_have_text(["hello?", "and now?"])
+    expect(page.locator(".msg-assistant .notice-error")).to_have_count(1)
+    # Refused before the run starts (the model was switched off meanwhile): the composer says
+    # so in words of its own code, the question stays in the box.
+    model = LLMModel.objects.get(model_id="fake")
+    model.enabled = False
+    model.save()
+    ask(page, "and now?")
+    refusal = page.locator("#composer-error")
+    expect(refusal.locator(".notice-text")).to_have_text(re.compile("^(" + re.escape(ERROR_TEXT["model_disabled"]) + "|"
+                                                                   + re.escape(ERROR_TEXT["model_not_found"]) + ")$"))
+    expect(refusal.locator(".notice-detail code")).to_have_text(re.compile("^model_(disabled|not_found)$"))
+    expect(page.get_by_label("Message", exact=True)).to_have_value("and now?")
+    shot(page, f"24-error-codes-{size}")
+
+
 def test_rename_search_and_export(page: Page, size: str, live_server_proc: LiveServer, world: dict[str, Any],
                                   fake_llm: FakeLLMServer) -> None:
     base = live_server_proc.url
@@ -243,6 +280,7 @@ def test_regenerate_edit_copy_usage_and_the_remembered_model(
     sid = page.locator("#conversation").get_attribute("data-session-id")
     session = Session.objects.get(pk=sid)
     expect(page.locator("#conv-usage")).to_have_text(f"{session.total_tokens} tokens")
+    first_total = session.total_tokens
 
     # Copy the whole answer: its Markdown source.
     answer.get_by_role("button", name="Copy", exact=True).click()
@@ -253,6 +291,11 @@ def test_regenerate_edit_copy_usage_and_the_remembered_model(
     answer.get_by_role("button", name="Regenerate").click()
     expect(page.locator(".msg-assistant .md")).to_have_text(["Second answer."])
     assert [m.superseded for m in SessionMessage.objects.filter(session_id=sid).order_by("seq")] == [False, True, False]
+    # The new run has its own usage line, and the head's total counts both runs.
+    expect(page.locator(".turn .msg-assistant .run-usage")).to_have_count(1)
+    session.refresh_from_db()
+    expect(page.locator("#conv-usage")).to_have_text(f"{session.total_tokens} tokens")
+    assert session.total_tokens > first_total
 
     # Edit the question and send it again.
     question = page.locator(".msg-user").first
