@@ -20,6 +20,7 @@ from inference.engine.types import text_result
 
 from .lifecycle import run_begin
 from .services import get_runtime
+from .stream_scrub import scrubbed_events
 
 DEPTH_LIMIT = "Agents may call agents at most {limit} deep; {name!r} was not run."
 NO_CALLER = "An agent runs as a tool only for a known caller (a run or a direct call of a signed-in user)."
@@ -44,7 +45,8 @@ async def agent_subrun(tool: ToolConfig, task: str, ctx: ToolContext) -> ToolRes
     run = await db_async(run_begin)(user=ctx.caller, data={"agent": name, "text": task})
     run.prepared = replace(run.prepared, context=replace(run.prepared.context, depth=ctx.depth + 1))
     answer = text_result(tool.tool_id, "", is_error=True)  # a run always ends with done or error
-    async for event in get_runtime().astream(run.prepared, hooks=run.hooks, control=run.control):
+    # Its deltas are relayed as progress: scrubbed across pieces like the outer stream's own.
+    async for event in scrubbed_events(get_runtime().astream(run.prepared, hooks=run.hooks, control=run.control)):
         if event.event == "done":
             result = event.data["result"]
             answer = text_result(tool.tool_id, result.content, is_error=result.finish_reason == "error")

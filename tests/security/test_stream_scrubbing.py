@@ -88,3 +88,20 @@ def test_values_an_mcp_server_reads_from_its_env_file_are_masked(
     assert "bad token" in failed.content.decode() and "FILETOKEN" not in failed.content.decode()
     answered = alice_api.post("/v1/infer", {"model_id": "m", "text": "hi"}, format="json")
     assert answered.json()["content"] == f"the search token is {mask(file_token)}"
+
+
+def test_a_secret_a_sub_agent_streams_in_pieces_is_masked_in_its_progress(
+    model, fake_llm: FakeLLMServer, staff_api: APIClient, alice_api: APIClient
+) -> None:
+    LLMModelFactory(model_id="helper-model", model_name="helper", fake=fake_llm, timeout_s=5)
+    for name, model_id, tools in (("writer", "helper-model", []), ("lead", "m", ["agent.writer"])):
+        res = staff_api.post("/v1/agents", {"name": name, "model_id": model_id, "tool_ids": tools}, format="json")
+        assert res.status_code == 201, res.content
+    fake_llm.script([Reply(tool_calls=[("agent_writer", {"input": "the key?"}, "call_w")]), Reply(content="Told.")],
+                    model="m")
+    fake_llm.script([Reply(content=ANSWER, chunk_size=3)], model="helper")
+    events = parse_sse(streamed_body(alice_api.post("/v1/infer/stream", {"agent": "lead", "text": "hi"}, format="json")))
+    assert events[-1][0] == "done"
+    relayed = "".join(p["data"].get("content", "") for name, p in events if name == "tool_progress" and p["event"] == "delta")
+    assert leaks(relayed) == []
+    assert relayed == ANSWER.replace(MODEL_KEY, mask(MODEL_KEY)).replace(TOKEN, mask(TOKEN))
