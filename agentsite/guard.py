@@ -30,6 +30,8 @@ from core.errors import DomainError
 from core.jsonbody import RequestTooLarge, parse_json_body
 from inference.openai_compat import error_body as openai_error_body
 
+from .shedding import load
+
 Scope = dict[str, Any]
 Message = dict[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -135,37 +137,58 @@ def guard(app: ASGIApp) -> ASGIApp:
         if scope["type"] != "http":
             await app(scope, receive, send)
             return
-        conf = settings.AGENTSITE
-        limit = conf["MAX_BODY_BYTES"]
+        if not _guarded(scope["path"]):
+            await _checked(app, scope, receive, send)
+            return
         try:
-            if _guarded(scope["path"]):
-                authorization, cookies = _header(scope, b"authorization"), _header(scope, b"cookie")
-                if _key_only(scope["path"]):
-                    # Machine clients only: a browser's cookie is no credential here (nothing
-                    # there checks CSRF), so another site cannot borrow a logged-in session.
-                    cookies = None
-                if not authorization and not _has_session_cookie(cookies):
-                    # No credentials at all: refused on the loop, without even a thread hop.
-                    raise DomainError(NOT_AUTHENTICATED, code="not_authenticated", status=401)
-                identify = sync_to_async(_identify, thread_sensitive=False)
-                scope["agentsite.user"] = await identify(authorization, cookies)
-            length = _header(scope, b"content-length")
-            if length and length.isdigit() and int(length) > limit:
-                raise RequestTooLarge(TOO_LARGE.format(limit=limit))
-            body = await _read_body(receive, limit)
-            content_type = (_header(scope, b"content-type") or "").split(";")[0].strip().lower()
-            if _guarded(scope["path"]) and body and content_type == "application/json":
-                parse = partial(parse_json_body, body, max_depth=conf["MAX_JSON_DEPTH"], max_messages=conf["MAX_MESSAGES"])
-                parsed = await sync_to_async(parse, thread_sensitive=False)() if len(body) > PARSE_INLINE_BYTES else parse()
-                scope["agentsite.json"] = parsed
-        except ConnectionAbortedError:
-            return  # the client left before its body was in: nothing to answer
-        except AuthenticationFailed as exc:
-            await _answer(send, exc.status, _error_body(scope["path"], exc), [(b"www-authenticate", b'Bearer realm="api"')])
-            return
+            authorization, cookies = _header(scope, b"authorization"), _header(scope, b"cookie")
+            if _key_only(scope["path"]):
+                # Machine clients only: a browser's cookie is no credential here (nothing
+                # there checks CSRF), so another site cannot borrow a logged-in session.
+                cookies = None
+            if not authorization and not _has_session_cookie(cookies):
+                # No credentials at all: refused on the loop, without even a thread hop.
+                raise DomainError(NOT_AUTHENTICATED, code="not_authenticated", status=401)
+            load.admit(settings.AGENTSITE)  # overloaded: 503 before any thread hop or query
         except DomainError as exc:
-            await _answer(send, exc.status, _error_body(scope["path"], exc))
+            await _refuse(send, scope, exc)
             return
-        await app(scope, _replay(body, receive), send)
+        try:
+            await _checked(app, scope, receive, send, authorization, cookies)
+        finally:
+            load.done()
 
     return guarded
+
+
+async def _refuse(send: Send, scope: Scope, exc: DomainError) -> None:
+    headers = [(k.lower().encode(), v.encode()) for k, v in exc.headers().items()]
+    if isinstance(exc, AuthenticationFailed) or exc.code == "not_authenticated":
+        headers.append((b"www-authenticate", b'Bearer realm="api"'))
+    await _answer(send, exc.status, _error_body(scope["path"], exc), headers)
+
+
+async def _checked(app: ASGIApp, scope: Scope, receive: Receive, send: Send,
+                   authorization: str | None = None, cookies: str | None = None) -> None:
+    """The caller identified (guarded paths), the body read within its limit and parsed; then ``app``."""
+    conf = settings.AGENTSITE
+    limit = conf["MAX_BODY_BYTES"]
+    try:
+        if _guarded(scope["path"]):
+            identify = sync_to_async(_identify, thread_sensitive=False)
+            scope["agentsite.user"] = await identify(authorization, cookies)
+        length = _header(scope, b"content-length")
+        if length and length.isdigit() and int(length) > limit:
+            raise RequestTooLarge(TOO_LARGE.format(limit=limit))
+        body = await _read_body(receive, limit)
+        content_type = (_header(scope, b"content-type") or "").split(";")[0].strip().lower()
+        if _guarded(scope["path"]) and body and content_type == "application/json":
+            parse = partial(parse_json_body, body, max_depth=conf["MAX_JSON_DEPTH"], max_messages=conf["MAX_MESSAGES"])
+            parsed = await sync_to_async(parse, thread_sensitive=False)() if len(body) > PARSE_INLINE_BYTES else parse()
+            scope["agentsite.json"] = parsed
+    except ConnectionAbortedError:
+        return  # the client left before its body was in: nothing to answer
+    except DomainError as exc:
+        await _refuse(send, scope, exc)
+        return
+    await app(scope, _replay(body, receive), send)

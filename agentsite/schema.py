@@ -426,13 +426,14 @@ _DESCRIPTIONS = {
     "409": "Conflicts with the current state (duplicate id, busy session, nothing to cancel, …).",
     "502": "`model_unavailable`: the model server could not be reached or answered an error.",
     "504": "`model_timeout`: the model server timed out.",
+    "503": "`overloaded`: the worker sheds new work (see `Retry-After`); what it accepted goes on.",
 }
 # Operations (besides the inference views, described above) that talk to a model server.
 _UPSTREAM = {("/v1/models/detect", "post")}
 
 
 def _error_statuses(path: str, method: str, operation: dict[str, Any]) -> list[str]:
-    statuses = ["401", "403"]
+    statuses = ["401", "403", "503"]
     if operation.get("requestBody") or method in _UNSAFE:
         statuses.append("400")
     if operation.get("requestBody"):

@@ -203,6 +203,9 @@ AGENTSITE: dict[str, Any] = {  # mixed value types: typed Any so each use site s
     "MAX_BODY_BYTES": MAX_BODY_BYTES,
     "MAX_MESSAGES": env_int("AGENTSITE_MAX_MESSAGES", 1000),
     "MAX_JSON_DEPTH": 64,
+    # Overload (agentsite/shedding.py): past either, new /v1 work is refused with 503 + Retry-After.
+    "MAX_INFLIGHT": env_int("AGENTSITE_MAX_INFLIGHT", 2000),
+    "SHED_LAG_S": env_float("AGENTSITE_SHED_LAG_S", 2.0),
     # A session's run lock is a lease renewed every third of this while the run goes: a dead
     # worker's lock frees itself within this many seconds.
     "RUN_LEASE_S": env_float("AGENTSITE_RUN_LEASE_S", 45.0),
