@@ -11,7 +11,8 @@ counts), wall time, chunks relayed per second, time to first chunk, and the work
 (target <= 600 MB; VmRSS sampled every 20 ms from /proc/<pid>/status, and VmHWM at the end).
 RLIMIT_NOFILE is raised for this process and its children.
 
-    .venv/bin/python bench/concurrency.py [-c 1000] [--chunks 50] [--delay 0.01] [--protocol openai] [--no-append]
+    .venv/bin/python bench/concurrency.py [-c 1000] [--chunks 50] [--delay 0.01] [--protocol openai]
+                                          [--pools 1] [--hog 0] [--no-append]
 """
 
 from __future__ import annotations
@@ -20,8 +21,10 @@ import argparse
 import asyncio
 import contextlib
 import json
+import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,6 +48,7 @@ from bench._harness import (
 )
 
 RSS_TARGET_MB = 600
+CHUNK_TEXT = "ok "  # each of the fake's default content chunks (tests/fakes/fake_llm.py)
 
 
 class ErrorEvent(Exception):
@@ -73,19 +77,19 @@ def _direct_request(fake_url: str, protocol: str) -> tuple[str, dict]:
     return fake_url + "/api/chat", {"model": FAKE_MODEL, "messages": messages, "stream": True}
 
 
-def _is_direct_chunk(protocol: str, line: str) -> tuple[bool, bool]:
-    """(carries content, is the end marker) for a line of the fake's own stream."""
+def _is_direct_chunk(protocol: str, line: str) -> tuple[int, bool]:
+    """(characters of content, is the end marker) for a line of the fake's own stream."""
     if protocol == "openai":
         if line == "data: [DONE]":
-            return False, True
+            return 0, True
         if not line.startswith("data: "):
-            return False, False
+            return 0, False
         choices = json.loads(line[6:]).get("choices") or []
-        return bool(choices and (choices[0].get("delta") or {}).get("content")), False
+        return len(choices and (choices[0].get("delta") or {}).get("content") or ""), False
     if not line:
-        return False, False
+        return 0, False
     obj = json.loads(line)
-    return bool((obj.get("message") or {}).get("content")), bool(obj.get("done"))
+    return len((obj.get("message") or {}).get("content") or ""), bool(obj.get("done"))
 
 
 async def one_stream(
@@ -93,7 +97,7 @@ async def one_stream(
 ) -> None:
     await start.wait()
     t0 = time.perf_counter()
-    chunks, finished, first = 0, False, None
+    chars, finished, first = 0, False, None
     try:
         async with client.stream("POST", url, json=body, headers=headers) as r:
             if r.status_code != 200:
@@ -101,9 +105,9 @@ async def one_stream(
                 out.error(f"HTTP {r.status_code}")
                 return
             async for line in r.aiter_lines():
-                is_chunk, is_end = parse(line)
-                if is_chunk:
-                    chunks += 1
+                got, is_end = parse(line)
+                if got:
+                    chars += got
                     if first is None:
                         first = time.perf_counter() - t0
                 finished = finished or is_end
@@ -113,11 +117,12 @@ async def one_stream(
     except ErrorEvent as exc:
         out.error(f"error event {exc}")
         return
-    out.chunks += chunks
+    # The answer is "ok " x expect; the relay may join pieces, so whole text is what counts.
+    out.chunks += chars // len(CHUNK_TEXT)
     if not finished:
         out.error("no end of stream")
-    elif chunks < expect:
-        out.error(f"missing chunks ({chunks}/{expect})")
+    elif chars < expect * len(CHUNK_TEXT):
+        out.error(f"missing content ({chars}/{expect * len(CHUNK_TEXT)} characters)")
     else:
         out.ok += 1
         out.ttft.append(first or 0.0)
@@ -127,10 +132,10 @@ async def one_stream(
 def app_parser():
     state = {"event": ""}
 
-    def parse(line: str) -> tuple[bool, bool]:
+    def parse(line: str) -> tuple[int, bool]:
         if line.startswith("event: "):
             state["event"] = line[7:]
-            return False, False
+            return 0, False
         if line.startswith("data: "):
             if state["event"] == "error":
                 try:
@@ -138,8 +143,10 @@ def app_parser():
                 except (ValueError, KeyError, TypeError):
                     code = line[6:100]
                 raise ErrorEvent(code)
-            return state["event"] == "delta" and '"content"' in line, state["event"] == "done"
-        return False, False
+            if state["event"] == "delta":
+                return len(json.loads(line[6:]).get("content") or ""), False
+            return 0, state["event"] == "done"
+        return 0, False
 
     return parse
 
@@ -175,6 +182,18 @@ def row(label: str, o: Outcome, n: int, rss: str = "") -> list:
     ]  # fmt: skip
 
 
+@contextlib.contextmanager
+def cpu_hogs(n: int) -> Iterator[None]:
+    """``n`` processes that keep a core busy: the machine is loaded by something else."""
+    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
+    try:
+        yield
+    finally:
+        for hog in hogs:
+            hog.kill()
+            hog.wait()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("-c", "--concurrency", type=int, default=1000)
@@ -182,13 +201,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--delay", type=float, default=0.01, help="seconds between chunks")
     parser.add_argument("--protocol", choices=("openai", "ollama"), default="openai")
     parser.add_argument("--pools", type=int, default=1, help="spread the streams over this many client connection pools")
+    parser.add_argument("--hog", type=int, default=0, help="processes spinning on the CPU during both runs")
     parser.add_argument("--no-append", action="store_true")
     args = parser.parse_args(argv)
     n, protocol = args.concurrency, args.protocol
     soft, hard = raise_nofile()
     print(f"concurrency: {machine_line()}; RLIMIT_NOFILE {soft}/{hard}")
 
-    with Stack(app=True, chunks=args.chunks, delay=args.delay) as stack:
+    with Stack(app=True, chunks=args.chunks, delay=args.delay) as stack, cpu_hogs(args.hog):
         fake, app = stack.fake, stack.app
         assert app is not None
         url, body = _direct_request(fake.url, protocol)
@@ -244,7 +264,8 @@ def main(argv: list[str] | None = None) -> int:
         body_md = (
             f"`bench/concurrency.py`: {n} concurrent streams opened at once ({args.pools} httpx.AsyncClient "
             f"connection pool(s)), {args.chunks} content chunks per answer {args.delay} s apart, "
-            f"protocol {protocol}; one Daphne worker process; client, fake and worker on the same machine. "
+            f"protocol {protocol}; one Daphne worker process; client, fake and worker on the same machine"
+            + (f", with {args.hog} CPU hog process(es) spinning beside them" if args.hog else "") + ". "
             f"\"fake alone\" is the same {n} streams sent directly to the fake server.\n\n"
             + md_table(headers, rows)
             + "\n\n"

@@ -36,13 +36,20 @@ MIN_SECRET_LEN = 6
 # How far a stream may lag behind the model while the scrubber waits for a secret to end: only a
 # "word" (no whitespace) longer than this can be cut, and then it is scrubbed in pieces.
 STREAM_MAX_HOLD = 4096
+STREAM_TAIL = 4096  # how much of a stream's end the open-secret patterns look at
+STREAM_CONTEXT = 256  # characters already sent that a new piece is scrubbed with
 
 _SECRET_NAME = r"[\w.-]*(?:key|token|secret|passw(?:or)?d|pwd|auth|signature|sig|credential)[\w.-]*"
 _URL_USERINFO = re.compile(r"(?P<head>\b[a-z][a-z0-9+.-]*://[^/\s:@?#]*:)(?P<secret>[^/\s@?#]+)(?P<tail>@)", re.I)
 _QUERY_SECRET = re.compile(rf"(?P<head>[?&;]{_SECRET_NAME}=)(?P<secret>[^&#\s\"'<>]+)(?P<tail>)", re.I)
 _BEARER = re.compile(r"(?P<head>\bBearer\s+)(?P<secret>[A-Za-z0-9._~+/=-]{8,})(?P<tail>)")
 _GENERIC = (_URL_USERINFO, _QUERY_SECRET, _BEARER)
-_WORD = re.compile(r"\S+")
+# The same three at the very end of a text, their secret perhaps still being written.
+_OPEN_GENERIC = (
+    re.compile(r"\b[a-z][a-z0-9+.-]*://[^/\s:@?#]*:(?P<secret>[^/\s@?#]*)\Z", re.I),
+    re.compile(rf"[?&;]{_SECRET_NAME}=(?P<secret>[^&#\s\"'<>]*)\Z", re.I),
+    re.compile(r"\bBearer\s+(?P<secret>[A-Za-z0-9._~+/=-]*)\Z"),
+)
 
 Source = Callable[[], Iterable[str]]
 _sources: list[Source] = []
@@ -75,6 +82,7 @@ class Scrubber:
     def __init__(self) -> None:
         self._known: re.Pattern[str] | None = None
         self._longest = 0  # characters of the longest known value
+        self._by_first: dict[str, tuple[str, ...]] = {}  # known values by their first character
         self._stale = True
         self._lock = threading.Lock()
         self._local = threading.local()  # set while this thread refreshes (its queries log too)
@@ -82,6 +90,13 @@ class Scrubber:
     @property
     def stale(self) -> bool:
         return self._stale
+
+    @property
+    def known(self) -> re.Pattern[str] | None:
+        """The known values as one expression (refreshed first where that is safe)."""
+        if self._stale:
+            self._refresh_if_safe()
+        return self._known
 
     def mark_stale(self) -> None:
         self._stale = True
@@ -91,6 +106,10 @@ class Scrubber:
         # Longest first, so a secret that contains another is masked whole.
         self._known = re.compile("|".join(map(re.escape, wanted))) if wanted else None
         self._longest = len(wanted[0]) if wanted else 0
+        by_first: dict[str, list[str]] = {}
+        for value in wanted:
+            by_first.setdefault(value[0], []).append(value)
+        self._by_first = {first: tuple(values) for first, values in by_first.items()}
         self._stale = False
 
     def refresh(self) -> None:
@@ -130,24 +149,30 @@ class Scrubber:
         return text
 
 
-    def stream_cut(self, text: str) -> int:
-        """Where ``text``, the start of a longer text still arriving, may be cut so that scrubbing
-        the part before the cut on its own masks everything the whole text would: no secret may
-        be cut, and what follows the cut might still complete one.
-
-        Held back: the last ``longest known - 1`` characters (the start of a known value), the
-        last two words (URL passwords, query values and tokens hold no whitespace; ``Bearer``
-        and its token are two words), and any match the cut would run through."""
+    def stream_cut(self, text: str, context: str = "") -> int:
+        """Where ``text``, the start of a longer text still arriving, may be cut so that the part
+        before the cut can go out now: nothing after the cut can complete a secret that begins
+        before it. Held back, and only then: the longest end of ``text`` that is the start of a
+        known value; a URL password, secret query value or ``Bearer`` token still being written
+        (from its first character; its head may be in ``context``, the text sent before); and
+        any known value the cut would run through. Ordinary text goes out as it comes."""
         if self._stale:
             self._refresh_if_safe()
-        known = (self._known,) if self._known is not None else ()
-        known_hold = max(0, self._longest - 1)
-        words = [m.start() for m in _WORD.finditer(text)]
-        cut = min(words[-2] if len(words) >= 2 else 0, len(text) - known_hold)
-        cut = _before_matches(text, cut, (*known, *_GENERIC))
+        cut = len(text)
+        window = max(0, len(text) - max(self._longest - 1, 0))
+        for i in range(window, len(text)):  # the leftmost start of a known value wins
+            candidates = self._by_first.get(text[i])
+            if candidates and any(v.startswith(text[i:]) for v in candidates):
+                cut = i
+                break
+        joined = context + text  # "Bearer" may have gone out, its token not yet
+        for pattern in _OPEN_GENERIC:
+            m = pattern.search(joined, max(0, len(joined) - STREAM_TAIL))
+            if m:
+                cut = min(cut, max(0, m.start("secret") - len(context)))
         # Bounded lag: a giant "word" goes in pieces; the start of a known value never does.
-        cut = max(cut, len(text) - max(STREAM_MAX_HOLD, known_hold))
-        return _before_matches(text, cut, known)
+        cut = max(cut, len(text) - max(STREAM_MAX_HOLD, self._longest - 1))
+        return _before_matches(text, cut, (self._known,)) if self._known is not None else cut
 
 
 def _before_matches(text: str, cut: int, patterns: Iterable[re.Pattern[str]]) -> int:
@@ -165,20 +190,41 @@ def _before_matches(text: str, cut: int, patterns: Iterable[re.Pattern[str]]) ->
 class StreamScrubber:
     """``scrub`` for text that arrives in pieces: a secret split across two pieces would match
     in neither, so ``feed`` answers only what is safe to let go and holds the rest back
-    (``Scrubber.stream_cut``); ``flush`` lets it go when the text ends."""
+    (``Scrubber.stream_cut``); ``flush`` lets it go when the text ends.
+
+    What went out is kept as context (its last ``STREAM_CONTEXT`` characters): a generic
+    pattern whose head went out earlier (``https://bob:``, ``Bearer``) still masks the secret
+    that arrives after it."""
 
     def __init__(self) -> None:
         self._held = ""
+        self._sent = ""
 
     def feed(self, piece: str) -> str:
         text = self._held + piece
-        cut = scrubber.stream_cut(text)
+        cut = scrubber.stream_cut(text, self._sent)
         self._held = text[cut:]
-        return scrub(text[:cut])
+        return self._release(text[:cut])
 
     def flush(self) -> str:
         held, self._held = self._held, ""
-        return scrub(held)
+        return self._release(held)
+
+    def _release(self, text: str) -> str:
+        if not text:
+            return text
+        known = scrubber.known
+        if known is not None:
+            text = known.sub(lambda m: mask(m.group(0)), text)
+        # The generic patterns over context + text; only secrets that begin in ``text`` are
+        # masked (the context went out already, as it was), so the context keeps its length.
+        start = len(self._sent)
+        joined = self._sent + text
+        for pattern in _GENERIC:
+            joined = pattern.sub(lambda m: _mask_group(m) if m.start("secret") >= start else m.group(0), joined)
+        out = joined[start:]
+        self._sent = joined[-STREAM_CONTEXT:]
+        return out
 
 
 def _mask_group(m: re.Match[str]) -> str:

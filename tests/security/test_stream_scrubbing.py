@@ -105,3 +105,18 @@ def test_a_secret_a_sub_agent_streams_in_pieces_is_masked_in_its_progress(
     relayed = "".join(p["data"].get("content", "") for name, p in events if name == "tool_progress" and p["event"] == "delta")
     assert leaks(relayed) == []
     assert relayed == ANSWER.replace(MODEL_KEY, mask(MODEL_KEY)).replace(TOKEN, mask(TOKEN))
+
+
+def test_ordinary_text_goes_out_as_it_comes(model, fake_llm: FakeLLMServer, alice_api: APIClient) -> None:
+    # Only what may be the start of a secret is held back (here: an "s" or "sk" at a piece's
+    # end could begin the key): plain prose is relayed as it comes, a character or two late at
+    # most, never words or a key's length behind.
+    text = "Ask skaters: Bears sleep. Tokens, keys and secrets stay out. Done."
+    fake_llm.script([Reply(content=text, chunk_size=4)])
+    events = parse_sse(streamed_body(alice_api.post("/v1/infer/stream", {"model_id": "m", "text": "hi"}, format="json")))
+    deltas = [data["content"] for name, data in events if name == "delta"]
+    assert "".join(deltas) == text and deltas[0] == "Ask "
+    pieces = -(-len(text) // 4)
+    assert len(deltas) >= pieces - 1
+    for i in range(pieces - 1):
+        assert len("".join(deltas[: i + 1])) >= 4 * (i + 1) - 2, deltas
