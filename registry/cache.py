@@ -1,5 +1,6 @@
 """What a run resolves, held in memory: models, tools, MCP server configs, the env store and
-users' groups, with every ``allowed_groups`` list (issue 19's registry cache).
+users' groups, with every ``allowed_groups`` list, and what other apps keep with it (``part``:
+the quotas).
 
 A run used to read the registry several times (the caller's groups, the model and its groups,
 the tools with their server's and skill's groups, every ``${VAR}``); now it reads a snapshot
@@ -22,9 +23,10 @@ from __future__ import annotations
 import os
 import secrets
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -37,6 +39,7 @@ from core import bus
 from .models import EnvVar, LLMModel, MCPServer, Skill, Tool
 
 REGISTRY_CHANGED = "registry.changed"
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +62,14 @@ class Snapshot:
     servers: dict[str, dict[str, Any]]  # MCP server name -> stored config
     env: dict[str, str]
     members: dict[int, frozenset[int]] = field(default_factory=dict)  # user id -> group ids, as users come
+    parts: dict[str, Any] = field(default_factory=dict)  # what other apps keep with it (``part``)
+
+    def part(self, name: str, load: Callable[[], T]) -> T:
+        """Something another app derives from the database and keeps as long as this snapshot
+        (e.g. the quotas): loaded on first use. Its writes must drop the snapshot (``changed``)."""
+        if name not in self.parts:
+            self.parts[name] = load()
+        return cast(T, self.parts[name])
 
     def env_lookup(self, name: str) -> str | None:
         """As ``env_store.env_lookup``: the store's value, else the process's."""

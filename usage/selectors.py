@@ -7,9 +7,11 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from django.db.models import Count, Q, QuerySet, Sum
+from django.db.models import Count, QuerySet, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
+
+from registry import cache
 
 from .models import Quota, UsageRecord
 
@@ -33,13 +35,31 @@ def _most_generous(values: list[int | None]) -> int | None:
     return None if any(v is None for v in values) else max(v for v in values if v is not None)
 
 
+@dataclass(frozen=True)
+class QuotaRules:
+    by_user: dict[int, Quota]
+    by_group: dict[int, Quota]
+
+
+def _quota_rules() -> QuotaRules:
+    rows = list(Quota.objects.all())
+    return QuotaRules({q.user_id: q for q in rows if q.user_id}, {q.group_id: q for q in rows if q.group_id})
+
+
 def quota_effective(*, user: Any) -> Limits | None:
     """The user's own quota if there is one, else per limit the most generous of their groups'
-    (a group without that limit means no limit); None when no quota applies at all."""
-    rows = list(Quota.objects.filter(Q(user_id=user.pk) | Q(group__user=user.pk)))
-    own = next((q for q in rows if q.user_id == user.pk), None)
+    (a group without that limit means no limit); None when no quota applies at all.
+
+    Read from the registry snapshot (the quotas and the user's groups), so a run checks its
+    caller's quota without a query unless one applies; a quota's change drops the snapshot."""
+    registry = cache.snapshot()
+    rules = registry.part("quotas", _quota_rules)
+    own = rules.by_user.get(user.pk)
     if own is not None:
         return Limits(own.tokens_per_day, own.requests_per_minute, "user")
+    if not rules.by_group:
+        return None
+    rows = [rules.by_group[g] for g in registry.groups_of(user) if g in rules.by_group]
     if not rows:
         return None
     return Limits(

@@ -103,7 +103,7 @@ def usage_record(*, caller: Caller, session_id: str | None, calls: Sequence[Mode
 
 def quota_check(*, user: Any) -> None:
     """Refuse (429) a new request of ``user`` over their token quota or request rate; count it
-    against the rate otherwise. No quota at all costs one indexed query."""
+    against the rate otherwise. Where no quota applies this reads nothing (the registry snapshot)."""
     limits = quota_effective(user=user)
     if limits is None:
         return
