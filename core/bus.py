@@ -175,6 +175,13 @@ def status() -> dict[str, Any]:
     }
 
 
+def listening() -> bool:
+    """Whether a message any worker broadcasts now reaches this one: always in one process (no
+    Redis); with Redis only while this worker's listener is connected. What a worker keeps in
+    memory on the strength of these messages (the registry snapshot) is only trusted then."""
+    return not settings.REDIS_URL or _listener_state(time.time()) == "up"
+
+
 def workers() -> list[dict[str, Any]]:
     """Every worker that reported in the last ``FORGET_WORKER_S``, newest first: its id, how long
     ago it reported, and its figures (``None`` once they expired: the worker is gone or cut off)."""

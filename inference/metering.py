@@ -16,10 +16,10 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from accounts.services import api_key_id_of
-from core.db import db_async
+from core.db import db_async, pooled
 from inference.engine import Message, ModelCall, RunHooks, Usage
 from usage.models import Kind, Outcome
-from usage.services import Caller, ModelCallRecord, model_call, usage_record
+from usage.services import Caller, ModelCallRecord, model_call, usage_record, usage_record_behind
 
 __all__ = ["Caller", "Kind", "ModelCallRecord", "UsageHooks", "ametered", "caller_for", "usage_record"]
 
@@ -58,13 +58,18 @@ class UsageHooks(RunHooks):
         usage_record(caller=self.caller, session_id=self.usage_session_id, calls=calls)
 
     async def on_message(self, message: Message) -> None:
-        calls = self.usage_pending()
-        if calls:
-            await db_async(self.usage_write)(calls)
+        await self._write_pending()
 
     async def on_end(self) -> None:
+        await self._write_pending()
+
+    async def _write_pending(self) -> None:
         calls = self.usage_pending()
-        if calls:
+        if not calls:
+            return
+        if pooled.get():  # served on the hot path: the answer does not wait for its INSERT
+            usage_record_behind(caller=self.caller, session_id=self.usage_session_id, calls=calls)
+        else:
             await db_async(self.usage_write)(calls)
 
 

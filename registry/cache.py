@@ -12,7 +12,9 @@ When the snapshot is dropped:
   once and, once committed, in every worker: over the bus with Redis, otherwise through a stamp
   file in the data dir that each read checks (workers on one machine sharing SQLite);
 * the bus's resync (every ``RESYNC_S`` and after a reconnect) drops it too, so a lost message
-  leaves it stale for a minute at most.
+  leaves it stale for a minute at most;
+* while this worker's bus listener is not connected (Redis down; a process that runs none, such
+  as a management command) there is no snapshot: every read goes to the database.
 
 Writes that bypass signals (``QuerySet.update``, raw SQL) must call ``changed()``. A snapshot read
 inside a transaction is used but not kept: the transaction may still be rolled back.
@@ -104,6 +106,10 @@ _stamp_seen: str | None = None  # the stamp file's token when ``_current`` was l
 def snapshot() -> Snapshot:
     """The current snapshot, loaded if a change dropped it (sync: may read the database)."""
     global _current, _stamp_seen
+    if not bus.listening():
+        # Redis is configured but this worker cannot hear others' changes now (Redis down, or a
+        # process without a listener): read afresh, as if there were no snapshot.
+        return _load()
     stamp = _read_stamp()
     current = _current
     if current is not None and stamp == _stamp_seen:

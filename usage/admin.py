@@ -12,6 +12,7 @@ from django.template.response import TemplateResponse
 
 from core.admin_ids import LabelledFields
 
+from . import behind
 from .models import Quota, UsageRecord
 
 TOTALS = {"requests": Count("id"), "prompt_tokens": Sum("prompt_tokens"),
@@ -38,6 +39,7 @@ class UsageRecordAdmin(LabelledFields):
         return False
 
     def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> Any:
+        behind.settled()  # this worker's runs just answered are listed too
         response = super().changelist_view(request, extra_context)
         if isinstance(response, TemplateResponse) and response.context_data and "cl" in response.context_data:
             filtered = response.context_data["cl"].queryset.order_by()  # the same filters as the list

@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from registry import cache
 
+from . import behind
 from .models import Quota, UsageRecord
 
 GROUP_FIELDS = {"day": "day", "user": "user__username", "model": "model_id", "key": "api_key_id", "kind": "kind"}
@@ -74,6 +75,7 @@ def day_start(now: datetime | None = None) -> datetime:
 
 
 def usage_today(*, user_id: int) -> dict[str, int]:
+    behind.settled()
     figures = UsageRecord.objects.filter(user_id=user_id, at__gte=day_start()).aggregate(
         requests=Count("id"), total_tokens=Sum("total_tokens")
     )
@@ -82,6 +84,7 @@ def usage_today(*, user_id: int) -> dict[str, int]:
 
 def usage_records(*, start: date, end: date, user: str | None = None) -> QuerySet[UsageRecord]:
     """Records from ``start`` to ``end`` inclusive (UTC days), of one username when given."""
+    behind.settled()
     records = UsageRecord.objects.filter(at__gte=datetime.combine(start, time.min, tzinfo=UTC))
     if end < date.max:  # the last day has no next one
         records = records.filter(at__lt=datetime.combine(end + timedelta(days=1), time.min, tzinfo=UTC))

@@ -7,6 +7,7 @@ lifecycle every entry point goes through; a run already going is never cut off.
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time as clock
 from collections.abc import Sequence
@@ -19,9 +20,10 @@ from django.contrib.auth.models import Group
 from django.db.models import Sum
 from django.utils import timezone
 
+from core.db import db_async
 from core.errors import DomainError, NotFound
 
-from . import counters
+from . import behind, counters
 from .models import Kind, Outcome, Quota, Scope, UsageRecord
 from .selectors import day_start, quota_effective
 
@@ -99,6 +101,22 @@ def usage_record(*, caller: Caller, session_id: str | None, calls: Sequence[Mode
         )
         for c in calls
     ])
+
+
+# ---- written behind the run (the inference hot path) ----------------------------------------------
+
+
+def usage_record_behind(*, caller: Caller, session_id: str | None, calls: Sequence[ModelCallRecord]) -> None:
+    """``usage_record`` started on the running event loop without waiting for it: the run (and
+    its answer) does not wait for the INSERT, which runs in the ORM's shared pool a moment
+    later. Reads of usage in this worker wait for it first (``behind.settled``); another worker
+    may see the record a few milliseconds after the answer. A worker that dies in that moment
+    loses it."""
+
+    async def write() -> None:
+        await db_async(usage_record)(caller=caller, session_id=session_id, calls=calls)
+
+    behind.track(asyncio.get_running_loop().create_task(write()))
 
 
 def quota_check(*, user: Any) -> None:

@@ -40,6 +40,17 @@ def sse_events(lines: Iterator[str], count: int | None = None, until: str | None
     return out
 
 
+def eventually(predicate: Any, timeout: float = 5.0) -> bool:
+    """Whether ``predicate()`` holds within ``timeout`` seconds: for what a worker writes just
+    after its answer (a stateless run's usage record)."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
 def database_url() -> str:
     from django.db import connection
 

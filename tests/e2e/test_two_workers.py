@@ -89,13 +89,17 @@ def test_quotas_and_key_revocation_hold_across_both_workers(workers, staff, fake
     assert [r.status_code for r in statuses] == [200, 200, 200, 200, 429, 429]
     assert {r.json()["error"]["code"] for r in statuses[4:]} == {"rate_limited"} and statuses[5].headers["Retry-After"]
 
-    # tokens: what one worker recorded counts on the other
+    # tokens: what one worker recorded counts on the other (each worker's reads wait for the
+    # records it writes just after its answers: ask both before reading the total)
+    httpx.get(b.url + "/v1/me", headers=user)
     used = httpx.get(a.url + "/v1/me", headers=user).json()["usage_today"]["total_tokens"]
     limit = {"tokens_per_day": used + 10}  # and no request limit any more
     assert httpx.put(b.url + "/v1/quotas/user/spreader", json=limit, headers=staff).status_code == 200
     fake_llm.script([Reply(content="big", usage={"prompt_tokens": 8, "completion_tokens": 5})])
     spent = httpx.post(a.url + "/v1/infer", json={"model_id": "metered", "text": "hi"}, headers=user, timeout=10)
     assert spent.status_code == 200
+    # A writes a stateless run's record just after its answer; its own reads wait for it
+    assert httpx.get(a.url + "/v1/me", headers=user).json()["usage_today"]["total_tokens"] == used + 13
     refused = httpx.post(b.url + "/v1/infer", json={"model_id": "metered", "text": "hi"}, headers=user, timeout=10)
     assert refused.status_code == 429 and refused.json()["error"]["detail"]["used"] == used + 13
     assert httpx.get(b.url + "/v1/me", headers=user).json()["usage_today"]["total_tokens"] == used + 13
