@@ -309,7 +309,8 @@ def _detect_rules(schema: dict[str, Any], partial: bool) -> None:
 def _infer_rules(schema: dict[str, Any], partial: bool) -> None:
     conf = settings.AGENTSITE
     props = schema["properties"]
-    props["max_tool_rounds"].update(maximum=conf["MAX_TOOL_ROUNDS_LIMIT"], default=default_tool_rounds())
+    limit = conf["MAX_TOOL_ROUNDS_LIMIT"]  # the start-up value: a live one set later is not shown here
+    props["max_tool_rounds"].update(maximum=limit, default=default_tool_rounds(limit))
     props["messages"]["maxItems"] = conf["MAX_MESSAGES"]
     props["options"] = options_schema()
     schema["allOf"] = [

@@ -68,7 +68,6 @@ def measure(fake: FakeServer, n: int, warmup: int) -> list[list[object]]:
     from inference import lifecycle
     from inference.engine import RunHooks
     from inference.metering import UsageHooks, caller_for
-    from inference.services import get_runtime
     from registry import cache
     from registry.models import LLMModel, Tool
     from usage import behind
@@ -101,7 +100,7 @@ def measure(fake: FakeServer, n: int, warmup: int) -> list[list[object]]:
             started = time.perf_counter()
             run = await db_async(lifecycle.run_begin)(user=user, data=data)
             hooks = run.hooks if metered else RunHooks()
-            await get_runtime().ainfer(run.prepared, hooks=hooks)
+            await run.runtime.ainfer(run.prepared, hooks=hooks)
             took = time.perf_counter() - started
         # The record written behind the run is not the run's time, but must not spill into the
         # next run's either: wait for it here, untimed (its own cost is printed below).

@@ -12,14 +12,12 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from django.conf import settings
-
 from core.db import db_async
 from inference.engine import AGENT_PREFIX, StreamEvent, ToolConfig, ToolContext, ToolResult
 from inference.engine.types import text_result
+from registry import live_settings
 
 from .lifecycle import run_begin
-from .services import get_runtime
 from .stream_scrub import scrubbed_events
 
 DEPTH_LIMIT = "Agents may call agents at most {limit} deep; {name!r} was not run."
@@ -37,7 +35,7 @@ def _progress_of(name: str, event: StreamEvent) -> dict[str, Any]:
 async def agent_subrun(tool: ToolConfig, task: str, ctx: ToolContext) -> ToolResult:
     """Run the agent ``tool`` names on ``task`` for the run's caller; its final text is the result."""
     name = tool.tool_id.removeprefix(AGENT_PREFIX)
-    limit = settings.AGENTSITE["AGENT_MAX_DEPTH"]
+    limit = (await db_async(live_settings.current)())["AGENT_MAX_DEPTH"]
     if ctx.caller is None:
         return text_result(tool.tool_id, NO_CALLER, is_error=True)
     if ctx.depth + 1 > limit:
@@ -46,7 +44,7 @@ async def agent_subrun(tool: ToolConfig, task: str, ctx: ToolContext) -> ToolRes
     run.prepared = replace(run.prepared, context=replace(run.prepared.context, depth=ctx.depth + 1))
     answer = text_result(tool.tool_id, "", is_error=True)  # a run always ends with done or error
     # Its deltas are relayed as progress: scrubbed across pieces like the outer stream's own.
-    async for event in scrubbed_events(get_runtime().astream(run.prepared, hooks=run.hooks, control=run.control)):
+    async for event in scrubbed_events(run.runtime.astream(run.prepared, hooks=run.hooks, control=run.control)):
         if event.event == "done":
             result = event.data["result"]
             answer = text_result(tool.tool_id, result.content, is_error=result.finish_reason == "error")

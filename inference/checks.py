@@ -34,7 +34,7 @@ def check_bash_sandbox(app_configs: Any, **kwargs: Any) -> list[CheckMessage]:
             id="agentsite.W002",
         ))  # fmt: skip
         return problems
-    probe = probe_sandbox(get_runtime().tool_settings)
+    probe = probe_sandbox(get_runtime(conf).tool_settings)  # bash's settings are start-up ones: no query
     if not probe.usable:
         problems.append(Warning(
             f"The bash tool is enabled but has no working sandbox ({probe.reason}); every call will be refused.",

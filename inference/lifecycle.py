@@ -21,7 +21,8 @@ from django.db import transaction
 
 from core.db import db_async
 from core.secrets import scrub_data
-from inference.engine import DomainError, InferenceResult, Message, PreparedRun, RunControl, RunHooks, Usage, media
+from inference.engine import DomainError, InferenceResult, Message, PreparedRun, RunControl, RunHooks, Runtime, Usage, media
+from registry import live_settings
 from sessions import runs
 from sessions import selectors as session_selectors
 from sessions import services as session_store
@@ -32,7 +33,7 @@ from usage.services import quota_check
 from . import context
 from .agent_requests import agent_defaults
 from .metering import Caller, ModelCallRecord, UsageHooks, caller_for
-from .services import inference_request, runtime_for, scratch_owner
+from .services import get_runtime, inference_request, runtime_for, scratch_owner
 
 
 def message_record(message: Message) -> tuple[dict[str, Any], list[Attachment]]:
@@ -83,10 +84,13 @@ class SessionHooks(UsageHooks):
     released by the run's own task (``on_end``), whatever the client does.
     """
 
-    def __init__(self, session_id: str, prepared: PreparedRun, *, control: RunControl, token: str, caller: Caller) -> None:
+    def __init__(
+        self, session_id: str, prepared: PreparedRun, *, control: RunControl, token: str, caller: Caller, memory_extraction: bool
+    ) -> None:
         super().__init__(caller=caller, session_id=session_id)
         self.session_id = session_id
         self.prepared = prepared
+        self.memory_extraction = memory_extraction
         self.control = control
         self.token = token
         self.draft_seq: int | None = None
@@ -163,7 +167,7 @@ class SessionHooks(UsageHooks):
             run_usage = {"prompt_tokens": u.prompt_tokens, "completion_tokens": u.completion_tokens,
                          "total_tokens": u.total_tokens, "duration_ms": round((time.monotonic() - self.started) * 1000)}
             await db_async(session_store.message_usage_set)(session_id=self.session_id, seq=self.answer_seq, usage=run_usage)
-        if settings.AGENTSITE["MEMORY_EXTRACTION"] and result.finish_reason in ("stop", "max_tool_rounds") and result.content:
+        if self.memory_extraction and result.finish_reason in ("stop", "max_tool_rounds") and result.content:
             session = await db_async(session_selectors.session_state)(session_id=self.session_id)
             turn = [m for m in self.prepared.input_messages if m.role == "user"]
             turn.append(Message(role="assistant", content=result.content))
@@ -178,14 +182,21 @@ class Run:
     """A prepared run and, with a session, its hooks (which hold the session's lease).
 
     Once the run has started, its own task releases the lease (``SessionHooks.on_end``);
-    ``arelease`` is for a run that fails before it starts.
+    ``arelease`` is for a run that fails before it starts. ``conf``: the settings in effect when
+    it began (``registry.live_settings``), which it keeps to the end.
     """
 
     prepared: PreparedRun
+    conf: Mapping[str, Any]
     hooks: RunHooks = field(default_factory=RunHooks)
     control: RunControl = field(default_factory=RunControl)
     session_id: str | None = None
     caller: Caller | None = None  # whom the run's model calls are counted against
+
+    @property
+    def runtime(self) -> Runtime:
+        """The runtime to run it with: built from ``conf`` (no query, so also on the event loop)."""
+        return get_runtime(self.conf)
 
     async def afit(self) -> None:
         """Fold old turns into the summary if the run would overflow the model's window."""
@@ -207,15 +218,17 @@ def run_begin(*, user: Any, data: Mapping[str, Any], agent: str = "") -> Run:
     quota_check(user=user)
     data = agent_defaults(user=user, data=data)
     caller = caller_for(user, agent=data.get("agent") or agent)
-    runtime = runtime_for(user)
+    conf = live_settings.current()
+    runtime = runtime_for(user, conf)
     session_id = data.get("session_id")
     if not session_id:
-        stateless = runtime.prepare(inference_request(data=data), owner=scratch_owner(user))  # bash: the caller's folder
-        return Run(prepared=stateless, hooks=UsageHooks(caller=caller), caller=caller)
+        request = inference_request(data=data, limits=runtime.limits)
+        stateless = runtime.prepare(request, owner=scratch_owner(user))  # bash: the caller's folder
+        return Run(prepared=stateless, conf=conf, hooks=UsageHooks(caller=caller), caller=caller)
     prepared: PreparedRun | None = None
     if session_id == "new":
         # Validate everything first, so a bad request leaves no empty session behind.
-        prepared = runtime.prepare(inference_request(data=data))
+        prepared = runtime.prepare(inference_request(data=data, limits=runtime.limits))
         session = session_store.session_create(owner=user, model_id=data["model_id"])
         prepared = replace(prepared, session_id=session.pk, context=runtime.tool_context(session.pk))
     else:
@@ -224,21 +237,23 @@ def run_begin(*, user: Any, data: Mapping[str, Any], agent: str = "") -> Run:
     try:
         if prepared is None:
             history = context.history_messages(session_id=session.pk)
-            prepared = runtime.prepare(inference_request(data=data, session_id=session.pk), history=history)
+            request = inference_request(data=data, limits=runtime.limits, session_id=session.pk)
+            prepared = runtime.prepare(request, history=history)
         for message in prepared.input_messages:
             message_store(session_id=session.pk, message=message)
         session_store.session_set_model(session_id=session.pk, model_id=data["model_id"])
     except BaseException:
         session_store.session_unlock(session_id=session.pk, token=token)
         raise
-    return _session_run(session.pk, prepared, token, caller)
+    return _session_run(session.pk, prepared, token, caller, conf)
 
 
-def _session_run(session_id: str, prepared: PreparedRun, token: str, caller: Caller) -> Run:
+def _session_run(session_id: str, prepared: PreparedRun, token: str, caller: Caller, conf: Mapping[str, Any]) -> Run:
     control = RunControl()
     runs.register(session_id, control)
-    hooks = SessionHooks(session_id, prepared, control=control, token=token, caller=caller)
-    return Run(prepared=prepared, hooks=hooks, control=control, session_id=session_id, caller=caller)
+    hooks = SessionHooks(session_id, prepared, control=control, token=token, caller=caller,
+                         memory_extraction=conf["MEMORY_EXTRACTION"])
+    return Run(prepared=prepared, conf=conf, hooks=hooks, control=control, session_id=session_id, caller=caller)
 
 
 def run_begin_again(*, user: Any, session_id: str, data: Mapping[str, Any], edit: Mapping[str, Any] | None = None) -> Run:
@@ -251,7 +266,8 @@ def run_begin_again(*, user: Any, session_id: str, data: Mapping[str, Any], edit
     """
     quota_check(user=user)
     caller = caller_for(user)
-    runtime = runtime_for(user)
+    conf = live_settings.current()
+    runtime = runtime_for(user, conf)
     session = session_selectors.session_get_for_user(session_id=session_id, user=user)
     token = session_store.session_lock(session_id=session.pk)
     try:
@@ -262,7 +278,7 @@ def run_begin_again(*, user: Any, session_id: str, data: Mapping[str, Any], edit
         request = {**data, "model_id": data.get("model_id") or session.model_id,
                    "messages": [rewind.record] if rewind.record else []}
         history = context.history_messages(session_id=session.pk, before_seq=rewind.from_seq)
-        prepared = runtime.prepare(inference_request(data=request, session_id=session.pk), history=history)
+        prepared = runtime.prepare(inference_request(data=request, limits=runtime.limits, session_id=session.pk), history=history)
         with transaction.atomic():
             session_store.messages_supersede(session_id=session.pk, from_seq=rewind.from_seq)
             for message in prepared.input_messages:
@@ -271,4 +287,4 @@ def run_begin_again(*, user: Any, session_id: str, data: Mapping[str, Any], edit
     except BaseException:
         session_store.session_unlock(session_id=session.pk, token=token)
         raise
-    return _session_run(session.pk, prepared, token, caller)
+    return _session_run(session.pk, prepared, token, caller, conf)

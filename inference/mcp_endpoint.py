@@ -34,7 +34,7 @@ from core import bus
 from core.db import db_async
 from core.errors import DomainError
 from core.secrets import scrub, scrub_data
-from inference.engine import AGENT_PARAMETERS, ToolConfig, ToolResult
+from inference.engine import AGENT_PARAMETERS, Runtime, ToolConfig, ToolResult
 from registry.models import MCPServer, Skill, Tool
 from registry.selectors import tool_to_config, tools_enabled
 
@@ -181,8 +181,11 @@ async def call_tool(ctx: ServerRequestContext[Any, Any], params: types.CallToolR
 
 async def _run_tool(user: Any, tool_id: str, arguments: Mapping[str, Any]) -> types.CallToolResult:
     """What ``/v1/tools/call`` runs: the tool as the caller may see it, in their own folder."""
-    tool = await db_async(services.tool_for_call)(data={"tool_id": tool_id}, user=user)
-    runtime = services.runtime_for(user)
+
+    def find_tool() -> tuple[ToolConfig, Runtime]:
+        return services.tool_for_call(data={"tool_id": tool_id}, user=user), services.runtime_for(user)
+
+    tool, runtime = await db_async(find_tool)()
     context = runtime.tool_context(None, owner=services.scratch_owner(user))
     return _result(await runtime.acall_tool(tool, arguments, context=context))
 
@@ -193,7 +196,7 @@ async def _run_agent(user: Any, name: str, arguments: Mapping[str, Any]) -> type
     if not isinstance(text, str):
         return _error("input must be a string.")
     run = await db_async(run_begin)(user=user, data={"agent": name, "text": text})
-    result = await services.get_runtime().ainfer(run.prepared, hooks=run.hooks, control=run.control)
+    result = await run.runtime.ainfer(run.prepared, hooks=run.hooks, control=run.control)
     return types.CallToolResult(content=[types.TextContent(type="text", text=scrub(result.content))],
                                 is_error=result.finish_reason == "error")
 

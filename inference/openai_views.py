@@ -11,7 +11,6 @@ import json
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, StreamingHttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
@@ -23,7 +22,6 @@ from registry.selectors import models_enabled
 
 from . import openai_compat as oa
 from .lifecycle import Run, run_begin
-from .services import get_runtime
 from .stream_scrub import scrubbed_events
 from .views import SSE_HEADERS, _body_json
 
@@ -100,12 +98,12 @@ async def chat_completions(request: HttpRequest, user: Any) -> HttpResponseBase:
     stream, include_usage = oa.wants_stream(body)
     model, cid = body["model"], oa.completion_id()
     headers = {oa.SESSION_HEADER: run.session_id} if run.session_id else {}
-    runtime = get_runtime()
+    runtime = run.runtime
     if not stream:
         result = await runtime.ainfer(run.prepared, hooks=run.hooks, control=run.control)
         return HttpResponse(oa.completion(result, model=model, cid=cid), content_type=JSON, headers=headers)
     writer = oa.ChunkWriter(model=model, cid=cid)
-    ping_s = settings.AGENTSITE["SSE_PING_S"]
+    ping_s = run.conf["SSE_PING_S"]
 
     async def chunks() -> AsyncIterator[bytes]:
         run_events = runtime.astream(run.prepared, hooks=run.hooks, control=run.control, ping_s=ping_s)

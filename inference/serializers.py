@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.conf import settings
 from rest_framework import serializers
 
 from core.serializers import StrictSerializer
@@ -81,8 +80,9 @@ class ThinkField(serializers.Field):
 DEFAULT_TOOL_ROUNDS = 10
 
 
-def default_tool_rounds() -> int:
-    return min(DEFAULT_TOOL_ROUNDS, settings.AGENTSITE["MAX_TOOL_ROUNDS_LIMIT"])
+def default_tool_rounds(limit: int) -> int:
+    """A request's ``max_tool_rounds`` when it gives none, under the server's ``limit``."""
+    return min(DEFAULT_TOOL_ROUNDS, limit)
 
 
 class InferRequestSerializer(StrictSerializer):

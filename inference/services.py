@@ -23,6 +23,7 @@ from inference.engine import (
     ToolSettings,
     default_executors,
 )
+from registry import live_settings
 from sessions.services import session_dir
 
 from .serializers import default_tool_rounds
@@ -52,13 +53,20 @@ def _bash_hidden_paths() -> tuple[str, ...]:
     return tuple(dict.fromkeys(paths))
 
 
-@lru_cache(maxsize=1)
-def get_runtime() -> Runtime:
-    """One runtime per process; rebuilt when settings change (tests override AGENTSITE).
+def get_runtime(conf: Mapping[str, Any] | None = None) -> Runtime:
+    """The runtime for the settings ``conf`` (``registry.live_settings.current()``, the default:
+    sync, it reads the registry snapshot). One is built per set of live values and kept while
+    they hold; a run keeps the one it began with.
 
     Its own sources belong to nobody and find no model or tool: a run resolves them through
     ``runtime_for(user)``, so a path that forgets the caller fails closed."""
-    conf = settings.AGENTSITE
+    conf = live_settings.current() if conf is None else conf
+    return _runtime(tuple((name, conf[name]) for name in live_settings.LIVE))
+
+
+@lru_cache(maxsize=1)
+def _runtime(live: tuple[tuple[str, Any], ...]) -> Runtime:
+    conf = {**settings.AGENTSITE, **dict(live)}
     limits = Limits(
         max_image_bytes=conf["MAX_IMAGE_BYTES"],
         max_audio_bytes=conf["MAX_AUDIO_BYTES"],
@@ -93,20 +101,22 @@ async def _agent_subrun(tool: ToolConfig, task: str, ctx: ToolContext) -> ToolRe
     return await agent_subrun(tool, task, ctx)
 
 
-def runtime_for(user: Any) -> Runtime:
-    """The shared runtime resolving models and tools as ``user`` may see them (registry/access.py):
-    the one place a run's access is decided, for preparation and a skill's ``allowed-tools`` alike."""
-    return get_runtime().scoped(models=DbModels(user), tools=DbTools(user), caller=user)
+def runtime_for(user: Any, conf: Mapping[str, Any] | None = None) -> Runtime:
+    """The shared runtime (for ``conf``, as ``get_runtime``) resolving models and tools as ``user``
+    may see them (registry/access.py): the one place a run's access is decided, for preparation
+    and a skill's ``allowed-tools`` alike (sync)."""
+    return get_runtime(conf).scoped(models=DbModels(user), tools=DbTools(user), caller=user)
 
 
 @receiver(setting_changed)
 def _settings_changed(*, setting: str, **kwargs: Any) -> None:
     if setting == "AGENTSITE":
-        get_runtime.cache_clear()
+        _runtime.cache_clear()
 
 
-def inference_request(*, data: Mapping[str, Any], session_id: str | None = None) -> InferenceRequest:
-    """A validated ``/v1/infer`` body as the engine's request; ``text`` is one more user message."""
+def inference_request(*, data: Mapping[str, Any], limits: Limits, session_id: str | None = None) -> InferenceRequest:
+    """A validated ``/v1/infer`` body as the engine's request; ``text`` is one more user message.
+    ``limits``: the run's (``max_tool_rounds``' default stays within them)."""
     messages = [Message.from_dict(m) for m in data.get("messages") or ()]
     if "text" in data:
         messages.append(Message(role="user", content=data["text"]))
@@ -114,7 +124,7 @@ def inference_request(*, data: Mapping[str, Any], session_id: str | None = None)
         model_id=data["model_id"],
         messages=tuple(messages),
         tool_ids=tuple(data.get("tool_ids") or ()),
-        max_tool_rounds=data.get("max_tool_rounds", default_tool_rounds()),
+        max_tool_rounds=data.get("max_tool_rounds", default_tool_rounds(limits.max_tool_rounds_limit)),
         options=data.get("options") or {},
         think=data.get("think"),
         session_id=session_id,

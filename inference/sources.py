@@ -10,10 +10,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from django.conf import settings
-
 from agents.selectors import agent_tool_configs
 from inference.engine import ModelConfig, ToolConfig
+from registry import live_settings
 from registry import selectors as registry
 from registry.mcp_services import mcp_ensure_configured
 from templates_app.services import template_get
@@ -38,7 +37,7 @@ class DbTools:
     def get_many(self, tool_ids: Iterable[str]) -> list[ToolConfig]:
         wanted = list(tool_ids)
         # ``agent.<name>`` runs another agent (inference.agent_runs); the rest are registry tools.
-        agents = agent_tool_configs(tool_ids=wanted, user=self.user, timeout_s=settings.AGENTSITE["AGENT_TIMEOUT_S"])
+        agents = agent_tool_configs(tool_ids=wanted, user=self.user, timeout_s=live_settings.current()["AGENT_TIMEOUT_S"])
         tools = registry.tool_configs_get(tool_ids=[t for t in wanted if t not in agents], user=self.user)
         # This worker's MCP manager learns the stored config of every server these tools use.
         mcp_ensure_configured(tools)

@@ -24,7 +24,7 @@ from core.db import db_async
 from core.errors import DomainError, ValidationFailed
 from core.jsonbody import parse_json_body
 from core.secrets import scrub, scrub_data
-from inference.engine import StreamEvent
+from inference.engine import Runtime, StreamEvent, ToolConfig
 from sessions import selectors as session_selectors
 
 from . import services
@@ -126,7 +126,7 @@ async def _begin_again(request: HttpRequest, user: Any, session_id: str, *, edit
 
 
 async def _answer(run: Run) -> HttpResponse:
-    result = await services.get_runtime().ainfer(run.prepared, hooks=run.hooks, control=run.control)
+    result = await run.runtime.ainfer(run.prepared, hooks=run.hooks, control=run.control)
     return JsonResponse(scrub_data(result.to_dict()))
 
 
@@ -167,11 +167,11 @@ async def session_edit_stream(request: HttpRequest, user: Any, session_id: str) 
 
 
 def _stream(run: Run) -> StreamingHttpResponse:
-    ping_s = settings.AGENTSITE["SSE_PING_S"]
+    ping_s = run.conf["SSE_PING_S"]
     # The run starts with the first read, in its own task, which releases the session when it
     # ends whatever the client does (a client that goes away cancels it). Should the response
     # never be read at all, the session's lease expires by itself.
-    runtime = services.get_runtime()
+    runtime = run.runtime
 
     async def events() -> AsyncIterator[bytes]:
         run_events = runtime.astream(run.prepared, hooks=run.hooks, control=run.control, ping_s=ping_s)
@@ -186,13 +186,13 @@ async def call_tool(request: HttpRequest, user: Any) -> HttpResponse:
     """POST /v1/tools/call: call one tool directly, without a model."""
     data = await _validated(request, ToolCallRequestSerializer)
 
-    def find_tool() -> Any:
+    def find_tool() -> tuple[ToolConfig, Runtime]:
         if data.get("session_id"):  # the session's scratch folder is only for its owner
             session_selectors.session_get_for_user(session_id=data["session_id"], user=user)
-        return services.tool_for_call(data=data, user=user)  # not the caller's: 404 like an unknown id
+        tool = services.tool_for_call(data=data, user=user)  # not the caller's: 404 like an unknown id
+        return tool, services.runtime_for(user)  # its tool context carries the caller: an agent.<name> tool runs for them
 
-    tool = await db_async(find_tool)()
-    runtime = services.runtime_for(user)  # its tool context carries the caller: an agent.<name> tool runs for them
+    tool, runtime = await db_async(find_tool)()
     context = runtime.tool_context(data.get("session_id"), owner=services.scratch_owner(user))  # per caller without a session
     result = await runtime.acall_tool(tool, data["arguments"], context=context)
     return JsonResponse(scrub_data(result.to_dict()))

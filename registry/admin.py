@@ -19,7 +19,7 @@ from django.utils.html import format_html
 from core.admin_ids import LabelledFields, written
 from inference.engine import DomainError, find_skill_file, normalize_server_config, protocol_choices
 
-from . import admin_groups, env_store, mcp_services, model_services, rights, services, skill_services
+from . import admin_groups, env_store, live_settings, mcp_services, model_services, rights, services, skill_services
 from .models import EnvVar, LLMModel, MCPServer, Skill, Tool
 
 # Who may use an entry: a list of checkboxes, one per group. Django's two-pane filter widget
@@ -384,6 +384,11 @@ class EnvVarForm(forms.ModelForm):
         cleaned = self.cleaned_data
         if self.instance.pk and not cleaned.get("value"):
             cleaned["value"] = self.instance.value
+        if cleaned.get("key") and "value" in cleaned:
+            try:
+                live_settings.validate(cleaned["key"], cleaned["value"])
+            except ValueError as exc:
+                self.add_error("value", str(exc))
         return cleaned
 
 
@@ -401,10 +406,12 @@ class EnvVarAdmin(admin.ModelAdmin):
     def save_model(self, request, obj: EnvVar, form, change) -> None:
         _require_run_code(request, "Setting an environment variable")
         env_store.env_set(key=obj.key, value=obj.value, is_secret=obj.is_secret)
-        if obj.key.startswith("AGENTSITE_"):  # a server setting by that name is read at start-up only
+        if obj.key in live_settings.RESTART_ONLY:  # the live ones apply at once (registry/live_settings.py)
             self.message_user(request, f"{obj.key} is stored for ${{{obj.key}}} references only: the server's own "
                                        "setting of that name comes from its process environment and changes with a "
                                        "restart (README, Configuration).", messages.WARNING)
+        elif live_settings.is_live(obj.key):
+            self.message_user(request, f"{obj.key} applies at once: in every worker, from the next run on.")
 
     def delete_model(self, request, obj: EnvVar) -> None:
         env_store.env_delete(key=obj.key)

@@ -30,7 +30,7 @@ from inference.engine import MCPClientManager, ToolConfig, mcp_tool_configs, nor
 from inference.engine.envvars import Lookup
 from inference.engine.mcp import MCPTool
 
-from . import cache
+from . import cache, live_settings
 from .env_store import ENV_CHANGED, env_values
 from .models import MCPServer, MCPStatus, Tool, ToolType
 
@@ -119,7 +119,9 @@ def mcp_reconcile() -> list[str]:
 
 def _with_defaults(config: Mapping[str, Any]) -> dict[str, Any]:
     # Every call has a timeout (docs/protocols.md C-4); a server's own "timeout_s" wins over the setting.
-    return {"timeout_s": settings.AGENTSITE["MCP_CALL_TIMEOUT_S"], **config}
+    # The setting is live (registry/live_settings.py): a change reconfigures, so reconnects, the
+    # servers without their own on their next use.
+    return {"timeout_s": live_settings.current()["MCP_CALL_TIMEOUT_S"], **config}
 
 
 def mcp_parse_body(body: Any) -> dict[str, dict[str, Any]]:

@@ -11,7 +11,7 @@ from rest_framework import serializers
 from core.serializers import StrictModelSerializer, StrictSerializer
 from inference.engine import option_problems_for, protocol_choices
 
-from . import services
+from . import live_settings, services
 from .models import ENV_KEY_RE, MODEL_ID_RE, EnvVar, LLMModel, MCPServer, Skill, Tool, ToolType
 
 
@@ -194,6 +194,15 @@ class EnvVarSerializer(StrictModelSerializer):
         if value == "detect":  # /v1/env/detect is another endpoint: such a variable could never be deleted
             raise serializers.ValidationError("'detect' is reserved (/v1/env/detect is another endpoint).")
         return value
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        # A live AGENTSITE_* setting applies from the next run on: a value it cannot take is
+        # refused here rather than ignored there.
+        try:
+            live_settings.validate(attrs["key"], attrs["value"])
+        except ValueError as exc:
+            raise serializers.ValidationError({"value": str(exc)}) from None
+        return attrs
 
     def to_representation(self, instance: EnvVar) -> dict[str, Any]:
         data = super().to_representation(instance)

@@ -77,7 +77,7 @@ def _sandbox() -> Check:
         return Check("bash sandbox", True, "bash is off")
     if conf["BASH_UNSANDBOXED"]:
         return Check("bash sandbox", False, "bash runs WITHOUT a sandbox (AGENTSITE_BASH_UNSANDBOXED=1)")
-    probe = probe_sandbox(get_runtime().tool_settings)
+    probe = probe_sandbox(get_runtime(conf).tool_settings)  # bash's settings need a restart: these are they
     return Check("bash sandbox", probe.usable, "bubblewrap works" if probe.usable else probe.reason)
 
 

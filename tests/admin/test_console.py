@@ -10,7 +10,7 @@ import pytest
 from django.contrib.admin.utils import quote
 from django.urls import reverse
 
-from registry.models import MCPServer, Skill, Tool
+from registry.models import EnvVar, MCPServer, Skill, Tool
 from sessions.models import Session
 from tests.mcp_servers.fixtures import TIME_STDIO
 from tests.skills.test_skills_api import GOOD_MD, raw_zip
@@ -219,8 +219,18 @@ def test_no_breadcrumb_repeats_a_crumb(admin_client, alice) -> None:
     assert ">Registry</a> › <a href=\"/admin/registry/skill/\">Skills</a> › Upload" in upload
 
 
-def test_storing_a_server_setting_as_an_env_value_says_it_needs_a_restart(admin_client) -> None:
-    res = admin_client.post("/admin/registry/envvar/add/", {"key": "AGENTSITE_TOOL_TIMEOUT_S", "value": "5"}, follow=True)
-    assert "AGENTSITE_TOOL_TIMEOUT_S is stored for ${AGENTSITE_TOOL_TIMEOUT_S} references only" in res.content.decode()
+def test_storing_a_restart_only_server_setting_as_an_env_value_says_it_needs_a_restart(admin_client) -> None:
+    res = admin_client.post("/admin/registry/envvar/add/", {"key": "AGENTSITE_BASH_ENABLED", "value": "1"}, follow=True)
+    assert "AGENTSITE_BASH_ENABLED is stored for ${AGENTSITE_BASH_ENABLED} references only" in res.content.decode()
     res = admin_client.post("/admin/registry/envvar/add/", {"key": "REGION", "value": "eu"}, follow=True)
     assert res.status_code == 200 and "references only" not in res.content.decode()
+
+
+def test_a_live_server_setting_stored_in_the_admin_applies_at_once_and_a_bad_value_is_refused(admin_client) -> None:
+    res = admin_client.post("/admin/registry/envvar/add/", {"key": "AGENTSITE_TOOL_TIMEOUT_S", "value": "5"}, follow=True)
+    page = res.content.decode()
+    assert "AGENTSITE_TOOL_TIMEOUT_S applies at once" in page and "references only" not in page
+    res = admin_client.post("/admin/registry/envvar/add/", {"key": "AGENTSITE_MAX_TOOL_ROUNDS_LIMIT", "value": "many"})
+    assert res.status_code == 200  # the form again, with the error: nothing stored
+    assert "AGENTSITE_MAX_TOOL_ROUNDS_LIMIT must be a whole number" in res.content.decode()
+    assert not EnvVar.objects.filter(key="AGENTSITE_MAX_TOOL_ROUNDS_LIMIT").exists()
