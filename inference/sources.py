@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from agents.selectors import agent_tool_configs
-from inference.engine import ModelConfig, ToolConfig
+from inference.engine import AGENT_PREFIX, ModelConfig, ToolConfig
 from registry import live_settings
 from registry import selectors as registry
 from registry.mcp_services import mcp_ensure_configured
@@ -37,7 +37,9 @@ class DbTools:
     def get_many(self, tool_ids: Iterable[str]) -> list[ToolConfig]:
         wanted = list(tool_ids)
         # ``agent.<name>`` runs another agent (inference.agent_runs); the rest are registry tools.
-        agents = agent_tool_configs(tool_ids=wanted, user=self.user, timeout_s=live_settings.current()["AGENT_TIMEOUT_S"])
+        # Its timeout is a live setting: read (from the snapshot) only when an agent is asked for.
+        timeout_s = live_settings.current()["AGENT_TIMEOUT_S"] if any(t.startswith(AGENT_PREFIX) for t in wanted) else None
+        agents = agent_tool_configs(tool_ids=wanted, user=self.user, timeout_s=timeout_s)
         tools = registry.tool_configs_get(tool_ids=[t for t in wanted if t not in agents], user=self.user)
         # This worker's MCP manager learns the stored config of every server these tools use.
         mcp_ensure_configured(tools)

@@ -3,11 +3,14 @@ setting from the next request on; a bad one is refused; deleting it brings the s
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from rest_framework.test import APIClient
 
 from registry.env_store import env_set
 from registry.models import EnvVar, LLMModel
+from sessions.models import Session
 from tests.factories import ADD_PARAMS, LLMModelFactory, ToolFactory
 from tests.fakes.fake_llm import FakeLLMServer, Reply
 
@@ -93,3 +96,25 @@ def test_a_bad_value_stored_without_the_api_is_ignored(
     assert status == 400 and "at most 5" in body["error"]["message"]
     fake_llm.script("ok")
     assert infer(alice_api, max_tool_rounds=5)[0] == 200
+
+
+def test_memory_extraction_switched_on_through_v1_env_runs_after_the_next_turn(
+    transactional_db, fake_llm: FakeLLMServer, staff_api: APIClient, alice_api: APIClient
+) -> None:
+    LLMModelFactory(model_id="live", fake=fake_llm)  # off at start-up in the tests (conftest)
+
+    def turn(text: str, *replies: str) -> str:
+        fake_llm.script([Reply(content=r) for r in replies])
+        res = alice_api.post("/v1/infer", {"model_id": "live", "session_id": "new", "text": text}, format="json")
+        return res.json()["session_id"]
+
+    turn("I run Arch Linux.", "Noted.")
+    time.sleep(0.5)  # an extraction would have been asked for by now
+    assert len([r for r in fake_llm.requests if r.path in ("/v1/chat/completions", "/api/chat")]) == 1
+
+    assert store(staff_api, "AGENTSITE_MEMORY_EXTRACTION", "on") == 201
+    sid = turn("I run Arch Linux.", "Noted.", '["The user runs Arch Linux."]')  # the turn, then the extraction
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not Session.objects.get(pk=sid).memory:
+        time.sleep(0.05)
+    assert Session.objects.get(pk=sid).memory == ["The user runs Arch Linux."]
