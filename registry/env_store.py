@@ -6,6 +6,8 @@ the process environment second. Lookups read the database (sync code only), so a
 through any worker applies at once in every worker; a reference costs one indexed query, and
 only where a config holds one. A change is also announced on the bus (``ENV_CHANGED``), for the
 one thing a worker holds across requests: MCP connections opened with the old value.
+A value stored under the name of a live ``AGENTSITE_*`` setting also changes that setting
+(``live_settings``).
 """
 
 from __future__ import annotations

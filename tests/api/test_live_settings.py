@@ -13,6 +13,7 @@ from registry.models import EnvVar, LLMModel
 from sessions.models import Session
 from tests.factories import ADD_PARAMS, LLMModelFactory, ToolFactory
 from tests.fakes.fake_llm import FakeLLMServer, Reply
+from tests.mcp_servers.fixtures import DEMO_STDIO
 
 ROUNDS = "AGENTSITE_MAX_TOOL_ROUNDS_LIMIT"
 
@@ -118,3 +119,15 @@ def test_memory_extraction_switched_on_through_v1_env_runs_after_the_next_turn(
     while time.monotonic() < deadline and not Session.objects.get(pk=sid).memory:
         time.sleep(0.05)
     assert Session.objects.get(pk=sid).memory == ["The user runs Arch Linux."]
+
+
+def test_an_mcp_call_timeout_stored_through_v1_env_applies_to_the_next_call(staff_api: APIClient, alice_api: APIClient) -> None:
+    res = staff_api.post("/v1/tools/mcp", {"mcpServers": {"demo": DEMO_STDIO}}, format="json")
+    assert res.json()["servers"]["demo"]["status"] == "connected", res.content
+    call = {"tool_id": "demo.sleep", "arguments": {"seconds": 0.6}}
+    assert alice_api.post("/v1/tools/call", call, format="json").json()["is_error"] is False
+
+    assert store(staff_api, "AGENTSITE_MCP_CALL_TIMEOUT_S", "0.2") == 201
+    result = alice_api.post("/v1/tools/call", call, format="json").json()
+    assert result["is_error"] is True and "timed out after 0.2 s" in result["content"][0]["text"]
+    staff_api.delete("/v1/tools/mcp/demo")
