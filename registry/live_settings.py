@@ -30,7 +30,7 @@ from . import cache
 log = logging.getLogger(__name__)
 
 PREFIX = "AGENTSITE_"
-MAX_SECONDS = 86_400.0  # a day: longer is a mistake, and far-off timers overflow some clocks
+MAX_SECONDS = 86_400.0  # a day: longer is a mistake, and a huge timeout overflows some waits (threading's)
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off"})
 
