@@ -47,15 +47,15 @@ NOT_AUTHENTICATED = "Authentication credentials were not provided."
 PARSE_INLINE_BYTES = 64 * 1024
 
 
-def _guarded(path: str) -> bool:
+def is_guarded(path: str) -> bool:
     return path.startswith(GUARDED_PREFIXES) or path == "/mcp"
 
 
-def _key_only(path: str) -> bool:
+def is_key_only(path: str) -> bool:
     return path.startswith(OPENAI_PREFIX) or path == "/mcp" or path.startswith("/mcp/")
 
 
-def _error_body(path: str, exc: DomainError) -> dict[str, Any]:
+def error_body(path: str, exc: DomainError) -> dict[str, Any]:
     """Our envelope, or OpenAI's error shape where OpenAI's clients are calling."""
     return openai_error_body(exc) if path.startswith(OPENAI_PREFIX) else exc.to_dict()
 
@@ -86,7 +86,7 @@ def _session_user(cookie_header: str | None) -> Any:
     return auth.get_user(request)
 
 
-def _has_session_cookie(cookie_header: str | None) -> bool:
+def has_session_cookie(cookie_header: str | None) -> bool:
     return bool(cookie_header) and settings.SESSION_COOKIE_NAME in SimpleCookie(cookie_header)
 
 
@@ -137,16 +137,16 @@ def guard(app: ASGIApp) -> ASGIApp:
         if scope["type"] != "http":
             await app(scope, receive, send)
             return
-        if not _guarded(scope["path"]):
+        if not is_guarded(scope["path"]):
             await _checked(app, scope, receive, send)
             return
         try:
             authorization, cookies = _header(scope, b"authorization"), _header(scope, b"cookie")
-            if _key_only(scope["path"]):
+            if is_key_only(scope["path"]):
                 # Machine clients only: a browser's cookie is no credential here (nothing
                 # there checks CSRF), so another site cannot borrow a logged-in session.
                 cookies = None
-            if not authorization and not _has_session_cookie(cookies):
+            if not authorization and not has_session_cookie(cookies):
                 # No credentials at all: refused on the loop, without even a thread hop.
                 raise DomainError(NOT_AUTHENTICATED, code="not_authenticated", status=401)
             load.admit(settings.AGENTSITE)  # overloaded: 503 before any thread hop or query
@@ -165,7 +165,7 @@ async def _refuse(send: Send, scope: Scope, exc: DomainError) -> None:
     headers = [(k.lower().encode(), v.encode()) for k, v in exc.headers().items()]
     if isinstance(exc, AuthenticationFailed) or exc.code == "not_authenticated":
         headers.append((b"www-authenticate", b'Bearer realm="api"'))
-    await _answer(send, exc.status, _error_body(scope["path"], exc), headers)
+    await _answer(send, exc.status, error_body(scope["path"], exc), headers)
 
 
 async def _checked(app: ASGIApp, scope: Scope, receive: Receive, send: Send,
@@ -174,7 +174,7 @@ async def _checked(app: ASGIApp, scope: Scope, receive: Receive, send: Send,
     conf = settings.AGENTSITE
     limit = conf["MAX_BODY_BYTES"]
     try:
-        if _guarded(scope["path"]):
+        if is_guarded(scope["path"]):
             identify = sync_to_async(_identify, thread_sensitive=False)
             scope["agentsite.user"] = await identify(authorization, cookies)
         length = _header(scope, b"content-length")
@@ -182,7 +182,7 @@ async def _checked(app: ASGIApp, scope: Scope, receive: Receive, send: Send,
             raise RequestTooLarge(TOO_LARGE.format(limit=limit))
         body = await _read_body(receive, limit)
         content_type = (_header(scope, b"content-type") or "").split(";")[0].strip().lower()
-        if _guarded(scope["path"]) and body and content_type == "application/json":
+        if is_guarded(scope["path"]) and body and content_type == "application/json":
             parse = partial(parse_json_body, body, max_depth=conf["MAX_JSON_DEPTH"], max_messages=conf["MAX_MESSAGES"])
             parsed = await sync_to_async(parse, thread_sensitive=False)() if len(body) > PARSE_INLINE_BYTES else parse()
             scope["agentsite.json"] = parsed

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import threading
 from typing import Any
 
@@ -141,3 +142,41 @@ def test_a_stranger_with_a_huge_body_does_not_stall_the_server(live_server_proc)
         poller.join()
     assert [(a.status_code, a.json()["error"]["code"]) for a in answers] == [(401, "not_authenticated")] * 5
     assert health and set(health) == {200}
+
+
+def answer_to_headers_alone(url: str, head: str) -> bytes:
+    """Send only a request's headers (its declared body never comes) and read what answers."""
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(head.encode() + b"\r\n")
+        got = b""
+        while b"\r\n\r\n" not in got:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            got += chunk
+        return got
+
+
+@pytest.mark.parametrize("path", ["/v1/infer", "/openai/v1/chat/completions", "/mcp"])
+def test_a_strangers_big_body_is_refused_from_its_headers_before_it_is_sent(live_server_proc, path: str) -> None:
+    # Daphne would read the whole declared body before the app saw the request: the worker
+    # answers from the headers instead (the client here never sends the body, and still
+    # gets its 401 at once).
+    head = f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 5000000\r\n"
+    got = answer_to_headers_alone(live_server_proc.url, head)
+    assert got.startswith(b"HTTP/1.1 401 "), got[:200]
+    assert b"www-authenticate: bearer" in got.lower() and b"connection: close" in got.lower()
+    # over the size limit: 413 to anyone, credentials or not
+    head = f"POST /v1/infer HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer x\r\nContent-Length: {64 * 1024 * 1024}\r\n"
+    assert answer_to_headers_alone(live_server_proc.url, head).startswith(b"HTTP/1.1 413 ")
+
+
+def test_a_known_caller_with_a_big_body_is_read_as_before(live_server_proc, staff_user) -> None:
+    # Early refusal is only for what the guard would refuse anyway: a caller with a key and a
+    # large (valid) body is read whole and answered by the app.
+    _, key = api_key(staff_user)
+    body = json.dumps({"model_id": "nope", "text": "x" * 400_000}).encode()
+    res = httpx.post(live_server_proc.url + "/v1/infer", content=body, timeout=30,
+                     headers={"content-type": "application/json", "authorization": f"Bearer {key}"})
+    assert res.status_code == 404 and res.json()["error"]["code"] == "model_not_found", res.text
