@@ -44,12 +44,16 @@ _URL_USERINFO = re.compile(r"(?P<head>\b[a-z][a-z0-9+.-]*://[^/\s:@?#]*:)(?P<sec
 _QUERY_SECRET = re.compile(rf"(?P<head>[?&;]{_SECRET_NAME}=)(?P<secret>[^&#\s\"'<>]+)(?P<tail>)", re.I)
 _BEARER = re.compile(r"(?P<head>\bBearer\s+)(?P<secret>[A-Za-z0-9._~+/=-]{8,})(?P<tail>)")
 _GENERIC = (_URL_USERINFO, _QUERY_SECRET, _BEARER)
-# The same three at the very end of a text, their secret perhaps still being written.
-_OPEN_GENERIC = (
-    re.compile(r"\b[a-z][a-z0-9+.-]*://[^/\s:@?#]*:(?P<secret>[^/\s@?#]*)\Z", re.I),
-    re.compile(rf"[?&;]{_SECRET_NAME}=(?P<secret>[^&#\s\"'<>]*)\Z", re.I),
-    re.compile(r"\bBearer\s+(?P<secret>[A-Za-z0-9._~+/=-]*)\Z"),
+# On a stream's path (every delta) each pattern runs only where the text it must contain occurs:
+# prose mostly has none of them.
+_ANCHORS = ((_URL_USERINFO, "://"), (_QUERY_SECRET, "="), (_BEARER, "Bearer"))
+# The same three at the very end of a text, their secret perhaps still being written. The first
+# two hold no whitespace, so they lie within the text's last word.
+_OPEN_IN_WORD = (
+    (re.compile(r"\b[a-z][a-z0-9+.-]*://[^/\s:@?#]*:(?P<secret>[^/\s@?#]*)\Z", re.I), "://"),
+    (re.compile(rf"[?&;]{_SECRET_NAME}=(?P<secret>[^&#\s\"'<>]*)\Z", re.I), "="),
 )
+_OPEN_BEARER = re.compile(r"Bearer\s+(?P<secret>[A-Za-z0-9._~+/=-]*)\Z")
 
 Source = Callable[[], Iterable[str]]
 _sources: list[Source] = []
@@ -166,8 +170,15 @@ class Scrubber:
                 cut = i
                 break
         joined = context + text  # "Bearer" may have gone out, its token not yet
-        for pattern in _OPEN_GENERIC:
-            m = pattern.search(joined, max(0, len(joined) - STREAM_TAIL))
+        floor = max(0, len(joined) - STREAM_TAIL)
+        word = len(joined)
+        while word > floor and not joined[word - 1].isspace():
+            word -= 1
+        opened = [pattern.search(joined, word) for pattern, anchor in _OPEN_IN_WORD if anchor in joined[word:]]
+        bearer = joined.rfind("Bearer", floor)
+        if bearer >= 0 and (bearer == 0 or not joined[bearer - 1].isalnum()):
+            opened.append(_OPEN_BEARER.search(joined, bearer))
+        for m in opened:
             if m:
                 cut = min(cut, max(0, m.start("secret") - len(context)))
         # Bounded lag: a giant "word" goes in pieces; the start of a known value never does.
@@ -220,8 +231,9 @@ class StreamScrubber:
         # masked (the context went out already, as it was), so the context keeps its length.
         start = len(self._sent)
         joined = self._sent + text
-        for pattern in _GENERIC:
-            joined = pattern.sub(lambda m: _mask_group(m) if m.start("secret") >= start else m.group(0), joined)
+        for pattern, anchor in _ANCHORS:
+            if anchor in joined:
+                joined = pattern.sub(lambda m: _mask_group(m) if m.start("secret") >= start else m.group(0), joined)
         out = joined[start:]
         self._sent = joined[-STREAM_CONTEXT:]
         return out

@@ -120,3 +120,18 @@ def test_ordinary_text_goes_out_as_it_comes(model, fake_llm: FakeLLMServer, alic
     assert len(deltas) >= pieces - 1
     for i in range(pieces - 1):
         assert len("".join(deltas[: i + 1])) >= 4 * (i + 1) - 2, deltas
+
+
+@pytest.mark.parametrize("chunk_size", (5, 16))
+def test_a_long_query_secret_and_a_url_password_streamed_in_pieces_are_masked(
+    model, fake_llm: FakeLLMServer, alice_api: APIClient, chunk_size: int
+) -> None:
+    # Neither is known to the registry: the generic patterns catch them, even when the value
+    # holds "=" (base64 padding) and is far longer than a piece.
+    sig = "Qk" * 100 + "=="
+    text = f"Fetch https://cdn.example/a.txt?sig={sig} or ftp://bob:hunter2pass@files.example/x, then stop."
+    fake_llm.script([Reply(content=text, chunk_size=chunk_size)])
+    events = parse_sse(streamed_body(alice_api.post("/v1/infer/stream", {"model_id": "m", "text": "hi"}, format="json")))
+    content = "".join(data.get("content", "") for name, data in events if name == "delta")
+    assert "QkQkQkQkQk" not in content and "hunter2pass" not in content
+    assert content == text.replace(sig, mask(sig)).replace("hunter2pass", mask("hunter2pass"))
