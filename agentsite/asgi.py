@@ -11,10 +11,14 @@ django_asgi_app = get_asgi_application()
 
 from inference.mcp_endpoint import endpoint as mcp_app  # noqa: E402  (needs the app registry ready)
 
+from . import early_refusal  # noqa: E402  (needs the app registry ready)
 from .guard import guard  # noqa: E402  (needs the app registry ready)
 from .hotpath import HOT_PATHS, HotPathHandler  # noqa: E402  (needs the app registry ready)
 
 hot_path_app = HotPathHandler()
+# Daphne imports this module before it builds its HTTP factory: from then on it refuses a
+# stranger's big request from its headers instead of reading the body first.
+early_refusal.install()
 
 
 async def http_app(scope, receive, send):

@@ -9,8 +9,8 @@ its declared body is large: on a guarded path without any credentials (401), or 
 (a client sends its whole body before it reads the answer) but dropped unparsed and unstored,
 and the connection is closed once it has all arrived.
 
-Smaller bodies take the usual way (the guard answers them as before). ``install()`` is called
-by ``manage.py serve`` before Daphne starts.
+Smaller bodies take the usual way (the guard answers them as before). ``install()`` runs when
+``agentsite.asgi`` is imported, which Daphne does before it builds its HTTP factory.
 """
 
 from __future__ import annotations

@@ -23,9 +23,6 @@ class Command(BaseCommand):
     def handle(self, *args, bind: str, **options) -> None:
         from daphne.cli import CommandLineInterface
 
-        from agentsite import early_refusal
-
-        early_refusal.install()  # a stranger's big body is refused from its headers, not read first
         host, port = parse_bind(bind)
         self.stdout.write(f"agentsite listening on http://{host}:{port}/  (admin: /admin/, API docs: /api/docs/)")
         sys.stdout.flush()
