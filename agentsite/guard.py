@@ -24,7 +24,8 @@ from django.conf import settings
 from django.contrib import auth
 from django.http import HttpRequest
 
-from accounts.auth import AuthenticationFailed, key_user
+from accounts.auth import AuthenticationFailed, bearer_token, key_user
+from accounts.services import known_key_user
 from core.db import close_broken_connections
 from core.errors import DomainError
 from core.jsonbody import RequestTooLarge, parse_json_body
@@ -175,8 +176,12 @@ async def _checked(app: ASGIApp, scope: Scope, receive: Receive, send: Send,
     limit = conf["MAX_BODY_BYTES"]
     try:
         if is_guarded(scope["path"]):
-            identify = sync_to_async(_identify, thread_sensitive=False)
-            scope["agentsite.user"] = await identify(authorization, cookies)
+            token = bearer_token(authorization) if authorization else None
+            # A key this worker already knows is checked on the loop: no thread hop, no query.
+            user = known_key_user(token) if token else None
+            if user is None:
+                user = await sync_to_async(_identify, thread_sensitive=False)(authorization, cookies)
+            scope["agentsite.user"] = user
         length = _header(scope, b"content-length")
         if length and length.isdigit() and int(length) > limit:
             raise RequestTooLarge(TOO_LARGE.format(limit=limit))

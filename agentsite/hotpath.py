@@ -1,37 +1,130 @@
-"""The inference endpoints served without Django's middleware stack.
+"""The inference endpoints served straight from ASGI, without Django's request handler.
 
-``/v1/infer``, ``/v1/infer/stream`` and ``/v1/tools/call`` are async views that authenticate,
-check CSRF and shape errors themselves. Django's middleware runs each request through several
-sync/async thread hops (every ``MiddlewareMixin`` and WhiteNoise), which cost milliseconds per
-request — more than the rest of a model round. Everything else keeps the full stack.
+``/v1/infer``, ``/v1/infer/stream``, ``/v1/tools/call`` and ``/openai/v1/chat/completions`` are
+async views that authenticate, check CSRF and shape their errors themselves, and the guard in
+front (``agentsite.guard``) has already identified the caller and parsed the body. What Django's
+``ASGIHandler`` would add per request is pure cost here: a spooled temporary file for the body,
+the ``request_started``/``request_finished`` signals (each a hop to Django's one sync thread;
+what our own receivers do is done here, ``_request_started``), URL resolution and the
+middleware chain. This handler builds the request, calls the same view
+the URLconf names (so the test client and a live worker run one implementation), and writes
+its response to the socket itself, cancelling the view when the client goes away, as Django
+does. Everything else keeps the full stack.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import io
+import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-from django.core.handlers.asgi import ASGIHandler
-from django.core.handlers.exception import convert_exception_to_response
+from asgiref.sync import sync_to_async
+from django.core.handlers.asgi import ASGIRequest
+from django.http import HttpResponseBase, StreamingHttpResponse
 
-from core.db import pooled
+from core import bus
+from core.api import json_500
+from core.db import close_broken_connections, pooled
+from core.secrets import refresh_if_stale, scrubber
+from inference import openai_views, views
 
-HOT_PATHS = frozenset({"/v1/infer", "/v1/infer/stream", "/v1/tools/call", "/openai/v1/chat/completions"})
+log = logging.getLogger("django.request")
+
+Scope = dict[str, Any]
+Message = dict[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+HOT_VIEWS: dict[str, Callable[..., Awaitable[HttpResponseBase]]] = {
+    "/v1/infer": views.infer,
+    "/v1/infer/stream": views.infer_stream,
+    "/v1/tools/call": views.call_tool,
+    "/openai/v1/chat/completions": openai_views.chat_completions,
+}
+HOT_PATHS = frozenset(HOT_VIEWS)
 
 
-class HotPathHandler(ASGIHandler):
-    def load_middleware(self, is_async: bool = False) -> None:
-        # BaseHandler's private middleware state, emptied: these paths run no middleware.
-        self._view_middleware: list[Any] = []
-        self._template_response_middleware: list[Any] = []
-        self._exception_middleware: list[Any] = []
-        handler = self._get_response_async  # type: ignore[attr-defined]  # private to BaseHandler, absent from django-stubs
-        self._middleware_chain = convert_exception_to_response(handler)
+async def _read_body(receive: Receive) -> bytes | None:
+    """The whole body (the guard hands it over in one message); None if the client left."""
+    parts = []
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        parts.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return b"".join(parts)
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        # No ThreadSensitiveContext: no per-request thread to create; ORM work goes to the
-        # shared pool (core.db).
-        token = pooled.set(True)
+
+def _start(response: HttpResponseBase) -> Message:
+    headers = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in response.items()]
+    headers += [(b"set-cookie", c.output(header="").encode("ascii").strip()) for c in response.cookies.values()]
+    return {"type": "http.response.start", "status": response.status_code, "headers": headers}
+
+
+async def _respond(response: HttpResponseBase, send: Send) -> None:
+    if isinstance(response, StreamingHttpResponse):
+        await send(_start(response))
+        async for chunk in response:
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
+        return
+    content = getattr(response, "content", b"")
+    if not response.has_header("Content-Length"):
+        response["Content-Length"] = str(len(content))
+    await send(_start(response))
+    await send({"type": "http.response.body", "body": content})
+
+
+async def _serve(scope: Scope, body: bytes, send: Send) -> None:
+    request = ASGIRequest(scope, io.BytesIO(body))
+    try:
+        response = await HOT_VIEWS[scope["path"]](request)
+    except Exception:  # as Django's handler: logged, answered 500 in the envelope
+        log.exception("Internal Server Error: %s", scope["path"])
+        response = json_500(request)
+    await _respond(response, send)
+
+
+class HotPathHandler:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        body = await _read_body(receive)
+        if body is None:
+            return
+        token = pooled.set(True)  # no per-request thread: ORM work goes to the shared pool (core.db)
         try:
-            await self.handle(scope, receive, send)
+            await _request_started()
+            serving = asyncio.ensure_future(_serve(scope, body, send))
+            gone = asyncio.ensure_future(_disconnected(receive))
+            await asyncio.wait((serving, gone), return_when=asyncio.FIRST_COMPLETED)
+            # A client that leaves cancels its view (and with it the model call), as in Django.
+            for task in (gone, serving):
+                if not task.done():
+                    task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         finally:
             pooled.reset(token)
+
+
+async def _request_started() -> None:
+    """What this project's ``request_started`` receivers do, without the signal's thread hop:
+    this worker's bus listener runs, and the secret scrubber knows every current secret."""
+    bus.listener_ensure()
+    if scrubber.stale:
+        await sync_to_async(_refresh_secrets, thread_sensitive=False)()
+
+
+def _refresh_secrets() -> None:
+    try:
+        refresh_if_stale()
+    finally:
+        close_broken_connections()
+
+
+async def _disconnected(receive: Receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass

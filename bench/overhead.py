@@ -13,6 +13,11 @@ hits both sides alike:
 Added = p50(through the app) - p50(direct), likewise for p95. Target: added <= 1.5 ms p50 per
 model round and for TTFT.
 
+A third side, the **bare relay** (``bench/_relay.py``: Daphne and ``httpx.AsyncClient`` with
+nothing else, sent the same upstream bodies), is measured in the same rounds: the floor any
+Daphne app that calls the model server with httpx pays. ``ours`` = via app - relay is what the
+runtime itself adds on top of that floor.
+
     .venv/bin/python bench/overhead.py [-n 300] [--warmup 50] [--no-append]
 """
 
@@ -21,7 +26,9 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import os
 import socket
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -32,7 +39,22 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import httpx
 
-from bench._harness import PROTOCOLS, Stack, append_results, machine_line, md_table, ms, p50, p95, print_table
+from bench._harness import (
+    HOST,
+    PROTOCOLS,
+    PY,
+    ROOT,
+    Stack,
+    append_results,
+    free_port,
+    machine_line,
+    md_table,
+    ms,
+    p50,
+    p95,
+    print_table,
+    stop,
+)
 
 TARGET_MS = 1.5
 TEXT = "Say ok."
@@ -125,37 +147,64 @@ def timed_post(client: httpx.Client, url: str, body: dict, headers: dict[str, st
     return dt
 
 
+class Relay:
+    """``bench/_relay.py`` served by Daphne in its own process, forwarding to ``upstream``."""
+
+    def __init__(self, upstream: str) -> None:
+        self.port = free_port()
+        self.url = f"http://{HOST}:{self.port}/"
+        env = {**os.environ, "RELAY_UPSTREAM": upstream, "PYTHONPATH": str(ROOT)}
+        self.proc = subprocess.Popen([PY, "-m", "daphne", "-v", "0", "-b", HOST, "-p", str(self.port), "bench._relay:app"],
+                                     cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def __enter__(self) -> Relay:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection((HOST, self.port), timeout=0.2).close()
+                return self
+            except OSError:
+                time.sleep(0.1)
+        self.__exit__()
+        raise RuntimeError("the bare relay did not start in 30 s")
+
+    def __exit__(self, *exc: object) -> None:
+        stop(self.proc, timeout=10)
+
+
+SIDES = ("direct", "relay", "app")
+
+
 def measure(stack: Stack, protocol: str, n: int, warmup: int) -> dict[str, Any]:
     fake, app = stack.fake, stack.app
     assert app is not None
     plain, streaming = captured_bodies(fake.url, app.url, app.headers, protocol)
     direct_url = fake.url + _upstream_path(protocol)
     infer_body = {"model_id": f"fake-{protocol}", "text": TEXT}
-    out: dict[str, list[float]] = {
-        k: [] for k in ("round_direct", "round_app", "ttft_direct", "ttft_app", "stream_direct", "stream_app")
-    }
+    out: dict[str, list[float]] = {f"{kind}_{side}": [] for kind in ("round", "ttft", "stream") for side in SIDES}
     direct_first = first_token_direct(protocol)
-    with client() as dc, client() as ac:
+    with Relay(direct_url) as relay, client() as dc, client() as rc, client() as ac:
         for i in range(warmup + n):
-            keep = i >= warmup
-            a = timed_post(dc, direct_url, plain, {})
-            b = timed_post(ac, app.url + "/v1/infer", infer_body, app.headers)
-            c1, c2 = timed_stream(dc, direct_url, streaming, {}, direct_first)
-            d1, d2 = timed_stream(ac, app.url + "/v1/infer/stream", infer_body, app.headers, app_first_token())
-            if keep:
-                out["round_direct"].append(a)
-                out["round_app"].append(b)
-                out["ttft_direct"].append(c1)
-                out["ttft_app"].append(d1)
-                out["stream_direct"].append(c2)
-                out["stream_app"].append(d2)
+            timed = {
+                "round_direct": timed_post(dc, direct_url, plain, {}),
+                "round_relay": timed_post(rc, relay.url, plain, {}),
+                "round_app": timed_post(ac, app.url + "/v1/infer", infer_body, app.headers),
+            }
+            timed["ttft_direct"], timed["stream_direct"] = timed_stream(dc, direct_url, streaming, {}, direct_first)
+            timed["ttft_relay"], timed["stream_relay"] = timed_stream(rc, relay.url, streaming, {}, direct_first)
+            timed["ttft_app"], timed["stream_app"] = timed_stream(
+                ac, app.url + "/v1/infer/stream", infer_body, app.headers, app_first_token())
+            if i >= warmup:
+                for key, value in timed.items():
+                    out[key].append(value)
             if i % 100 == 99:  # the fake keeps a log of every request; keep it small
                 dc.post(fake.url + "/_fake/reset")
     return out
 
 
 def summarize(results: dict[str, dict[str, list[float]]]) -> tuple[list[str], list[list[Any]], dict[str, float]]:
-    headers = ["protocol", "measure", "direct p50", "direct p95", "via app p50", "via app p95", "added p50", "added p95"]
+    headers = ["protocol", "measure", "direct p50", "direct p95", "via app p50", "via app p95", "added p50", "added p95",
+               "relay added p50", "ours p50", "app/direct p50"]
     rows: list[list[Any]] = []
     added: dict[str, float] = {}
     for protocol, r in results.items():
@@ -164,8 +213,9 @@ def summarize(results: dict[str, dict[str, list[float]]]) -> tuple[list[str], li
             ("ttft", "TTFT (/v1/infer/stream)"),
             ("stream", "whole stream (/v1/infer/stream)"),
         ):
-            d, a = r[f"{kind}_direct"], r[f"{kind}_app"]
-            row = [protocol, label, ms(p50(d)), ms(p95(d)), ms(p50(a)), ms(p95(a)), ms(p50(a) - p50(d)), ms(p95(a) - p95(d))]
+            d, rl, a = r[f"{kind}_direct"], r[f"{kind}_relay"], r[f"{kind}_app"]
+            row = [protocol, label, ms(p50(d)), ms(p95(d)), ms(p50(a)), ms(p95(a)), ms(p50(a) - p50(d)), ms(p95(a) - p95(d)),
+                   ms(p50(rl) - p50(d)), ms(p50(a) - p50(rl)), f"x{p50(a) / p50(d):.2f}"]
             rows.append(row)
             added[f"{protocol}/{kind}"] = row[6]
     return headers, rows, added
@@ -207,7 +257,8 @@ def main(argv: list[str] | None = None) -> int:
             f"{args.warmup} warm-up), one httpx client with keep-alive per side, direct and via-app "
             f"requests interleaved. The fake answers instantly with {CHUNKS} content chunks; the direct "
             f"request replays the exact body the runtime sends upstream. Times in ms; added = via app - "
-            f"direct. Target: added p50 <= {TARGET_MS} ms per model round and for TTFT.\n\n"
+            f"direct. Target: added p50 <= {TARGET_MS} ms per model round and for TTFT. Relay added = the bare "
+            f"relay (bench/_relay.py: Daphne + httpx.AsyncClient, nothing else) - direct; ours = via app - relay.\n\n"
             + md_table(headers, rows)
             + "\n\n"
             + "\n".join(f"- {v}" for v in verdict)

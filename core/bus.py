@@ -411,11 +411,17 @@ def _listener_state(now: float) -> str:
 
 
 async def _start_listener(sender: Any, **kwargs: Any) -> None:
-    global _listener
     # Only in a real ASGI server: the test client and WSGI have no long-lived loop to run it in.
-    if not settings.REDIS_URL or not (isinstance(sender, type) and issubclass(sender, ASGIHandler)):
-        return
-    if not _listener_alive():
+    if isinstance(sender, type) and issubclass(sender, ASGIHandler):
+        listener_ensure()
+
+
+def listener_ensure() -> None:
+    """Start this worker's listener if it is not running (on the server's event loop; nothing
+    without Redis). Django's handler does it on ``request_started``; the inference hot path,
+    which sends no signals, calls it itself."""
+    global _listener
+    if settings.REDIS_URL and not _listener_alive():
         _listener = asyncio.get_running_loop().create_task(_listen())
 
 

@@ -9,6 +9,7 @@ begins; afterwards failures arrive as an ``error`` event.
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -30,7 +31,7 @@ from sessions import selectors as session_selectors
 from . import services
 from .lifecycle import Run, run_begin, run_begin_again
 from .serializers import EditRequestSerializer, InferRequestSerializer, RerunRequestSerializer, ToolCallRequestSerializer
-from .stream_scrub import scrubbed_events
+from .stream_scrub import ScrubbedDelta, scrubbed_events
 
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
@@ -54,7 +55,7 @@ async def _validated(request: HttpRequest, serializer_class: type[Serializer], *
 
     def validate() -> dict[str, Any]:
         body = _body_json(request)
-        ser = serializer_class(data={} if optional and body is None else body)
+        ser = _serializer(serializer_class, data={} if optional and body is None else body)
         if not ser.is_valid():
             raise ValidationFailed(**_validation_kwargs(ser.errors))
         return dict(ser.validated_data)
@@ -62,6 +63,24 @@ async def _validated(request: HttpRequest, serializer_class: type[Serializer], *
     if len(request.body or b"") > VALIDATE_INLINE_BYTES:
         return await sync_to_async(validate, thread_sensitive=False)()
     return validate()
+
+
+_serializers = threading.local()
+
+
+def _serializer(serializer_class: type[Serializer], *, data: Any) -> Serializer:
+    """A serializer of ``serializer_class`` for ``data``, reused by this thread: DRF deep-copies
+    the whole field tree for every new instance (most of a request's validation time), and a
+    reused one starts each validation afresh. One per thread, as validation never yields."""
+    known: dict[type[Serializer], Serializer] = _serializers.__dict__.setdefault("known", {})
+    ser = known.get(serializer_class)
+    if ser is None:
+        ser = known[serializer_class] = serializer_class(data=data)
+    else:
+        ser.initial_data = data
+        for done in ("_validated_data", "_errors", "_data"):
+            ser.__dict__.pop(done, None)
+    return ser
 
 
 def _validation_kwargs(errors: Any) -> dict[str, Any]:
@@ -96,8 +115,10 @@ def _public(event: StreamEvent) -> dict[str, Any]:
 def sse_format(event: StreamEvent) -> bytes:
     if event.event == "ping":
         return b": ping\n\n"
-    # Scrubbed: an upstream error, a tool's output or the model itself may echo a secret.
-    return f"event: {event.event}\ndata: {scrub(json.dumps(_public(event), ensure_ascii=False))}\n\n".encode()
+    data = json.dumps(_public(event), ensure_ascii=False)
+    if not isinstance(event, ScrubbedDelta):  # an upstream error, a tool's output or the model may echo a secret
+        data = scrub(data)
+    return f"event: {event.event}\ndata: {data}\n\n".encode()
 
 
 async def _begin(request: HttpRequest, user: Any) -> Run:

@@ -124,6 +124,17 @@ def snapshot() -> Snapshot:
     return loaded
 
 
+def current() -> Snapshot | None:
+    """The snapshot if one is loaded and still good, else None; never loads (no query, so it
+    may be called on the event loop)."""
+    if not bus.listening():
+        return None
+    found = _current
+    if found is None or _read_stamp() != _stamp_seen:
+        return None
+    return found
+
+
 def _groups(through: Any, column: str) -> dict[int, frozenset[int]]:
     out: dict[int, set[int]] = {}
     for owner, group in through.objects.values_list(column, "group_id"):

@@ -90,33 +90,58 @@ def model_call(
 
 def usage_record(*, caller: Caller, session_id: str | None, calls: Sequence[ModelCallRecord]) -> None:
     """Write the records of ``calls`` (one INSERT for all of them)."""
-    if not calls:
-        return
-    UsageRecord.objects.bulk_create([
+    _usage_insert([(caller, session_id, calls)])
+
+
+Batch = list[tuple[Caller, str | None, Sequence[ModelCallRecord]]]
+
+
+def _usage_insert(batch: Batch) -> None:
+    rows = [
         UsageRecord(
             user_id=caller.user_id, api_key_id=caller.api_key_id, agent=caller.agent, model_id=c.model_id,
             session_id=session_id or "", kind=c.kind if c.kind in Kind.values else Kind.CHAT,
             prompt_tokens=max(0, c.prompt_tokens), completion_tokens=max(0, c.completion_tokens),
             total_tokens=max(0, c.total_tokens), duration_ms=max(0, round(c.duration_ms)), outcome=c.outcome, at=c.at,
         )
+        for caller, session_id, calls in batch
         for c in calls
-    ])
+    ]
+    if rows:
+        UsageRecord.objects.bulk_create(rows)
 
 
 # ---- written behind the run (the inference hot path) ----------------------------------------------
+
+# Records wait this long for others to join them: one INSERT per batch instead of one per run (a
+# busy worker answers dozens of runs in that time). It is also what a worker that dies may lose.
+BEHIND_LINGER_S = 0.05
+_waiting: Batch = []
+_writer: asyncio.Task[None] | None = None
 
 
 def usage_record_behind(*, caller: Caller, session_id: str | None, calls: Sequence[ModelCallRecord]) -> None:
     """``usage_record`` started on the running event loop without waiting for it: the run (and
     its answer) does not wait for the INSERT, which runs in the ORM's shared pool a moment
-    later. Reads of usage in this worker wait for it first (``behind.settled``); another worker
-    may see the record a few milliseconds after the answer. A worker that dies in that moment
-    loses it."""
+    later, together with the records of other runs that ended meanwhile. Reads of usage in this
+    worker wait for it first (``behind.settled``); another worker may see the record up to
+    ``BEHIND_LINGER_S`` and an INSERT after the answer. A worker that dies in that moment loses it."""
+    global _writer
+    if not calls:
+        return
+    _waiting.append((caller, session_id, calls))
+    loop = asyncio.get_running_loop()
+    if _writer is None or _writer.done() or _writer.get_loop() is not loop:
+        _writer = loop.create_task(_write_waiting())
+        behind.track(_writer)
 
-    async def write() -> None:
-        await db_async(usage_record)(caller=caller, session_id=session_id, calls=calls)
 
-    behind.track(asyncio.get_running_loop().create_task(write()))
+async def _write_waiting() -> None:
+    await asyncio.sleep(BEHIND_LINGER_S)
+    while _waiting:
+        batch = _waiting[:]
+        del _waiting[:]
+        await db_async(_usage_insert)(batch)
 
 
 def quota_check(*, user: Any) -> None:
