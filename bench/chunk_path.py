@@ -30,7 +30,6 @@ import asyncio
 import cProfile
 import gc
 import json
-import os
 import random
 import subprocess
 import sys
@@ -185,9 +184,10 @@ def _where(code: Any) -> str:
 
 def _side(engine_root: Path, n: int, repeat: int) -> dict[str, dict[str, float]]:
     """One measurement in a fresh process, with ``engine_root``'s ``inference`` package."""
-    env = {**os.environ, "PYTHONPATH": str(engine_root)}
     cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", str(engine_root), "-n", str(n), "--repeat", str(repeat)]
-    done = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True)
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode:
+        raise RuntimeError(f"measuring {engine_root} failed:\n{done.stderr}")
     result: dict[str, dict[str, float]] = json.loads(done.stdout.strip().splitlines()[-1])
     return result
 
@@ -225,6 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--worker", help=argparse.SUPPRESS)  # internal: measure once, print JSON
     args = parser.parse_args(argv)
     if args.worker:
+        sys.path.insert(0, args.worker)
         import inference
 
         assert Path(inference.__file__).resolve().is_relative_to(Path(args.worker).resolve()), inference.__file__
