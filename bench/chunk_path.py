@@ -3,7 +3,7 @@
 For each protocol, one recorded answer of N chunks (a quarter reasoning deltas, then content
 deltas, then one tool call whose arguments arrive in fragments on OpenAI and whole on Ollama,
 then the finish and the usage) is fed, one network read per chunk, as the bytes httpx would
-hand the adapter. Two stages are timed, each as wall time over the whole stream / N:
+hand the adapter. Two stages are timed, each as the wall time of the whole stream / N:
 
 * **adapter**: ``ProtocolAdapter.stream()`` to its last event: line splitting, JSON, delta
   extraction, the adapter's events;
@@ -19,6 +19,8 @@ run's producer and consumer alternate per chunk as they do when serving. The req
 their own processes, alternating. Every figure is the fastest pass: on a shared machine
 the least disturbed pass is the closest to the code's own cost.
 ``--profile`` prints the functions with the most self time per chunk (run stage, cProfile).
+Last, the cost of the run's hand-over alone (this checkout): events put by a producer task and
+read through the run's outbox, against the same events from a generator read in place.
 
     .venv/bin/python bench/chunk_path.py [-n 2000] [--repeat 9] [--base REV] [--blocks 3] [--profile]
 """
@@ -165,6 +167,41 @@ def measure(n: int, repeat: int) -> dict[str, dict[str, float]]:
     return out
 
 
+async def _handed_over(n: int, hop: bool) -> float:
+    from inference.engine.outbox import Outbox
+
+    async def produce() -> AsyncIterator[int]:
+        for i in range(n):
+            await asyncio.sleep(0)  # one loop turn per event, as per read
+            yield i
+
+    started = time.perf_counter()
+    if not hop:
+        async for _ in produce():
+            pass
+        return time.perf_counter() - started
+    box: Outbox[int | None] = Outbox()
+
+    async def producer() -> None:
+        async for i in produce():
+            box.put_nowait(i)
+        box.put_nowait(None)
+
+    task = asyncio.create_task(producer())
+    while await box.get(15.0) is not None:
+        pass
+    await task
+    return time.perf_counter() - started
+
+
+def handover_cost(n: int, repeat: int) -> float:
+    """µs per event that handing events from the run's task to its consumer adds (Outbox and
+    a producer task against the same events from a generator in the consumer's own task)."""
+    hop = min(asyncio.run(_handed_over(n, True)) for _ in range(repeat))
+    inline = min(asyncio.run(_handed_over(n, False)) for _ in range(repeat))
+    return (hop - inline) / n * 1e6
+
+
 def profile_summary(n: int, top: int = 15) -> None:
     for protocol in PROTOCOLS:
         reads = RECORDINGS[protocol](n)
@@ -238,6 +275,8 @@ def main(argv: list[str] | None = None) -> int:
         got = measure(args.n, args.repeat)
         rows = [[p, s, got[p][s], "yes" if got[p][s] <= TARGET_US else "no"] for p in PROTOCOLS for s in STAGES]
         print_table(["protocol", "stage", "us/chunk", f"<= {TARGET_US:.0f} us"], rows)
+    hop = handover_cost(args.n, args.repeat)
+    print(f"\nof the run stage, the hand-over from the run's task to the consumer: {hop:.2f} us/event")
     if args.profile:
         profile_summary(args.n)
     return 0
