@@ -462,6 +462,7 @@ class RunStream:
             self._events.close()
 
     async def aclose(self) -> None:
+        self._events.close()  # the consumer's events() may be left suspended, its finally not run yet
         if not self._task.done() and not self._loop.finishing:
             self._loop.consumer_gone = True
             self._task.cancel()
