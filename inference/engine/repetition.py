@@ -29,17 +29,19 @@ class RepetitionGuard:
         self.check_every = check_every
         self._window = 2 * max(min_span, min_repeats * max_period) + max_period
         self._text = ""
-        self._unchecked = 0
+        self._unchecked: list[str] = []  # pieces since the last check, joined only at the next one
+        self._unchecked_len = 0
 
     def feed(self, text: str) -> bool:
         """Add streamed text; True once the tail is a loop (stop the stream)."""
         if self.min_span <= 0 or not text:
             return False
-        self._text = (self._text + text)[-self._window :]
-        self._unchecked += len(text)
-        if self._unchecked < self.check_every:
+        self._unchecked.append(text)
+        self._unchecked_len += len(text)
+        if self._unchecked_len < self.check_every:
             return False
-        self._unchecked = 0
+        self._text = (self._text + "".join(self._unchecked))[-self._window :]
+        self._unchecked, self._unchecked_len = [], 0
         return self._looping()
 
     def _looping(self) -> bool:

@@ -3,8 +3,8 @@
 ``Runtime.prepare`` is the one place a run is resolved and validated, for SDK users and for
 the server alike (the server builds its Runtime with database-backed sources). ``astream()`` is
 the one implementation of a run. The loop runs as a producer task that puts ``StreamEvent``s
-on a queue; the consumer (an SSE view, ``ainfer()``, or an SDK user) reads them. This split
-gives three things cheaply: keep-alive pings while the queue is idle, cancellation by
+in an outbox (outbox.py); the consumer (an SSE view, ``ainfer()``, or an SDK user) reads them.
+This split gives three things cheaply: keep-alive pings while the outbox is idle, cancellation by
 ``RunControl.cancel()`` from any thread (the producer is cancelled, keeps the partial answer
 and still emits ``done``), and cleanup when the consumer goes away (the producer is cancelled,
 the upstream request is closed, the partial answer is handed to the hooks marked incomplete).
@@ -28,6 +28,7 @@ from .content import content_images
 from .disclosure import skill_extra_tools
 from .errors import DomainError, InvalidRequest, UnsupportedInput, ValidationFailed
 from .executors import default_executors
+from .outbox import Outbox
 from .protocols import adapter_class, get_adapter, option_problems_for
 from .protocols.base import RoundResult
 from .registries import ModelRegistry, ModelSource, TemplateRegistry, TemplateSource, ToolRegistry, ToolSource
@@ -407,7 +408,7 @@ class Runtime:
         ``RunStream.aclose()`` (the consumer leaving) cancels it and keeps the partial answer.
         """
         prepared = self._prepared(run)
-        events: asyncio.Queue[StreamEvent | None] = asyncio.Queue()
+        events: Outbox[StreamEvent | None] = Outbox()
         loop = _Loop(self, prepared, hooks or RunHooks(), control or RunControl(), events, stream_upstream)
         task = asyncio.create_task(loop.run())
         loop.control._attach(task)
@@ -446,24 +447,22 @@ class Runtime:
 class RunStream:
     """A started run: its events as they come, and ``aclose()`` for a consumer that leaves."""
 
-    def __init__(self, loop: _Loop, task: asyncio.Task[None], events: asyncio.Queue[StreamEvent | None]) -> None:
+    def __init__(self, loop: _Loop, task: asyncio.Task[None], events: Outbox[StreamEvent | None]) -> None:
         self._loop, self._task, self._events = loop, task, events
 
     async def events(self, *, ping_s: float | None = None) -> AsyncIterator[StreamEvent]:
-        while True:
-            if ping_s:
-                try:
-                    event = await asyncio.wait_for(self._events.get(), ping_s)
-                except TimeoutError:
-                    yield _ping()
-                    continue
-            else:
-                event = await self._events.get()
-            if event is None:
-                return
-            yield event
+        """The run's events for its one consumer (``ping`` after ``ping_s`` without one)."""
+        try:
+            while True:
+                event = await self._events.get(ping_s)
+                if event is None:
+                    return
+                yield event if isinstance(event, StreamEvent) else _ping()  # else it is PING
+        finally:
+            self._events.close()
 
     async def aclose(self) -> None:
+        self._events.close()  # the consumer's events() may be left suspended, its finally not run yet
         if not self._task.done() and not self._loop.finishing:
             self._loop.consumer_gone = True
             self._task.cancel()
@@ -480,7 +479,7 @@ class _Loop:
         run: PreparedRun,
         hooks: RunHooks,
         control: RunControl,
-        events: asyncio.Queue[StreamEvent | None],
+        events: Outbox[StreamEvent | None],
         stream_upstream: bool,
     ) -> None:
         self.runtime = runtime

@@ -212,3 +212,18 @@ def test_schemas_are_flattened_for_ollama() -> None:
 
 def test_an_empty_schema_becomes_an_empty_object() -> None:
     assert ollama_schema({}) == {"type": "object", "properties": {}}
+
+
+async def test_chunks_are_read_as_the_standard_json_module_reads_them(server: Server) -> None:
+    big = 2**70 + 1  # beyond 64 bits: a fast JSON reader would make it a float
+    call = {"id": "call_x", "function": {"name": "pay", "arguments": {"cents": big, "ok": True}}}
+    server.handler = ndjson(
+        '{"model": "m", "message": {"role": "assistant", "content": "", "thinking": "NaN: ", "ratio": NaN}, "done": false}',
+        '{"model": "m", "message": {"role": "assistant", "content": "\\ud83c\\udf0d \\ud800"}, "done": false}',
+        msg(tool_calls=[call]),
+        {**msg(), **DONE},
+    )
+    events = await collect()
+    assert events[:2] == [ReasoningDelta("NaN: "), TextDelta("🌍 \ud800")]
+    (got,) = [e.call for e in events if isinstance(e, ToolCallDelta)]
+    assert got.arguments == {"cents": big, "ok": True} and isinstance(got.arguments["cents"], int)

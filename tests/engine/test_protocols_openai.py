@@ -496,3 +496,17 @@ async def test_history_replay(server: Server) -> None:
         {"role": "assistant", "content": "done"},
     ]
     assert "reasoning_field" not in server.body
+
+
+async def test_tool_arguments_sent_as_an_object_keep_integers_beyond_64_bits(server: Server) -> None:
+    big = 2**70 + 1  # a fast JSON reader would make it a float
+    whole = {"index": 0, "id": "c1", "type": "function", "function": {"name": "pay", "arguments": {"cents": big}}}
+    server.handler = sse(delta(tool_calls=[whole]), delta("tool_calls"))
+    (call,) = calls(await collect())
+    assert call.arguments == {"cents": big} and isinstance(call.arguments["cents"], int)
+
+
+async def test_chunks_only_the_standard_library_reads_still_parse(server: Server) -> None:
+    # NaN is not JSON, and a lone surrogate escape is not Unicode; both were read before
+    server.handler = sse('{"choices": [{"index": 0, "delta": {"content": "a\\ud800"}, "logprobs": NaN}]}', delta("stop"))
+    assert text(await collect()) == "a\ud800"

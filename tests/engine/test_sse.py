@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from inference.engine.protocols.sse import LineSplitter, SSEEvent, aiter_sse, aiter_text_lines
+from inference.engine.protocols.sse import LineSplitter, SSEEvent, SSEParser, aiter_sse, aiter_text_lines
 
 
 async def _chunks(data: bytes, size: int):
@@ -74,3 +74,54 @@ def test_a_bom_split_across_chunks_is_still_dropped() -> None:
 
 def test_invalid_utf8_is_replaced_not_fatal() -> None:
     assert LineSplitter().feed(b"a\xffb\n") == ["a\ufffdb"]
+
+
+# Every kind of line ending (one stream mixes CRLF, lone CR and LF), a BOM, a comment, event,
+# id and retry fields, multi-line data, multi-byte characters and U+2028 inside data, and a
+# last event without its blank line (discarded, E.1.6).
+MIXED = (
+    "\ufeff: hello\r\nevent: update\rid: 7\ndata: {\"a\":\r\ndata: 1}\r\n\r\n"
+    "data:x\r\rretry: 300\ndata: é🌍\u2028z\n\ndata: no blank line after me"
+).encode()
+MIXED_EVENTS = [
+    SSEEvent("update", '{"a":\n1}', "7"),
+    SSEEvent("message", "x", "7"),
+    SSEEvent("message", "é🌍\u2028z", "7"),
+]
+
+
+def parse_reads(reads: list[bytes]) -> tuple[list[SSEEvent], int | None]:
+    parser = SSEParser()
+    events = [event for read in reads for event in parser.feed(read)]
+    return events, parser.retry_ms
+
+
+def test_a_stream_cut_into_three_reads_at_every_pair_of_byte_offsets_parses_alike() -> None:
+    n = len(MIXED)
+    for i in range(n + 1):
+        for j in range(i, n + 1):
+            reads = [MIXED[:i], b"", MIXED[i:j], MIXED[j:]]  # an empty read changes nothing either
+            assert parse_reads(reads) == (MIXED_EVENTS, 300), (i, j)
+
+
+async def test_the_async_reader_gives_the_same_events_one_byte_at_a_time() -> None:
+    assert await events_of(MIXED, 1) == MIXED_EVENTS
+
+
+def test_an_empty_read_between_cr_and_lf_does_not_make_a_blank_line() -> None:
+    # a blank line would dispatch the half-received event too early
+    assert parse_reads([b"data: a\r", b"", b"\ndata: b\n\n"])[0] == [SSEEvent("message", "a\nb")]
+
+
+def test_a_long_line_in_many_small_reads_is_one_line() -> None:
+    splitter = LineSplitter()
+    assert [line for _ in range(5000) for line in splitter.feed(b"xy")] == []
+    assert splitter.feed(b"z\r\n") == ["xy" * 5000 + "z"]
+
+
+def test_ndjson_lines_at_every_byte_offset() -> None:
+    raw = '{"a":1}\r\n{"b":"\u2028é"}\r{"c":3}\n\n{"d":4}'.encode()
+    for i in range(len(raw) + 1):
+        splitter = LineSplitter()
+        lines = splitter.feed(raw[:i]) + splitter.feed(raw[i:])
+        assert (lines, splitter.rest()) == (['{"a":1}', '{"b":"\u2028é"}', '{"c":3}', ""], '{"d":4}'), i

@@ -27,6 +27,11 @@ def test_a_prefilled_stream_starts_inside_the_block(chunks: list[str]) -> None:
     assert run(chunks, prefilled=True) == ("plan it\n", "Done")
 
 
+@pytest.mark.parametrize("chunks", every_split("1 <2 <<think>a <b</thin</think>c <"))
+def test_stray_angle_brackets_next_to_tags_split_anywhere(chunks: list[str]) -> None:
+    assert run(chunks) == ("a <b</thin", "1 <2 <c <")
+
+
 def test_text_that_only_looks_like_a_tag_start_is_kept() -> None:
     assert run(["a <th", "ere b <", ""]) == ("", "a <there b <")
 

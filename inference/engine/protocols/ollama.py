@@ -84,14 +84,16 @@ class OllamaAdapter(ProtocolAdapter):
                 if data.get("error") is not None:  # B.5: errors after a 200 arrive as lines
                     raise in_stream_error(data)
                 message = data.get("message") or {}
-                if isinstance(message.get("thinking"), str) and message["thinking"]:
-                    yield ReasoningDelta(message["thinking"])
-                if isinstance(message.get("content"), str) and message["content"]:
-                    for kind, text in splitter.feed(message["content"]):
+                thinking, content = message.get("thinking"), message.get("content")
+                if thinking and isinstance(thinking, str):
+                    yield ReasoningDelta(thinking)
+                if content and isinstance(content, str):
+                    for kind, text in splitter.feed(content):
                         yield ReasoningDelta(text) if kind == "reasoning" else TextDelta(text)
-                for call in _calls(message, seen_ids):  # whole calls, one chunk each (B.2)
-                    has_calls = True
-                    yield ToolCallDelta(call)
+                if message.get("tool_calls"):
+                    for call in _calls(message, seen_ids):  # whole calls, one chunk each (B.2)
+                        has_calls = True
+                        yield ToolCallDelta(call)
                 if data.get("done"):
                     last = data
                     break

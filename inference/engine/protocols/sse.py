@@ -31,31 +31,40 @@ class LineSplitter:
     """Incremental CR / LF / CRLF line splitter over raw UTF-8 bytes; yields decoded lines."""
 
     def __init__(self) -> None:
-        self._buf = b""
+        self._head: list[bytes] = []  # the unfinished last line, as read (no CR or LF in it)
         self._after_cr = False  # a chunk ended with CR: a leading LF in the next one is its pair
         self._start = True  # a UTF-8 BOM is dropped from the very start of the stream only
 
     def feed(self, data: bytes) -> list[str]:
-        if self._after_cr and data[:1] == b"\n":
-            data = data[1:]
-        self._after_cr = False
-        buf = self._buf + data if self._buf else data
+        if not data:  # nothing read: it must not part a CR from its LF either
+            return []
+        if self._after_cr:
+            self._after_cr = False
+            if data[0] == 0x0A:
+                data = data[1:]
+        has_cr = b"\r" in data
+        if not self._start and not has_cr and b"\n" not in data:
+            self._head.append(data)  # a read inside a long line: no copying of what came before
+            return []
+        buf = b"".join((*self._head, data)) if self._head else data
+        self._head = []
         if self._start:
             if len(buf) < 3 and _BOM.startswith(buf):
-                self._buf = buf  # could still be the start of a BOM: wait for more
+                self._head.append(buf)  # could still be the start of a BOM: wait for more
                 return []
             self._start = False
             if buf.startswith(_BOM):
                 buf = buf[3:]
-        parts = _EOL.split(buf) if b"\r" in buf else buf.split(b"\n")
-        self._buf = parts.pop()
-        if buf.endswith(b"\r"):
-            self._after_cr = True
+        parts = _EOL.split(buf) if has_cr else buf.split(b"\n")
+        last = parts.pop()
+        if last:
+            self._head.append(last)
+        self._after_cr = has_cr and buf.endswith(b"\r")
         return [p.decode("utf-8", "replace") for p in parts]
 
     def rest(self) -> str:
         """Text after the last line ending (an unterminated last line)."""
-        return self._buf.decode("utf-8", "replace")
+        return b"".join(self._head).decode("utf-8", "replace")
 
 
 async def aiter_text_lines(chunks: AsyncIterable[bytes], *, include_last: bool = True) -> AsyncIterator[str]:
@@ -69,13 +78,23 @@ async def aiter_text_lines(chunks: AsyncIterable[bytes], *, include_last: bool =
 
 
 class SSEParser:
-    """Turns lines into events; feed one line at a time (without its line ending)."""
+    """Turns a byte stream (``feed``) or its lines (``feed_line``, without line endings) into events."""
 
     def __init__(self) -> None:
+        self._lines = LineSplitter()
         self._data: list[str] = []
         self._event = ""
         self.last_event_id = ""
         self.retry_ms: int | None = None
+
+    def feed(self, chunk: bytes) -> list[SSEEvent]:
+        """The events that ``chunk`` (any read, cut anywhere) completes."""
+        events = []
+        for line in self._lines.feed(chunk):
+            event = self.feed_line(line)
+            if event is not None:
+                events.append(event)
+        return events
 
     def feed_line(self, line: str) -> SSEEvent | None:
         if line == "":
@@ -107,7 +126,6 @@ class SSEParser:
 async def aiter_sse(chunks: AsyncIterable[bytes]) -> AsyncIterator[SSEEvent]:
     """Events from a byte stream. A trailing event without its blank line is discarded (E.1.6)."""
     parser = SSEParser()
-    async for line in aiter_text_lines(chunks, include_last=False):
-        event = parser.feed_line(line)
-        if event is not None:
+    async for chunk in chunks:
+        for event in parser.feed(chunk):
             yield event

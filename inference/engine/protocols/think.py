@@ -16,12 +16,16 @@ Piece = tuple[Kind, str]
 
 
 def _partial_tag_len(text: str, tags: tuple[str, ...]) -> int:
-    """Length of the longest suffix of ``text`` that is a proper prefix of one of ``tags``."""
-    for size in range(min(len(text), max(map(len, tags)) - 1), 0, -1):
-        tail = text[-size:]
-        if any(tag.startswith(tail) for tag in tags):
-            return size
-    return 0
+    """Length of the longest suffix of ``text`` that is a proper prefix of one of ``tags``.
+
+    Each tag has its only ``<`` in front, so the one candidate starts at the last ``<``: a
+    ``rfind`` instead of trying every suffix length (this runs on every streamed text chunk).
+    """
+    start = text.rfind("<")
+    if start == -1:
+        return 0
+    tail = text[start:]
+    return len(tail) if any(len(tag) > len(tail) and tag.startswith(tail) for tag in tags) else 0
 
 
 class ThinkSplitter:
