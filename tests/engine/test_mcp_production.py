@@ -135,6 +135,40 @@ def test_calls_in_flight_when_the_child_dies_run_once_and_answer_connection_lost
     assert mcp.status("crashy")["pid"] != pid and count(count_dir, "crash-after") == ["ran"]
 
 
+@pytest.mark.parametrize("transport", ["http-sse", "http-json", "legacy-sse"])
+def test_calls_in_flight_when_an_http_server_dies_run_once_and_answer_connection_lost(
+    transport: str, mcp: MCPClientManager, tmp_path: Path
+) -> None:
+    args, path = HTTP_MODES[transport]
+    port = free_port()
+    proc = start_prod_server(port, *args, count_dir=str(tmp_path))
+    try:
+        mcp.configure("dying", {"url": f"http://127.0.0.1:{port}{path}"})
+        mcp.connect("dying")
+        keys = [f"die-{i}" for i in range(8)]
+        results: dict[str, Any] = {}
+
+        def call(key: str) -> None:
+            results[key] = mcp.call_tool("dying", "counted", {"key": key, "seconds": 30})
+
+        threads = [threading.Thread(target=call, args=(key,)) for key in keys]
+        for thread in threads:
+            thread.start()
+        assert wait_until(lambda: all(count(tmp_path, k) for k in keys))  # every call reached the server
+        proc.kill()
+        for thread in threads:
+            thread.join(20)
+        for key in keys:
+            assert results[key].is_error and text(results[key]).startswith("mcp_connection_lost"), text(results[key])
+            assert count(tmp_path, key) == ["ran"]  # exactly once: never re-sent
+        # the server back on its port: the next call reconnects and runs once
+        proc = start_prod_server(port, *args, count_dir=str(tmp_path))
+        assert text(mcp.call_tool("dying", "counted", {"key": "die-after"})) == "ran die-after"
+        assert count(tmp_path, "die-after") == ["ran"]
+    finally:
+        stop(proc)
+
+
 def test_a_call_after_the_child_died_is_sent_to_a_new_one(mcp: MCPClientManager, count_dir: Path) -> None:
     """An unsent call is not lost with the connection: it waits for the reconnect."""
     mcp.configure("phoenix2", stdio_config(count_dir))
