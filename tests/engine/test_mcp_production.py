@@ -17,9 +17,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import mcp_types
 import pytest
 
-from inference.engine.mcp import MCPClientManager
+from inference.engine.mcp import MCPClientManager, Sampling
 from tests.mcp_servers import (
     EVERYTHING_BIN,
     PROD_MODULE,
@@ -333,3 +334,31 @@ def test_server_everything_progress_tasks_and_images(mcp: MCPClientManager) -> N
     assert seen == [1, 2, 3, 4]
     image = mcp.call_tool("everything", "get-tiny-image")
     assert any(item["type"] == "image" for item in image.content)
+
+
+@everything
+def test_handshake_era_sampling_goes_to_the_one_run_in_flight_and_is_refused_with_two(mcp: MCPClientManager) -> None:
+    # server-everything speaks the handshake era over stdio: its sampling request comes on its own
+    mcp.configure("sampler", {"command": str(EVERYTHING_BIN), "args": ["stdio"], "sampling": True})
+    mcp.connect("sampler")
+
+    async def answer(params: mcp_types.CreateMessageRequestParams) -> mcp_types.CreateMessageResult:
+        return mcp_types.CreateMessageResult(role="assistant", content=mcp_types.TextContent(type="text", text="hi"),
+                                             model="run-a-model")
+
+    def ask(run: str) -> Any:
+        return mcp.acall_tool("sampler", "trigger-sampling-request", {"prompt": "p"}, sampling=Sampling(answer, run))
+
+    async def scenario() -> tuple[Any, Any]:
+        alone = await ask("run-a")
+        # run b's call is in flight while run a's server asks: which call asked is unknown
+        other = asyncio.ensure_future(mcp.acall_tool("sampler", "trigger-long-running-operation",
+                                                     {"duration": 2, "steps": 2}, sampling=Sampling(None, "run-b")))
+        await asyncio.sleep(0.5)
+        both = await ask("run-a")
+        await other
+        return alone, both
+
+    alone, both = asyncio.run(scenario())
+    assert not alone.is_error and "run-a-model" in text(alone)
+    assert both.is_error and "several runs" in text(both)
