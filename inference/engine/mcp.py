@@ -959,6 +959,8 @@ _STOP_REASONS = {"stop": "endTurn", "length": "maxTokens"}
 async def _sampled(sample: Sampler, params: mcp_types.CreateMessageRequestParams, server: str) -> SamplingAnswer:
     """A server's sampling request answered by the run's model (on the run's loop). Text only:
     agentsite declares no sampling tools, and image or audio messages are refused."""
+    if params.tools or params.tool_choice:
+        return _refusal(f"MCP server {server!r} asked for sampling with tools; agentsite does not offer that.")
     messages = [Message(role="system", content=params.system_prompt)] if params.system_prompt else []
     for message in params.messages:
         blocks = message.content if isinstance(message.content, list) else [message.content]

@@ -96,6 +96,12 @@ def test_sampling_is_refused_unless_opted_in_and_outside_a_run(model: LLMModel, 
     _, tool_message = run_with(alice_api, model, "closed.ask_model")
     assert tool_message["is_error"] and "Sampling not supported" in text_of(tool_message)
     assert len(chat_requests(fake_llm)) == 2  # the model was not asked for the server
+    # opted in, but sampling with tools is not offered
+    fake_llm.script([Reply(tool_calls=[("open_ask_model", {"question": "?", "offer_tool": True})]),
+                     Reply(content="no answer")])
+    _, tool_message = run_with(alice_api, model, "open.ask_model")
+    assert tool_message["is_error"] and "asked for sampling with tools" in text_of(tool_message)
+    assert len(chat_requests(fake_llm)) == 4
     # a direct call has no run, so no model to ask
     res = alice_api.post("/v1/tools/call", {"tool_id": "open.ask_model", "arguments": {"question": "?"}}, format="json")
     assert res.json()["is_error"] and "a direct call has no model" in res.json()["content"][0]["text"]

@@ -82,12 +82,14 @@ async def sleep(seconds: float, key: str = "") -> str:
 
 
 @server.tool(structured_output=False)
-async def ask_model(question: str, ctx: Context) -> str | mcp_types.InputRequiredResult:
-    """Ask the client's model (MCP sampling) and answer with what it said."""
+async def ask_model(question: str, ctx: Context, offer_tool: bool = False) -> str | mcp_types.InputRequiredResult:
+    """Ask the client's model (MCP sampling) and answer with what it said; ``offer_tool`` offers
+    the model a tool (newest revision only: the SDK checks the client's capability otherwise)."""
     params = mcp_types.CreateMessageRequestParams(
         messages=[mcp_types.SamplingMessage(role="user", content=mcp_types.TextContent(type="text", text=question))],
         system_prompt="Answer in one word.",
         max_tokens=20,
+        tools=[mcp_types.Tool(name="lookup", input_schema={"type": "object"})] if offer_tool else None,
     )
     if ctx.protocol_version in MODERN_PROTOCOL_VERSIONS:  # the request rides on the result, the answer on a retry
         if not ctx.input_responses:
