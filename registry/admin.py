@@ -203,9 +203,17 @@ class MCPServerForm(forms.ModelForm):
     """The config as JSON. When editing, ``env`` and ``headers`` values show masked; a masked
     value sent back unchanged keeps the stored one, so a secret never appears in the page."""
 
+    # Stored as the config's "sampling" key (as POST /v1/tools/mcp takes it); the box wins over the JSON.
+    sampling = forms.BooleanField(
+        required=False,
+        label="Allow sampling",
+        help_text="Let the server ask the model of the run that called its tool (MCP sampling); "
+                  "counted as that run's usage. Off: the server is told sampling is not supported.",
+    )
+
     class Meta:
         model = MCPServer
-        fields = ["name", "config", "allowed_groups"]
+        fields = ["name", "config", "sampling", "allowed_groups"]
         help_texts = {"config": 'One server in the mcpServers form, e.g. {"command": "uvx", "args": ["mcp-server-time"]}. '
                                 'Values under "env" and "headers" show masked: leave one as it is to keep it.'}
 
@@ -213,6 +221,16 @@ class MCPServerForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         if self.instance.pk:
             self.initial["config"] = services.mask_mcp_config(self.instance.config)
+            self.initial["sampling"] = self.instance.config.get("sampling") is True
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        config = cleaned.get("config")
+        if isinstance(config, dict):
+            config.pop("sampling", None)
+            if cleaned.get("sampling"):
+                config["sampling"] = True
+        return cleaned
 
     def clean_config(self) -> dict:
         config = self.cleaned_data["config"]
@@ -249,8 +267,9 @@ class MCPServerAdmin(admin.ModelAdmin):
 
     def get_fields(self, request, obj=None):
         if obj is None:
-            return ["name", "config", "allowed_groups"]
-        return ["name", "config", "allowed_groups", "status", "last_error", "last_connected_at", "created_at", "updated_at"]
+            return ["name", "config", "sampling", "allowed_groups"]
+        return ["name", "config", "sampling", "allowed_groups", "status", "last_error", "last_connected_at", "created_at",
+                "updated_at"]
 
     def save_model(self, request, obj: MCPServer, form, change) -> None:
         stored = MCPServer.objects.filter(pk=obj.pk).values_list("config", flat=True).first() if change else None

@@ -21,6 +21,9 @@ connection, shared by every request, thread and event loop of the process:
   the initialize handshake for older servers). Tool lists are cached per server and dropped on
   ``notifications/tools/list_changed`` (handshake era) or a ``subscriptions/listen`` event
   (newest revision); ``on_tools_changed`` is then told the server's name.
+* Sampling (a server asking the model, docs/mcp.md) is offered only to servers configured with
+  ``"sampling": true``; the model of the run whose tool call asked answers (``Sampling``).
+  Elicitation and roots are not offered: the SDK answers such requests "not supported".
 * A url configured without a transport type is tried as streamable HTTP; if the server answers
   the ``initialize`` POST with 400/404/405 (a legacy HTTP+SSE server), the connect is retried
   once over SSE and the working transport is remembered for that server config (docs/protocols.md
@@ -32,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
+import contextvars
 import ctypes
 import json
 import logging
@@ -49,6 +53,7 @@ import anyio
 import httpx2
 import mcp_types
 from mcp import Client, MCPError, StdioServerParameters
+from mcp.client import ClientRequestContext
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.dispatcher import ProgressFnT
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
@@ -70,8 +75,8 @@ from .mcp_config import (
     parse_mcp_servers,
     validate_server_name,
 )
-from .tools.base import ToolContext, ToolExecutor
-from .types import ContentItem, ToolConfig, ToolResult, text_result
+from .tools.base import Sampler, ToolContext, ToolExecutor
+from .types import ContentItem, Message, ToolConfig, ToolResult, text_result
 
 __all__ = [
     "DEFAULT_TIMEOUT_S",
@@ -82,6 +87,7 @@ __all__ = [
     "MCPServerNotFound",
     "MCPTool",
     "MCPToolExecutor",
+    "Sampling",
     "ServerConfig",
     "llm_tool_name",
     "mcp_tool_configs",
@@ -150,12 +156,37 @@ class _Cancelled(Exception):
 
 ProgressFn = ProgressFnT  # async (progress, total, message) -> None
 _CANCEL_WAIT_S = 2.0  # for the cancelled calls' notifications/cancelled to go out before closing
+SamplingAnswer = mcp_types.CreateMessageResult | mcp_types.ErrorData
+SAMPLING_NO_RUN = (
+    "MCP server {name!r} asked for sampling during a call that no run made (a direct call has no model to ask); refused."
+)
+SAMPLING_UNKNOWN_RUN = (
+    "MCP server {name!r} asked for sampling while tool calls of several runs (or none) were in flight; its protocol "
+    "revision does not say which call asked, so it was refused."
+)
+
+
+@dataclass(frozen=True, eq=False)
+class Sampling:
+    """Who answers a server's sampling requests during one tool call: ``answer`` (awaited on the
+    manager's loop) for the run ``run`` (compared with ``==`` to tell runs apart), or a refusal
+    when ``answer`` is None (a call no run made)."""
+
+    answer: Callable[[mcp_types.CreateMessageRequestParams], Awaitable[SamplingAnswer]] | None
+    run: object
+
+
+# The sampling of the tool call the current task makes. The newest revision's sampling requests
+# ride on that call's result, so the SDK's callback runs inside the call and sees it; handshake-era
+# requests arrive on the session's reader task instead (``_Connection._sampling_for``).
+_call_sampling: contextvars.ContextVar[Sampling | None] = contextvars.ContextVar("mcp_call_sampling", default=None)
 
 
 @dataclass(eq=False)
 class _Job:
     fn: Callable[[Client], Awaitable[Any]]
     future: asyncio.Future[Any]
+    sampling: Sampling | None = None  # a tool call's (None: a listing)
     sent: bool = False  # handed to the SDK: it may have reached the server
     scope: anyio.CancelScope | None = None
     finished: asyncio.Event = field(default_factory=asyncio.Event)
@@ -285,10 +316,12 @@ class _Connection:
         # a listen stream (_listen). The client's read timeout bounds the handshake and listings
         # (connect_timeout_s); each call passes its own (timeout_s). cache=None: the manager
         # caches tool lists itself (C-6).
+        # sampling_callback also declares the capability: only to servers staff opted in.
         return Client(
             transport,
             mode="auto",
             message_handler=self._on_message,
+            sampling_callback=self._sample if cfg.sampling else None,
             read_timeout_seconds=cfg.connect_timeout_s,
             cache=None,
             client_info=mcp_types.Implementation(name="agentsite", version=_VERSION),
@@ -368,10 +401,28 @@ class _Connection:
         elif isinstance(message, Exception):
             log.debug("MCP server %r: transport reported %s", self.name, type(message).__name__)
 
-    async def submit(self, fn: Callable[[Client], Awaitable[T]]) -> T:
+    async def _sample(self, context: ClientRequestContext, params: mcp_types.CreateMessageRequestParams) -> SamplingAnswer:
+        sampling = self._sampling_for()
+        if sampling is None:
+            return _refusal(SAMPLING_UNKNOWN_RUN.format(name=self.name))
+        if sampling.answer is None:
+            return _refusal(SAMPLING_NO_RUN.format(name=self.name))
+        return await sampling.answer(params)
+
+    def _sampling_for(self) -> Sampling | None:
+        """The call that asked: the one this task runs, else (handshake era) the only run with
+        calls in flight on this connection."""
+        own = _call_sampling.get()
+        if own is not None:
+            return own
+        calls = [job.sampling for job in self._pending if job.sent and not job.future.done() and job.sampling]
+        runs = {sampling.run for sampling in calls}
+        return calls[0] if len(runs) == 1 else None
+
+    async def submit(self, fn: Callable[[Client], Awaitable[T]], sampling: Sampling | None = None) -> T:
         if self.closed:
             raise _ConnectionLost(self.error or "connection closed")
-        job = _Job(fn, asyncio.get_running_loop().create_future())
+        job = _Job(fn, asyncio.get_running_loop().create_future(), sampling)
         self._pending.add(job)
         self._queue.put_nowait(job)
         try:
@@ -537,7 +588,7 @@ class MCPClientManager:
         """Call a tool. Tool failures, JSON-RPC errors and timeouts come back as
         ``is_error=True`` results; only an unreachable server raises (MCPConnectError /
         MCPCallError)."""
-        return self._sync(self._call_tool(name, tool, arguments or {}, timeout_s, None))
+        return self._sync(self._call_tool(name, tool, arguments or {}, timeout_s, None, None))
 
     async def acall_tool(
         self,
@@ -546,9 +597,11 @@ class MCPClientManager:
         arguments: Mapping[str, Any] | None = None,
         timeout_s: float | None = None,
         progress: ProgressFn | None = None,
+        sampling: Sampling | None = None,
     ) -> ToolResult:
-        """``progress`` is awaited on the manager's loop for each notifications/progress."""
-        return await self._async(self._call_tool(name, tool, arguments or {}, timeout_s, progress))
+        """``progress`` is awaited on the manager's loop for each notifications/progress;
+        ``sampling`` answers the server's sampling requests during the call (default: refused)."""
+        return await self._async(self._call_tool(name, tool, arguments or {}, timeout_s, progress, sampling))
 
     def connect(self, name: str) -> list[MCPTool]:
         """Connect now (if not connected) and re-list the tools; MCPConnectError on failure."""
@@ -719,13 +772,15 @@ class MCPClientManager:
     def _connect_message(name: str, reason: str) -> str:
         return f"Could not connect to MCP server {name!r}: {reason}"
 
-    async def _with_connection(self, name: str, fn: Callable[[Client], Awaitable[T]], *, once: bool = False) -> T:
+    async def _with_connection(
+        self, name: str, fn: Callable[[Client], Awaitable[T]], *, once: bool = False, sampling: Sampling | None = None
+    ) -> T:
         """Run ``fn`` on the server's connection; on a lost connection reconnect once and retry
         if ``fn`` had not been sent yet, or is idempotent (``once`` false). A sent ``once``
         request raises ``MCPConnectionLost``: it may have run, and must not run twice."""
         server = self._server(name)
         try:
-            return await self._attempt(server, name, fn)
+            return await self._attempt(server, name, fn, sampling)
         except _ConnectionLost as exc:
             if once and exc.sent:
                 server.error = str(exc)
@@ -737,7 +792,7 @@ class MCPClientManager:
             log.info("MCP server %r: connection lost (%s); reconnecting", name, exc)
         server = self._server(name)  # the same one, unless it was reconfigured meanwhile
         try:
-            return await self._attempt(server, name, fn)
+            return await self._attempt(server, name, fn, sampling)
         except _ConnectionLost as exc:
             server.error = str(exc)
             raise MCPCallError(
@@ -745,10 +800,12 @@ class MCPClientManager:
                 detail={"server": name},
             ) from None
 
-    async def _attempt(self, server: _Server, name: str, fn: Callable[[Client], Awaitable[T]]) -> T:
+    async def _attempt(
+        self, server: _Server, name: str, fn: Callable[[Client], Awaitable[T]], sampling: Sampling | None
+    ) -> T:
         conn = await self._connection(server, name)
         try:
-            return await conn.submit(fn)
+            return await conn.submit(fn, sampling)
         except _ConnectionLost:
             # Many callers may see the same loss; the first detaches the connection, all wait
             # for it to close, and the lock in _connection lets only one of them reopen it.
@@ -799,17 +856,25 @@ class MCPClientManager:
         return list(tools)
 
     async def _call_tool(
-        self, name: str, tool: str, arguments: Mapping[str, Any], timeout_s: float | None, progress: ProgressFn | None
+        self,
+        name: str,
+        tool: str,
+        arguments: Mapping[str, Any],
+        timeout_s: float | None,
+        progress: ProgressFn | None,
+        sampling: Sampling | None,
     ) -> ToolResult:
         server = self._server(name)
         tool_id = mcp_tool_id(name, tool)
         timeout = timeout_s or server.config.timeout_s  # C-4: every call has a timeout
+        sampling = sampling or Sampling(None, object())  # a call of its own, that no run made
 
         async def call(client: Client) -> Any:
+            _call_sampling.set(sampling)  # in the job's own task: its context goes nowhere else
             return await client.call_tool(tool, dict(arguments), read_timeout_seconds=timeout, progress_callback=progress)
 
         try:
-            result = await self._with_connection(name, call, once=True)
+            result = await self._with_connection(name, call, once=True, sampling=sampling)
         except MCPConnectionLost as exc:
             return text_result(tool_id, f"{exc.code}: {exc.message}", is_error=True)
         except _Cancelled as exc:
@@ -860,9 +925,18 @@ class MCPToolExecutor(ToolExecutor):
             if report is not None:
                 loop.call_soon_threadsafe(report, {"progress": progress, "total": total, "message": message})
 
+        sampling = None
+        if ctx.sample is not None:
+            sample, server = ctx.sample, tool.server
+
+            async def answer(params: mcp_types.CreateMessageRequestParams) -> SamplingAnswer:
+                # On the manager's loop: the run's model is asked on the run's own loop.
+                return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(_sampled(sample, params, server), loop))
+
+            sampling = Sampling(answer, sample)
         try:
             result = await MCPClientManager().acall_tool(
-                tool.server, tool.remote_name, arguments, timeout_s=tool.timeout_s, progress=on_progress
+                tool.server, tool.remote_name, arguments, timeout_s=tool.timeout_s, progress=on_progress, sampling=sampling
             )
         except DomainError as exc:  # unreachable or unconfigured server: the model sees why
             return text_result(tool.tool_id, exc.message, is_error=True)
@@ -872,6 +946,44 @@ class MCPToolExecutor(ToolExecutor):
 
 
 # ---- helpers -------------------------------------------------------------------------------
+
+
+def _refusal(message: str) -> mcp_types.ErrorData:
+    log.info("%s", message)
+    return mcp_types.ErrorData(code=mcp_types.INVALID_REQUEST, message=message)
+
+
+_STOP_REASONS = {"stop": "endTurn", "length": "maxTokens"}
+
+
+async def _sampled(sample: Sampler, params: mcp_types.CreateMessageRequestParams, server: str) -> SamplingAnswer:
+    """A server's sampling request answered by the run's model (on the run's loop). Text only:
+    agentsite declares no sampling tools, and image or audio messages are refused."""
+    if params.tools or params.tool_choice:
+        return _refusal(f"MCP server {server!r} asked for sampling with tools; agentsite does not offer that.")
+    messages = [Message(role="system", content=params.system_prompt)] if params.system_prompt else []
+    for message in params.messages:
+        blocks = message.content if isinstance(message.content, list) else [message.content]
+        texts = [block.text for block in blocks if isinstance(block, mcp_types.TextContent)]
+        if len(texts) < len(blocks):
+            kinds = ", ".join(sorted({block.type for block in blocks}))
+            return _refusal(f"MCP server {server!r} asked for sampling with {kinds} content; agentsite samples text only.")
+        messages.append(Message(role=message.role, content="\n".join(texts)))
+    options: dict[str, Any] = {}
+    if params.temperature is not None:
+        options["temperature"] = params.temperature
+    if params.stop_sequences:
+        options["stop"] = list(params.stop_sequences)
+    try:
+        answer = await sample(messages, params.max_tokens, options)
+    except DomainError as exc:
+        return _refusal(f"MCP server {server!r} asked for sampling; the run's model failed: {exc.message}")
+    return mcp_types.CreateMessageResult(
+        role="assistant",
+        content=mcp_types.TextContent(type="text", text=answer.text),
+        model=answer.model_id,
+        stop_reason=_STOP_REASONS.get(answer.finish_reason, answer.finish_reason),
+    )
 
 
 def _tool_result(tool_id: str, result: Any) -> ToolResult:
@@ -961,13 +1073,18 @@ def _expanded_or_none(config: ServerConfig, lookup: Lookup) -> ServerConfig | No
 
 def _find_child(marker: str) -> int | None:
     """The pid of our direct child whose environment carries ``marker`` (Linux /proc; the SDK
-    does not expose the process)."""
+    does not expose the process). It runs on the manager's loop for every stdio connect, so it
+    reads only our threads' children lists, not every process of the host (8 ms with 100
+    processes, more on a busy host); the full scan stays for kernels without those lists."""
     me, needle = os.getpid(), f"{_PID_MARKER}={marker}".encode()
     try:
-        pids = [name for name in os.listdir("/proc") if name.isdigit()]
-    except OSError:  # no /proc: not Linux
-        return None
-    for pid in pids:
+        candidates = _own_children(me)
+    except OSError:
+        try:
+            candidates = [name for name in os.listdir("/proc") if name.isdigit()]
+        except OSError:  # no /proc: not Linux
+            return None
+    for pid in candidates:
         try:
             with open(f"/proc/{pid}/stat", "rb") as f:
                 if int(f.read().rsplit(b")", 1)[1].split()[1]) != me:
@@ -978,6 +1095,22 @@ def _find_child(marker: str) -> int | None:
         except (OSError, ValueError, IndexError):  # gone meanwhile, or not ours to read
             continue
     return None
+
+
+def _own_children(pid: int) -> list[str]:
+    """Pids of ``pid``'s children, from each of its threads' ``children`` list (OSError when the
+    kernel has none: CONFIG_PROC_CHILDREN)."""
+    tids = os.listdir(f"/proc/{pid}/task")
+    out: list[str] = []
+    for tid in tids:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/children", "rb") as f:
+                out.extend(f.read().decode().split())
+        except FileNotFoundError:
+            if not os.path.exists(f"/proc/{pid}/task/{tid}"):
+                continue  # the thread ended meanwhile
+            raise
+    return out
 
 
 def _alive(pid: int) -> bool:

@@ -69,6 +69,7 @@ class ServerConfig:
     timeout_s: float = DEFAULT_TIMEOUT_S
     connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S
     disabled: bool = False  # registered but never started
+    sampling: bool = False  # staff let it ask the calling run's model (MCP sampling, docs/mcp.md)
     env_file: str | None = None  # KEY=VALUE lines merged under ``env`` when starting (stdio)
     # True when a url came without ``type``/``transport``: the transport is then a guess from the
     # path, and an inferred streamable HTTP falls back to legacy SSE on HTTP 400/404/405 (C.8).
@@ -135,8 +136,8 @@ def normalize_server_config(config: Mapping[str, Any] | ServerConfig) -> ServerC
     HTTP (``http``, ``streamable-http``, ``streamable_http``, ``streamableHttp``); a ``url``
     (or Windsurf's ``serverUrl``) without a type is SSE when its path ends in ``/sse``, else
     streamable HTTP with ``transport_inferred`` set, so the client manager falls back to legacy
-    SSE if the server answers 400/404/405 (C.3 era detection). ``disabled`` and ``envFile`` are
-    honoured; other keys of those formats (``autoApprove``, ...) are ignored.
+    SSE if the server answers 400/404/405 (C.3 era detection). ``disabled``, ``envFile`` and our
+    own ``sampling`` (opt-in to MCP sampling) are honoured; other keys of those formats (``autoApprove``, ...) are ignored.
     """
     if isinstance(config, ServerConfig):
         return config
@@ -165,6 +166,7 @@ def normalize_server_config(config: Mapping[str, Any] | ServerConfig) -> ServerC
         "timeout_s": timeout,
         "connect_timeout_s": _seconds(config, "connect_timeout_s", DEFAULT_CONNECT_TIMEOUT_S),
         "disabled": _flag(config, "disabled"),
+        "sampling": _flag(config, "sampling"),
     }
 
     if transport == "stdio":

@@ -19,7 +19,7 @@ import os
 import re
 import tempfile
 import time
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
@@ -37,7 +37,7 @@ from .sync import iterate_sync, run_sync
 from .templates import render_template
 from .textcalls import TextCallParser, replay
 from .tool_results import for_model
-from .tools.base import Executors, ToolContext, ToolSettings
+from .tools.base import Executors, Sampled, ToolContext, ToolSettings
 from .tools.execute import check_arguments, execute_tool
 from .types import (
     ContentItem,
@@ -616,10 +616,13 @@ class _Loop:
             self.emit("delta", {"thinking": text})
 
     async def _metered_round(self, with_tools: bool) -> RoundResult:
-        """A model round, reported to ``on_model_call`` whether it answers, fails or is cancelled."""
+        return await self._metered(self._model_round(with_tools))
+
+    async def _metered(self, round_: Awaitable[RoundResult]) -> RoundResult:
+        """A model call, reported to ``on_model_call`` whether it answers, fails or is cancelled."""
         started, outcome, usage = time.monotonic(), "error", Usage()
         try:
-            result = await self._model_round(with_tools)
+            result = await round_
             outcome, usage = "ok", result.usage
             return result
         except asyncio.CancelledError:
@@ -631,6 +634,17 @@ class _Loop:
                 self.hooks.on_model_call(call)
             except Exception:  # metering must never turn an answer into a failure
                 log.exception("a run's model-call hook failed")
+
+    async def _sample(self, messages: Sequence[Message], max_tokens: int | None, options: Mapping[str, Any]) -> Sampled:
+        """A tool asks the run's model (MCP sampling): one answer without tools, with the model's
+        own options under the tool's, metered and added to the run's usage like a round."""
+        model = self.run_.model
+        if max_tokens and (model.max_output_tokens is None or max_tokens < model.max_output_tokens):
+            model = replace(model, max_output_tokens=max_tokens)
+        adapter = get_adapter(model)
+        result = await self._metered(adapter.complete(messages, (), options={**model.options, **options}))
+        self.usage = self.usage + result.usage
+        return Sampled(result.content, model.model_id, result.finish_reason)
 
     async def _model_round(self, with_tools: bool) -> RoundResult:
         specs = [tool_spec(name, t) for name, t in self.offered.items()] if with_tools else []
@@ -759,7 +773,8 @@ class _Loop:
         def progress(data: Mapping[str, Any]) -> None:
             self.emit("tool_progress", {"id": call.id, "tool_id": tool.tool_id, **data})
 
-        return await self.runtime.execute(tool, call.arguments, replace(self.run_.context, progress=progress))
+        context = replace(self.run_.context, progress=progress, sample=self._sample)
+        return await self.runtime.execute(tool, call.arguments, context)
 
     def _disclose(self, call: ToolCall, result: ToolResult) -> None:
         """After a skill is activated, offer the tools it brings from the next round on."""

@@ -33,6 +33,22 @@ def test_add_an_mcp_server_then_refresh_and_reconnect(admin_client) -> None:
         assert b"connected," in res.content
 
 
+def test_allow_sampling_is_a_box_stored_in_the_config(admin_client) -> None:
+    config = json.dumps(TIME_STDIO)
+    admin_client.post("/admin/registry/mcpserver/add/", {"name": "time", "config": config, "sampling": "on"}, follow=True)
+    server = MCPServer.objects.get(name="time")
+    assert server.config["sampling"] is True and server.status == "connected"
+    page = admin_client.get(f"/admin/registry/mcpserver/{server.pk}/change/")
+    assert re.search(rb'<input type="checkbox" name="sampling"[^>]* checked', page.content)
+    # unticked: the key goes, whatever the JSON said
+    change = json.dumps({**TIME_STDIO, "sampling": True})
+    prefix = re.search(rb'name="([\w-]+)-TOTAL_FORMS"', page.content).group(1).decode()  # the tools inline
+    inline = {f"{prefix}-TOTAL_FORMS": "0", f"{prefix}-INITIAL_FORMS": "0"}
+    admin_client.post(f"/admin/registry/mcpserver/{server.pk}/change/", {"config": change, **inline}, follow=True)
+    server.refresh_from_db()
+    assert "sampling" not in server.config
+
+
 def test_bad_mcp_config_is_a_form_error(admin_client) -> None:
     res = admin_client.post("/admin/registry/mcpserver/add/", {"name": "x", "config": '{"args": []}'})
     assert res.status_code == 200 and b"command" in res.content and not MCPServer.objects.exists()

@@ -29,6 +29,11 @@ def test_a_command_means_stdio() -> None:
     assert cfg.timeout_s == 60.0
 
 
+def test_sampling_is_off_unless_staff_set_it() -> None:
+    assert normalize_server_config({"command": "x"}).sampling is False
+    assert normalize_server_config({"url": "http://h/mcp", "sampling": True}).sampling is True
+
+
 @pytest.mark.parametrize(
     ("kind", "transport"),
     [
@@ -85,6 +90,7 @@ def test_a_url_without_type_is_inferred_from_its_path(config: dict, transport: s
         ({"type": "sse"}, "needs a 'url'"),
         ({"command": "x", "timeout_s": 0}, "timeout_s"),
         ({"command": "x", "timeout": "10"}, "timeout_s"),
+        ({"command": "x", "sampling": "yes"}, "'sampling' must be true or false"),
     ],
 )
 def test_bad_configs_are_rejected_with_a_clear_message(config: dict, message: str) -> None:

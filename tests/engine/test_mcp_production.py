@@ -17,9 +17,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import mcp_types
 import pytest
 
-from inference.engine.mcp import MCPClientManager
+from inference.engine.mcp import MCPClientManager, Sampling
 from tests.mcp_servers import (
     EVERYTHING_BIN,
     PROD_MODULE,
@@ -133,6 +134,40 @@ def test_calls_in_flight_when_the_child_dies_run_once_and_answer_connection_lost
     # the next call starts a new child and runs normally
     assert text(mcp.call_tool("crashy", "counted", {"key": "crash-after"})) == "ran crash-after"
     assert mcp.status("crashy")["pid"] != pid and count(count_dir, "crash-after") == ["ran"]
+
+
+@pytest.mark.parametrize("transport", ["http-sse", "http-json", "legacy-sse"])
+def test_calls_in_flight_when_an_http_server_dies_run_once_and_answer_connection_lost(
+    transport: str, mcp: MCPClientManager, tmp_path: Path
+) -> None:
+    args, path = HTTP_MODES[transport]
+    port = free_port()
+    proc = start_prod_server(port, *args, count_dir=str(tmp_path))
+    try:
+        mcp.configure("dying", {"url": f"http://127.0.0.1:{port}{path}"})
+        mcp.connect("dying")
+        keys = [f"die-{i}" for i in range(8)]
+        results: dict[str, Any] = {}
+
+        def call(key: str) -> None:
+            results[key] = mcp.call_tool("dying", "counted", {"key": key, "seconds": 30})
+
+        threads = [threading.Thread(target=call, args=(key,)) for key in keys]
+        for thread in threads:
+            thread.start()
+        assert wait_until(lambda: all(count(tmp_path, k) for k in keys))  # every call reached the server
+        proc.kill()
+        for thread in threads:
+            thread.join(20)
+        for key in keys:
+            assert results[key].is_error and text(results[key]).startswith("mcp_connection_lost"), text(results[key])
+            assert count(tmp_path, key) == ["ran"]  # exactly once: never re-sent
+        # the server back on its port: the next call reconnects and runs once
+        proc = start_prod_server(port, *args, count_dir=str(tmp_path))
+        assert text(mcp.call_tool("dying", "counted", {"key": "die-after"})) == "ran die-after"
+        assert count(tmp_path, "die-after") == ["ran"]
+    finally:
+        stop(proc)
 
 
 def test_a_call_after_the_child_died_is_sent_to_a_new_one(mcp: MCPClientManager, count_dir: Path) -> None:
@@ -299,3 +334,31 @@ def test_server_everything_progress_tasks_and_images(mcp: MCPClientManager) -> N
     assert seen == [1, 2, 3, 4]
     image = mcp.call_tool("everything", "get-tiny-image")
     assert any(item["type"] == "image" for item in image.content)
+
+
+@everything
+def test_handshake_era_sampling_goes_to_the_one_run_in_flight_and_is_refused_with_two(mcp: MCPClientManager) -> None:
+    # server-everything speaks the handshake era over stdio: its sampling request comes on its own
+    mcp.configure("sampler", {"command": str(EVERYTHING_BIN), "args": ["stdio"], "sampling": True})
+    mcp.connect("sampler")
+
+    async def answer(params: mcp_types.CreateMessageRequestParams) -> mcp_types.CreateMessageResult:
+        return mcp_types.CreateMessageResult(role="assistant", content=mcp_types.TextContent(type="text", text="hi"),
+                                             model="run-a-model")
+
+    def ask(run: str) -> Any:
+        return mcp.acall_tool("sampler", "trigger-sampling-request", {"prompt": "p"}, sampling=Sampling(answer, run))
+
+    async def scenario() -> tuple[Any, Any]:
+        alone = await ask("run-a")
+        # run b's call is in flight while run a's server asks: which call asked is unknown
+        other = asyncio.ensure_future(mcp.acall_tool("sampler", "trigger-long-running-operation",
+                                                     {"duration": 2, "steps": 2}, sampling=Sampling(None, "run-b")))
+        await asyncio.sleep(0.5)
+        both = await ask("run-a")
+        await other
+        return alone, both
+
+    alone, both = asyncio.run(scenario())
+    assert not alone.is_error and "run-a-model" in text(alone)
+    assert both.is_error and "several runs" in text(both)

@@ -7,11 +7,11 @@ tool loop and ``/v1/tools/call`` never special-case a type.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..types import ToolConfig, ToolResult
+from ..types import Message, ToolConfig, ToolResult
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +40,19 @@ class ToolSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class Sampled:
+    """The run's model's answer to a tool that asked it (MCP sampling)."""
+
+    text: str
+    model_id: str
+    finish_reason: str  # as a round's: "stop", "length", ...
+
+
+# (messages, max_tokens or None, options such as temperature and stop) -> the answer
+Sampler = Callable[[Sequence[Message], int | None, Mapping[str, Any]], Awaitable[Sampled]]
+
+
+@dataclass(frozen=True, slots=True)
 class ToolContext:
     """What a tool may know about the run that called it."""
 
@@ -51,6 +64,9 @@ class ToolContext:
     depth: int = 0  # 0 for a run a client started, n for a sub-run n agents deep
     # Set per call by the tool loop: reports progress of a long call as ``tool_progress`` events.
     progress: Callable[[Mapping[str, Any]], None] | None = None
+    # Set by the tool loop: asks the run's model once, without tools, counted as the run's own
+    # model call. None outside a run (a direct call has no model).
+    sample: Sampler | None = None
 
 
 class ToolExecutor(ABC):
