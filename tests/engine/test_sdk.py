@@ -80,3 +80,14 @@ def test_sdk_errors(runtime: Runtime) -> None:
 def test_direct_tool_calls_without_a_model(runtime: Runtime) -> None:
     result = runtime.call_tool("get_weather", {"city": "Paris", "unit": "fahrenheit"})
     assert result.is_error is False and result.structured == {"city": "Paris", "temp": 21.5, "unit": "fahrenheit"}
+
+
+async def test_streamed_calls_hand_their_connection_back_to_the_pool(runtime: Runtime, fake_llm: FakeLLMServer) -> None:
+    """A stream read only up to its end marker ([DONE], "done": true) left its connection unusable:
+    each streamed call opened a new one (a handshake on the run's path, a TIME_WAIT socket left)."""
+    for _ in range(4):
+        fake_llm.script([Reply(content="one two three four five")])
+        events = [e.event async for e in runtime.astream(InferenceRequest.of("local", "Hi"))]
+        assert events[-1] == "done"
+    ports = {r.client_port for r in fake_llm.requests}
+    assert len(fake_llm.requests) == 4 and len(ports) == 1, ports

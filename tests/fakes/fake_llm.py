@@ -111,6 +111,7 @@ class RecordedRequest:
     json: Any  # parsed body, None when empty or not JSON
     completed: bool = False  # the whole response reached the socket
     disconnected: bool = False  # the client went away before the response was complete
+    client_port: int | None = None  # the client's TCP port: which connection carried the request
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RecordedRequest:
@@ -342,7 +343,8 @@ class FakeLLM(_Controls):
         except ValueError:
             body = None
         headers = {k.lower(): v for k, v in request.headers.items()}
-        rec = RecordedRequest(request.url.path, request.method, headers, body)
+        rec = RecordedRequest(request.url.path, request.method, headers, body,
+                              client_port=request.client.port if request.client else None)
         self.requests.append(rec)
         return rec
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import uuid
 from abc import ABC, abstractmethod
@@ -174,6 +176,29 @@ class ProtocolAdapter(ABC):
                     await response.aread()
                     raise status_error(response.status_code, response.text)
                 yield response
+
+
+# After the protocol's end marker a server has only the end of the body left to send (the last
+# chunk's terminator). Bounded, in case one keeps the response open instead.
+_REST_S = 1.0
+_REST_ITEMS = 16
+
+
+async def read_rest(items: AsyncIterator[Any]) -> None:
+    """Read what is left of a streamed answer after its end marker (``[DONE]``, ``"done": true``).
+
+    httpx closes a connection whose response was not read to its end, so every streamed model
+    call used to open a new connection (a TCP handshake on the run's path, and one TIME_WAIT
+    socket left per call); read to the end, the connection goes back to the pool. A server that
+    sends more, or nothing for ``_REST_S``, has its connection closed as before.
+    """
+    with contextlib.suppress(httpx.HTTPError, TimeoutError):
+        async with asyncio.timeout(_REST_S):
+            left = _REST_ITEMS
+            async for _ in items:
+                left -= 1
+                if not left:
+                    return
 
 
 # ---- errors ---------------------------------------------------------------------------------

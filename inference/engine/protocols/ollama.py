@@ -24,6 +24,7 @@ from .base import (
     in_stream_error,
     loads,
     make_call,
+    read_rest,
     tool_result_parts,
     truncated,
 )
@@ -75,7 +76,8 @@ class OllamaAdapter(ProtocolAdapter):
         last: dict[str, Any] | None = None
         async with self.open_stream("/api/chat", body) as response:
             # our splitter, not aiter_lines: that also splits on U+2028/U+0085 inside strings
-            async for line in aiter_text_lines(response.aiter_bytes()):
+            lines = aiter_text_lines(response.aiter_bytes())
+            async for line in lines:
                 if not line.strip():
                     continue
                 data = loads(line)
@@ -96,6 +98,7 @@ class OllamaAdapter(ProtocolAdapter):
                         yield ToolCallDelta(call)
                 if data.get("done"):
                     last = data
+                    await read_rest(lines)
                     break
         if last is None:
             raise truncated()

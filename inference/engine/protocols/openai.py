@@ -45,6 +45,7 @@ from .base import (
     loads,
     make_call,
     model_error,
+    read_rest,
     tool_result_parts,
     truncated,
 )
@@ -99,9 +100,11 @@ class OpenAIAdapter(ProtocolAdapter):
                 for event in _result_events(_parse_completion(loads((await response.aread()).decode()))):
                     yield event
                 return
-            async for sse in aiter_sse(response.aiter_bytes()):
+            events = aiter_sse(response.aiter_bytes())
+            async for sse in events:
                 if sse.data.strip() == "[DONE]":
                     state.done = True
+                    await read_rest(events)
                     break
                 chunk = loads(sse.data)
                 if sse.type == "error" or (isinstance(chunk, dict) and chunk.get("error") is not None):
