@@ -1,9 +1,11 @@
-"""The inference endpoints served without Django's middleware stack.
+"""The inference endpoints and the health probe served without Django's middleware stack.
 
 ``/v1/infer``, ``/v1/infer/stream`` and ``/v1/tools/call`` are async views that authenticate,
-check CSRF and shape errors themselves. Django's middleware runs each request through several
+check CSRF and shape errors themselves; ``/healthz`` (a load balancer's probe) needs no
+session, user or CSRF at all. Django's middleware runs each request through several
 sync/async thread hops (every ``MiddlewareMixin`` and WhiteNoise), which cost milliseconds per
-request — more than the rest of a model round. Everything else keeps the full stack.
+request — more than the rest of a model round, and far more than a probe. Everything else
+keeps the full stack.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from django.core.handlers.exception import convert_exception_to_response
 
 from core.db import pooled
 
-HOT_PATHS = frozenset({"/v1/infer", "/v1/infer/stream", "/v1/tools/call", "/openai/v1/chat/completions"})
+HOT_PATHS = frozenset({"/v1/infer", "/v1/infer/stream", "/v1/tools/call", "/openai/v1/chat/completions", "/healthz"})
 
 
 class HotPathHandler(ASGIHandler):
