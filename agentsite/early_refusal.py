@@ -6,8 +6,10 @@ answer a stranger's 30 MB body with a 401 only after the worker has paid for rea
 once the headers are in, a request that the guard would refuse anyway is answered at once when
 its declared body is large: on a guarded path without any credentials (401), or over
 ``AGENTSITE_MAX_BODY_MB`` anywhere (413). The rest of its body is still read from the socket
-(a client sends its whole body before it reads the answer) but dropped unparsed and unstored,
-and the connection is closed once it has all arrived.
+(a client, or nginx in front, sends its whole body before it reads the answer: closing with
+unread data would reset the connection, and a proxy may then answer 502 and count the worker
+as failed), but discarded by the kernel without a copy (``MSG_TRUNC``), and the connection is
+closed once it has all arrived, or after ``LINGER_S`` whatever the client still sends.
 
 Smaller bodies take the usual way (the guard answers them as before). ``install()`` runs when
 ``agentsite.asgi`` is imported, which Daphne does before it builds its HTTP factory.
@@ -16,10 +18,13 @@ Smaller bodies take the usual way (the guard answers them as before). ``install(
 from __future__ import annotations
 
 import json
+import socket
+from functools import cache
 from typing import Any
 
 from daphne import http_protocol
 from django.conf import settings
+from twisted.internet import main
 
 from core.errors import DomainError
 from core.jsonbody import RequestTooLarge
@@ -29,6 +34,11 @@ from . import guard
 # Below this, reading the body costs little and the request goes the usual way. Above Twisted's
 # 64 KB read size, so the body never completes in the read that carried the headers.
 EARLY_BYTES = 256 * 1024
+# nginx's lingering_time: how long a refused body may keep arriving before the connection is cut.
+LINGER_S = 30.0
+# One read discards up to this much (the kernel frees it; on a system without MSG_TRUNC for TCP
+# it is copied here and overwritten).
+_SINK = bytearray(1 << 20)
 
 
 def refusal(path: str, authorization: str | None, cookie: str | None, length: int | None) -> DomainError | None:
@@ -43,39 +53,66 @@ def refusal(path: str, authorization: str | None, cookie: str | None, length: in
     return None
 
 
-def _response(path: str, error: DomainError) -> bytes:
-    body = json.dumps(guard.error_body(path, error)).encode()
+@cache  # a handful of (shape, error) pairs: the bytes are built once, not per attack
+def _response(openai_shape: bool, status: int, code: str, message: str) -> bytes:
+    error = DomainError(message, code=code, status=status)
+    body = json.dumps(guard.error_body(guard.OPENAI_PREFIX if openai_shape else "/", error)).encode()
     headers = [(b"Content-Type", b"application/json"), (b"Content-Length", str(len(body)).encode()),
                (b"Connection", b"close")]
-    if error.status == 401:
+    if status == 401:
         headers.append((b"WWW-Authenticate", b'Bearer realm="api"'))
-    reason = b"Unauthorized" if error.status == 401 else b"Payload Too Large"
-    head = b"HTTP/1.1 %d %s\r\n" % (error.status, reason) + b"".join(b"%s: %s\r\n" % h for h in headers)
+    reason = b"Unauthorized" if status == 401 else b"Payload Too Large"
+    head = b"HTTP/1.1 %d %s\r\n" % (status, reason) + b"".join(b"%s: %s\r\n" % h for h in headers)
     return head + b"\r\n" + body
 
 
 class EarlyRefusingRequest(http_protocol.WebRequest):
+    _linger: Any = None  # the timer that cuts a refused body short
+
     def gotLength(self, length: int | None) -> None:
-        super().gotLength(length)
         channel: Any = self.channel
         path = channel._path.decode("latin-1").split("?", 1)[0]  # Twisted keeps the request line's path here
         first = self.requestHeaders.getRawHeaders
         authorization, cookie = (first(b"authorization") or [None])[0], (first(b"cookie") or [None])[0]
         error = refusal(path, authorization and authorization.decode("latin-1"), cookie and cookie.decode("latin-1"), length)
         if error is None:
+            super().gotLength(length)  # where Twisted opens the body's temporary file
             return
-        channel.transport.write(_response(path, error))
         assert length is not None
-        left = length
+        channel.transport.write(_response(path.startswith(guard.OPENAI_PREFIX), error.status, error.code, error.message))
+        self._discard(channel, length)
 
-        def drop(data: bytes) -> None:
-            # From now on every byte of this connection lands here: counted, never kept.
+    def _discard(self, channel: Any, length: int) -> None:
+        """Drop the next ``length`` bytes of this connection unread, then close it."""
+        transport, left = channel.transport, length
+        self._linger = channel.callLater(LINGER_S, transport.abortConnection)
+
+        def count(n: int) -> None:
             nonlocal left
-            left -= len(data)
+            left -= n
             if left <= 0:
                 channel.loseConnection()
 
-        channel.rawDataReceived = drop
+        def drain() -> Any:
+            # Stands in for the transport's doRead: one recv per wake-up, nothing copied into Python.
+            try:
+                n = transport.socket.recv_into(_SINK, len(_SINK), socket.MSG_TRUNC)
+            except BlockingIOError:
+                return None
+            except OSError:
+                return main.CONNECTION_LOST
+            if not n:
+                return main.CONNECTION_DONE
+            count(n)
+            return None
+
+        channel.rawDataReceived = lambda data: count(len(data))  # what came with the headers
+        transport.doRead = drain
+
+    def connectionLost(self, reason: Any) -> None:
+        if self._linger is not None and self._linger.active():
+            self._linger.cancel()
+        super().connectionLost(reason)
 
 
 def install() -> None:

@@ -1,8 +1,10 @@
-"""The inference endpoints served straight from ASGI, without Django's request handler.
+"""The inference endpoints and the health probe served straight from ASGI, without Django's
+request handler.
 
 ``/v1/infer``, ``/v1/infer/stream``, ``/v1/tools/call`` and ``/openai/v1/chat/completions`` are
 async views that authenticate, check CSRF and shape their errors themselves, and the guard in
-front (``agentsite.guard``) has already identified the caller and parsed the body. What Django's
+front (``agentsite.guard``) has already identified the caller and parsed the body; ``/healthz``
+(a load balancer's probe) needs no session, user or CSRF at all. What Django's
 ``ASGIHandler`` would add per request is pure cost here: a spooled temporary file for the body,
 the ``request_started``/``request_finished`` signals (each a hop to Django's one sync thread;
 what our own receivers do is done here, ``_request_started``), URL resolution and the
@@ -28,6 +30,7 @@ from django.http import HttpResponseBase, StreamingHttpResponse
 from core import bus
 from core.api import json_500
 from core.db import close_broken_connections, pooled
+from core.health import healthz
 from core.secrets import refresh_if_stale, scrubber
 from inference import openai_views, views
 
@@ -43,6 +46,7 @@ HOT_VIEWS: dict[str, Callable[..., Awaitable[HttpResponseBase]]] = {
     "/v1/infer/stream": views.infer_stream,
     "/v1/tools/call": views.call_tool,
     "/openai/v1/chat/completions": openai_views.chat_completions,
+    "/healthz": healthz,
 }
 HOT_PATHS = frozenset(HOT_VIEWS)
 
@@ -65,7 +69,7 @@ def _start(response: HttpResponseBase) -> Message:
     return {"type": "http.response.start", "status": response.status_code, "headers": headers}
 
 
-async def _respond(response: HttpResponseBase, send: Send) -> None:
+async def _respond(response: HttpResponseBase, send: Send, *, head: bool = False) -> None:
     if isinstance(response, StreamingHttpResponse):
         await send(_start(response))
         async for chunk in response:
@@ -76,7 +80,7 @@ async def _respond(response: HttpResponseBase, send: Send) -> None:
     if not response.has_header("Content-Length"):
         response["Content-Length"] = str(len(content))
     await send(_start(response))
-    await send({"type": "http.response.body", "body": content})
+    await send({"type": "http.response.body", "body": b"" if head else content})
 
 
 async def _serve(scope: Scope, body: bytes, send: Send) -> None:
@@ -86,7 +90,7 @@ async def _serve(scope: Scope, body: bytes, send: Send) -> None:
     except Exception:  # as Django's handler: logged, answered 500 in the envelope
         log.exception("Internal Server Error: %s", scope["path"])
         response = json_500(request)
-    await _respond(response, send)
+    await _respond(response, send, head=scope["method"] == "HEAD")
 
 
 class HotPathHandler:

@@ -11,6 +11,7 @@ import asyncio
 import json
 import socket
 import threading
+import time
 from typing import Any
 
 import httpx
@@ -170,6 +171,24 @@ def test_a_strangers_big_body_is_refused_from_its_headers_before_it_is_sent(live
     # over the size limit: 413 to anyone, credentials or not
     head = f"POST /v1/infer HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer x\r\nContent-Length: {64 * 1024 * 1024}\r\n"
     assert answer_to_headers_alone(live_server_proc.url, head).startswith(b"HTTP/1.1 413 ")
+
+
+def test_a_refused_body_is_discarded_to_its_end_then_the_connection_closes_cleanly(live_server_proc) -> None:
+    # The answer comes first, the body is still taken (a client or a proxy in front sends all of
+    # it before reading): the client reads its 401 and then an orderly end, not a reset, which
+    # a proxy would turn into a 502.
+    host, port = live_server_proc.url.removeprefix("http://").split(":")
+    half = len(HUGE) // 2
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(b"POST /v1/infer HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: %d\r\n\r\n" % len(HUGE) + HUGE[:half])
+        time.sleep(0.3)  # the answer is out by now: a server that closed then would reset what follows
+        sock.sendall(HUGE[half:])
+        got = b""
+        while chunk := sock.recv(65536):  # a reset raises ConnectionResetError
+            got += chunk
+    head, _, body = got.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 401 ") and json.loads(body)["error"]["code"] == "not_authenticated"
 
 
 def test_a_known_caller_with_a_big_body_is_read_as_before(live_server_proc, staff_user) -> None:
