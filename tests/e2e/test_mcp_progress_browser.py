@@ -27,7 +27,7 @@ def test_a_tool_reporting_progress_shows_a_bar_on_its_card(
     assert outcome["servers"]["prod"]["status"] == "connected", outcome
     base = live_server_proc.url
     log_in(page, base, "carol")
-    page.get_by_label("Model").select_option("fake")
+    page.get_by_label("Model", exact=True).select_option("fake")
     page.locator("#tool-picker summary").click()
     page.locator('input[name="tool_ids"][value="prod.slow_progress"]').check()
     page.keyboard.press("Escape")
