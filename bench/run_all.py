@@ -2,8 +2,9 @@
 
     .venv/bin/python bench/run_all.py [--no-append]
 
-Each bench is also runnable alone: bench/overhead.py, bench/tool_loop.py, bench/concurrency.py,
-bench/mcp_call.py.
+Each bench is also runnable alone: bench/overhead.py, bench/stream_cpu.py, bench/tool_loop.py,
+bench/concurrency.py, bench/mcp_call.py (and, not run here: chunk_path, hostile, mcp_large,
+governance, openai_endpoint, chat_browser, scaleout_soak, compare).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench import concurrency, mcp_call, overhead, tool_loop
+from bench import concurrency, mcp_call, overhead, stream_cpu, tool_loop
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -24,7 +25,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     extra = ["--no-append"] if args.no_append else []
     failed = []
-    for name, mod in (("overhead", overhead), ("tool_loop", tool_loop), ("concurrency", concurrency), ("mcp_call", mcp_call)):
+    benches = (("overhead", overhead), ("stream_cpu", stream_cpu), ("tool_loop", tool_loop), ("concurrency", concurrency),
+               ("mcp_call", mcp_call))
+    for name, mod in benches:
         print(f"\n==== {name} ====", flush=True)
         t0 = time.monotonic()
         try:

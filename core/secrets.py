@@ -87,6 +87,7 @@ class Scrubber:
         self._known: re.Pattern[str] | None = None
         self._longest = 0  # characters of the longest known value
         self._by_first: dict[str, tuple[str, ...]] = {}  # known values by their first character
+        self._firsts: re.Pattern[str] | None = None  # any of those first characters
         self._stale = True
         self._lock = threading.Lock()
         self._local = threading.local()  # set while this thread refreshes (its queries log too)
@@ -114,6 +115,7 @@ class Scrubber:
         for value in wanted:
             by_first.setdefault(value[0], []).append(value)
         self._by_first = {first: tuple(values) for first, values in by_first.items()}
+        self._firsts = re.compile("[" + "".join(map(re.escape, by_first)) + "]") if by_first else None
         self._stale = False
 
     def refresh(self) -> None:
@@ -164,9 +166,11 @@ class Scrubber:
             self._refresh_if_safe()
         cut = len(text)
         window = max(0, len(text) - max(self._longest - 1, 0))
-        for i in range(window, len(text)):  # the leftmost start of a known value wins
-            candidates = self._by_first.get(text[i])
-            if candidates and any(v.startswith(text[i:]) for v in candidates):
+        # The leftmost start of a known value wins; only where a value's first character is (a
+        # scan in C: a Python loop over every character was a sixth of a streamed piece's cost).
+        for m in self._firsts.finditer(text, window) if self._firsts is not None else ():
+            i = m.start()
+            if any(v.startswith(text[i:]) for v in self._by_first[text[i]]):
                 cut = i
                 break
         joined = context + text  # "Bearer" may have gone out, its token not yet
