@@ -311,7 +311,10 @@ def chat_messages(request: HttpRequest, session_id: str) -> HttpResponse:
         from_seq = 0
     # A turn's tool results refer to calls made earlier in the same turn, which starts at from_seq.
     rows = session_selectors.session_messages(session=session, from_seq=from_seq)
-    session.refresh_from_db(fields=["message_count"])
+    try:
+        session.refresh_from_db(fields=["message_count"])
+    except type(session).DoesNotExist:  # deleted meanwhile (another tab): gone, not a server error
+        raise Http404("No such chat.") from None
     return render(
         request, "chat/_turn.html", {"session": session, "blocks": blocks_from_rows(rows), "next_seq": session.message_count}
     )

@@ -43,7 +43,9 @@ ANSWER = "The sum is **5**.\n\n<script>window.__pwned = 1</script>\n\n```python\
 
 
 @pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
+def page(browser: Browser, transactional_db) -> Iterator[Page]:
+    # After the database fixture, so torn down before it: a page still fetching (a turn's messages
+    # once its stream is done) must not meet the database being emptied under it.
     context = browser.new_context(viewport={"width": 1280, "height": 820}, color_scheme="light")
     context.set_default_timeout(10_000)
     page = context.new_page()
