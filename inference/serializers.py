@@ -40,7 +40,7 @@ class ToolCallInSerializer(StrictSerializer):
 
 class MessageSerializer(StrictSerializer):
     role = serializers.ChoiceField(choices=["system", "user", "assistant", "tool"], default="user")
-    content = serializers.JSONField(required=False, default="")  # type: ignore[arg-type]  # any JSON value; the stubs want a mapping
+    content = serializers.JSONField(required=False, default="")  # any JSON value
     images = serializers.ListField(child=_base64_field(), required=False, default=list, max_length=16)
     audio = AudioSerializer(many=True, required=False, default=list)
     prompt_template = serializers.CharField(required=False, max_length=100)

@@ -158,7 +158,8 @@ class ToolSerializer(StrictModelSerializer):
     def _switch_target(attrs: dict[str, Any]) -> None:
         """An update names the one target it wants; the other is cleared (a function tool runs
         exactly one callable or one endpoint, so switching takes one field, not two)."""
-        for name in ("callable", "endpoint"):
+        names: tuple[str, ...] = ("callable", "endpoint")
+        for name in names:
             if name in attrs and not attrs[name]:
                 raise serializers.ValidationError({name: SWITCH_TARGET})
         if attrs.get("callable") and attrs.get("endpoint"):

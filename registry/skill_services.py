@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO
 
 from django.conf import settings
 from django.db import transaction
@@ -46,7 +46,7 @@ def skill_register_path(*, path: str) -> Skill:
     return _upsert(parse_skill(folder.resolve()), uploaded=False)
 
 
-def skill_register_zip(*, upload: BinaryIO) -> Skill:
+def skill_register_zip(*, upload: IO[bytes]) -> Skill:
     conf = settings.AGENTSITE
     root = skills_root()
     root.mkdir(parents=True, exist_ok=True)

@@ -17,7 +17,7 @@ import tempfile
 import zipfile
 import zlib
 from pathlib import Path, PurePosixPath
-from typing import BinaryIO
+from typing import IO
 
 from .skills import SKILL_FILENAMES, SkillError, parse_skill
 
@@ -64,7 +64,7 @@ def _skill_prefix(files: list[tuple[str, ...]]) -> tuple[str, ...]:
 
 
 def extract_skill_zip(
-    source: str | os.PathLike[str] | BinaryIO,
+    source: str | os.PathLike[str] | IO[bytes],
     dest_root: str | os.PathLike[str],
     *,
     max_files: int = MAX_FILES,
