@@ -372,7 +372,9 @@ class _Connection:
         future = job.future
         if future.done():  # the caller gave up while queued
             return
-        if _closed(client):  # the transport ended before this request went out: retry it elsewhere
+        # The transport ended, or the stdio child died and its end of file is not read yet, before
+        # this request went out: it never reached the server, so it is retried on a new connection.
+        if _closed(client) or (self.pid is not None and not _alive(self.pid)):
             self.lost = True
             future.set_exception(_ConnectionLost(self.error or "connection closed"))
             return
