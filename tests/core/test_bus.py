@@ -156,7 +156,9 @@ async def test_messages_sent_while_the_listener_reconnects_are_delivered_in_orde
         await send(base, base + 1, base + 2)  # while it is away
         await inbox.wait_for(2 + 3 * (round_ + 1))
     assert inbox.numbers() == [1, 2, 10, 11, 12, 20, 21, 22, 30, 31, 32]
-    assert bus.status()["reconnects"] == 3
+    # A cut that lands between two reads goes unnoticed: redis-py's pool replaces a connection
+    # the server closed before handing it out again. One that lands in a read is counted.
+    assert 1 <= bus.status()["reconnects"] <= 3
 
 
 @needs_redis
