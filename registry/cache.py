@@ -100,7 +100,7 @@ class Snapshot:
 _lock = threading.Lock()
 _current: Snapshot | None = None
 _generation = 0  # bumped by every drop: a load that raced with a change is not kept
-_stamp_seen: str | None = None  # the stamp file's token when ``_current`` was loaded (no Redis)
+_stamp_seen: tuple[int, int] | None = None  # the stamp file in place when ``_current`` was loaded (no Redis)
 
 
 def snapshot() -> Snapshot:
@@ -192,18 +192,22 @@ def _stamp_path() -> Path:
     return Path(settings.AGENTSITE["DATA_DIR"]) / "registry.stamp"
 
 
-def _read_stamp() -> str | None:
+def _read_stamp() -> tuple[int, int] | None:
+    """Which stamp file is in place: every write replaces it with a new file, so its inode and
+    modification time tell one write from the next (one stat, not an open and a read: this is
+    checked on every request)."""
     if settings.REDIS_URL:
         return None
     try:
-        return _stamp_path().read_text()
+        found = os.stat(_stamp_path())
     except OSError:
         return None
+    return found.st_ino, found.st_mtime_ns
 
 
 def _write_stamp() -> None:
-    # A new random token each time (not an mtime, which two writes in one clock tick share),
-    # replaced atomically so a reader never sees half of it.
+    # A new file each time, moved over the old one atomically: readers compare its inode and
+    # modification time (the token inside only makes each write's content differ too).
     path = _stamp_path()
     partial = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}")
     partial.write_text(secrets.token_hex(8))
