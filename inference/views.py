@@ -13,6 +13,7 @@ import threading
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+import orjson
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse, StreamingHttpResponse
@@ -112,13 +113,20 @@ def _public(event: StreamEvent) -> dict[str, Any]:
     return {k: v for k, v in event.data.items() if k not in ("result", "exception")}
 
 
+def _json(data: dict[str, Any]) -> bytes:
+    try:
+        return orjson.dumps(data)  # UTF-8 as it is, like json.dumps(ensure_ascii=False), at a fraction of its cost
+    except TypeError:  # what orjson refuses (an integer beyond 64 bits in a tool's output)
+        return json.dumps(data, ensure_ascii=False).encode()
+
+
 def sse_format(event: StreamEvent) -> bytes:
     if event.event == "ping":
         return b": ping\n\n"
-    data = json.dumps(_public(event), ensure_ascii=False)
+    data = _json(_public(event))
     if not isinstance(event, ScrubbedDelta):  # an upstream error, a tool's output or the model may echo a secret
-        data = scrub(data)
-    return f"event: {event.event}\ndata: {data}\n\n".encode()
+        data = scrub(data.decode()).encode()
+    return b"event: " + event.event.encode() + b"\ndata: " + data + b"\n\n"
 
 
 async def _begin(request: HttpRequest, user: Any) -> Run:

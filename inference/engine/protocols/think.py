@@ -44,6 +44,8 @@ class ThinkSplitter:
 
     def feed(self, text: str) -> list[Piece]:
         self._fed = True
+        if not self._pending and not self._strip_leading and "<" not in text:  # most chunks: no tag can start here
+            return [("reasoning" if self.in_think else "text", text)] if text else []
         buf = self._pending + text
         self._pending = ""
         out: list[Piece] = []
