@@ -41,8 +41,9 @@ def health_times(url: str, n: int, path: str = "/healthz", headers: dict[str, st
     return out
 
 
-def attack(url: str, stop: Any, attacks: Any, statuses: Any) -> None:
+def attack(url: str, stop: Any, attacks: Any, statuses: Any, niceness: int = 0) -> None:
     """One attacker: POST the body without credentials, again and again, until told to stop."""
+    os.nice(niceness)
     with httpx.Client(timeout=60) as client:
         while not stop.is_set():
             r = client.post(url + "/v1/infer", content=BODY, headers={"content-type": "application/json"})
@@ -58,6 +59,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--probe", default="/healthz",
                         help="the path timed instead of /healthz (sent with the staff key), e.g. /v1/models: a request "
                              "through the whole middleware stack")
+    parser.add_argument("--attacker-nice", type=int, default=0,
+                        help="run the attacker at this niceness: 19 leaves it only the CPU the server and the probe "
+                             "do not use, as an attacker on another machine would (its own sending costs about a core)")
     args = parser.parse_args(argv)
     print(f"hostile: {machine_line()}")
     with Stack(app=True) as stack:
@@ -72,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         ctx = multiprocessing.get_context("spawn")
         stop, attacks = ctx.Event(), ctx.Value("i", 0)
         statuses = ctx.Manager().list()
-        procs = [ctx.Process(target=attack, args=(url, stop, attacks, statuses)) for _ in range(ATTACKERS)]
+        procs = [ctx.Process(target=attack, args=(url, stop, attacks, statuses, args.attacker_nice)) for _ in range(ATTACKERS)]
         for p in procs:
             p.start()
         try:
@@ -89,7 +93,8 @@ def main(argv: list[str] | None = None) -> int:
     ratio = percentile(loaded, 99) / percentile(rest, 99)
     answers = sorted(statuses)
     print(f"\n{attacks.value} attack requests, {rate:.0f}/s (answers: {answers}); load average {load_before:.1f} -> "
-          f"{os.getloadavg()[0]:.1f}; p99 under attack / at rest = {ratio:.2f} (goal <= 2)")
+          f"{os.getloadavg()[0]:.1f}; attacker niceness {args.attacker_nice}; "
+          f"p99 under attack / at rest = {ratio:.2f} (goal <= 2)")
     return 0
 
 
