@@ -17,17 +17,20 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import SynchronousOnlyOperation
 from django.db import transaction
 
 from core.db import db_async
 from core.secrets import scrub_data
 from inference.engine import DomainError, InferenceResult, Message, PreparedRun, RunControl, RunHooks, Runtime, Usage, media
+from registry import cache as registry_cache
 from registry import live_settings
 from sessions import runs
 from sessions import selectors as session_selectors
 from sessions import services as session_store
 from sessions.models import SessionMessage
 from sessions.services import Attachment, Rewind
+from usage.selectors import quota_effective
 from usage.services import quota_check
 
 from . import context
@@ -246,6 +249,21 @@ def run_begin(*, user: Any, data: Mapping[str, Any], agent: str = "") -> Run:
         session_store.session_unlock(session_id=session.pk, token=token)
         raise
     return _session_run(session.pk, prepared, token, caller, conf)
+
+
+def run_begin_here(*, user: Any, data: Mapping[str, Any]) -> Run | None:
+    """``run_begin`` for a stateless run, on the event loop, when the warm registry snapshot
+    answers every read it makes (saving the hop to the ORM's thread); None when it cannot: a
+    session, a quota to count (Redis or the database), or anything the snapshot has not loaded
+    yet (Django refuses a query on the loop before one is made: nothing was done by then)."""
+    if data.get("session_id") or registry_cache.current() is None:
+        return None
+    try:
+        if quota_effective(user=user) is not None:
+            return None
+        return run_begin(user=user, data=data)
+    except SynchronousOnlyOperation:
+        return None
 
 
 def _session_run(session_id: str, prepared: PreparedRun, token: str, caller: Caller, conf: Mapping[str, Any]) -> Run:

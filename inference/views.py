@@ -30,7 +30,7 @@ from inference.engine import Runtime, StreamEvent, ToolConfig
 from sessions import selectors as session_selectors
 
 from . import services
-from .lifecycle import Run, run_begin, run_begin_again
+from .lifecycle import Run, run_begin, run_begin_again, run_begin_here
 from .serializers import EditRequestSerializer, InferRequestSerializer, RerunRequestSerializer, ToolCallRequestSerializer
 from .stream_scrub import ScrubbedDelta, scrubbed_events
 
@@ -132,7 +132,7 @@ def sse_format(event: StreamEvent) -> bytes:
 async def _begin(request: HttpRequest, user: Any) -> Run:
     """Validate, prepare, lock the session and fit its history; released on failure."""
     data = await _validated(request, InferRequestSerializer)
-    run: Run = await db_async(run_begin)(user=user, data=data)
+    run = run_begin_here(user=user, data=data) or await db_async(run_begin)(user=user, data=data)
     try:
         await run.afit()
     except BaseException:

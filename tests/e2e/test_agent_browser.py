@@ -22,8 +22,10 @@ def test_an_agent_picked_in_the_chat_shows_its_sub_agent_at_work(page: Page, liv
     LLMModelFactory(model_id="helper-model", fake=fake_llm, model_name="helper", timeout_s=20)
     Agent.objects.create(name="writer", model_id="helper-model", description="Writes haiku.")
     Agent.objects.create(name="lead", model_id="fake", tool_ids=["agent.writer"], description="Delegates.")
+    # The lead's answer after the tool comes 2 s late: the sub-run's live text is shown until the
+    # run ends (then the stored turn replaces it), so this leaves time to see it whole.
     fake_llm.script([Reply(tool_calls=[("agent_writer", {"input": "A haiku about tea"}, "call_w")]),
-                     Reply(content="Here it is.")], model="fake-model")
+                     Reply(content="Here it is.", first_delay_s=2.0)], model="fake-model")
     fake_llm.script([Reply(content="Steam curls from the cup", chunk_size=2, delay_s=0.05)], model="helper")
 
     log_in(page, live_server_proc.url, "carol")

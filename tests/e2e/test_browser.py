@@ -36,10 +36,6 @@ if not os.environ.get("CI"):
 
 from playwright.sync_api import Browser, Dialog, Page, expect  # noqa: E402  (after the skip checks above)
 
-# Assertions wait as long as actions do: on a CI machine loaded by the parallel suite, a streamed
-# answer has taken more than the default 5 s to appear in full (every browser module imports this).
-expect.set_options(timeout=10_000)
-
 pytestmark = pytest.mark.e2e
 
 PASSWORD = "browser-pass-123"
