@@ -17,13 +17,11 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from django.conf import settings
-from django.core.exceptions import SynchronousOnlyOperation
 from django.db import transaction
 
 from core.db import db_async
 from core.secrets import scrub_data
 from inference.engine import DomainError, InferenceResult, Message, PreparedRun, RunControl, RunHooks, Runtime, Usage, media
-from registry import cache as registry_cache
 from registry import live_settings
 from sessions import runs
 from sessions import selectors as session_selectors
@@ -36,7 +34,7 @@ from usage.services import quota_check
 from . import context
 from .agent_requests import agent_defaults
 from .metering import Caller, ModelCallRecord, UsageHooks, caller_for
-from .services import get_runtime, inference_request, runtime_for, scratch_owner
+from .services import from_snapshot, get_runtime, inference_request, runtime_for, scratch_owner
 
 
 def message_record(message: Message) -> tuple[dict[str, Any], list[Attachment]]:
@@ -253,17 +251,17 @@ def run_begin(*, user: Any, data: Mapping[str, Any], agent: str = "") -> Run:
 
 def run_begin_here(*, user: Any, data: Mapping[str, Any]) -> Run | None:
     """``run_begin`` for a stateless run, on the event loop, when the warm registry snapshot
-    answers every read it makes (saving the hop to the ORM's thread); None when it cannot: a
-    session, a quota to count (Redis or the database), or anything the snapshot has not loaded
-    yet (Django refuses a query on the loop before one is made: nothing was done by then)."""
-    if data.get("session_id") or registry_cache.current() is None:
+    answers every read it makes (``from_snapshot``); None for a session, or a quota to count
+    (Redis or the database), or whatever the snapshot has not loaded yet."""
+    if data.get("session_id"):
         return None
-    try:
+
+    def begin() -> Run | None:
         if quota_effective(user=user) is not None:
             return None
         return run_begin(user=user, data=data)
-    except SynchronousOnlyOperation:
-        return None
+
+    return from_snapshot(begin)
 
 
 def _session_run(session_id: str, prepared: PreparedRun, token: str, caller: Caller, conf: Mapping[str, Any]) -> Run:

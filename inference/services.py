@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from django.conf import settings
+from django.core.exceptions import SynchronousOnlyOperation
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 
@@ -23,11 +24,14 @@ from inference.engine import (
     ToolSettings,
     default_executors,
 )
+from registry import cache as registry_cache
 from registry import live_settings
 from sessions.services import session_dir
 
 from .serializers import default_tool_rounds
 from .sources import DbModels, DbTemplates, DbTools
+
+T = TypeVar("T")
 
 
 def scratch_dir_for(session_id: str | None, owner: str | None = None) -> str:
@@ -141,3 +145,16 @@ def tool_for_call(*, data: Mapping[str, Any], user: Any) -> ToolConfig:
     if "tool_id" in data:
         return tools.get_many([data["tool_id"]])[0]
     return tools.on_server(data["server"], data["tool"])
+
+
+def from_snapshot(fn: Callable[[], T]) -> T | None:
+    """``fn()`` called here, on the event loop, when the warm registry snapshot answers all it
+    reads (saving the hop to the ORM's thread); None when it cannot. Django refuses a query on
+    the loop before making it, so ``fn`` must do nothing else with a lasting effect before its
+    reads (the caller then runs it in the ORM's thread)."""
+    if registry_cache.current() is None:
+        return None
+    try:
+        return fn()
+    except SynchronousOnlyOperation:
+        return None

@@ -221,7 +221,8 @@ async def call_tool(request: HttpRequest, user: Any) -> HttpResponse:
         tool = services.tool_for_call(data=data, user=user)  # not the caller's: 404 like an unknown id
         return tool, services.runtime_for(user)  # its tool context carries the caller: an agent.<name> tool runs for them
 
-    tool, runtime = await db_async(find_tool)()
+    found = None if data.get("session_id") else services.from_snapshot(find_tool)
+    tool, runtime = found or await db_async(find_tool)()
     context = runtime.tool_context(data.get("session_id"), owner=services.scratch_owner(user))  # per caller without a session
     result = await runtime.acall_tool(tool, data["arguments"], context=context)
     return JsonResponse(scrub_data(result.to_dict()))
