@@ -168,9 +168,10 @@ class Scrubber:
         window = max(0, len(text) - max(self._longest - 1, 0))
         # The leftmost start of a known value wins; only where a value's first character is (a
         # scan in C: a Python loop over every character was a sixth of a streamed piece's cost).
+        # ``.get``: a refresh in another thread may replace the table between the two reads.
         for first in self._firsts.finditer(text, window) if self._firsts is not None else ():
             i = first.start()
-            if any(v.startswith(text[i:]) for v in self._by_first[text[i]]):
+            if any(v.startswith(text[i:]) for v in self._by_first.get(text[i], ())):
                 cut = i
                 break
         joined = context + text  # "Bearer" may have gone out, its token not yet
