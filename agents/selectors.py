@@ -9,6 +9,7 @@ from django.db.models import QuerySet
 
 from core.errors import NotFound
 from inference.engine import AGENT_PREFIX, ToolConfig, ToolNotFound, agent_tool_config
+from registry import cache
 from registry.access import allowed
 
 from .models import Agent
@@ -32,6 +33,14 @@ def agent_get_for_user(*, name: str, user: Any) -> Agent:
     if agent is None:
         raise AgentNotFound(AGENT_NOT_FOUND.format(name=name))
     return agent
+
+
+def agent_name_known(name: str) -> bool:
+    """Whether an enabled agent, anyone's, has this name (sync; no query once the registry
+    snapshot holds the names): a name that is not one needs no lookup for the caller."""
+    names = cache.snapshot().part("agent_names", lambda: frozenset(
+        Agent.objects.filter(enabled=True).values_list("name", flat=True)))
+    return name in names
 
 
 def agent_name_taken(name: str) -> str | None:

@@ -15,13 +15,14 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBase, StreamingHt
 from django.views.decorators.csrf import csrf_exempt
 
 from accounts.auth import arequest_user
-from agents.selectors import agents_for_user
+from agents.selectors import agent_name_known, agents_for_user
 from core.db import db_async
 from core.errors import DomainError
 from registry.selectors import models_enabled
 
 from . import openai_compat as oa
-from .lifecycle import Run, run_begin
+from .lifecycle import Run, run_begin, run_begin_here
+from .services import from_snapshot
 from .stream_scrub import scrubbed_events
 from .views import SSE_HEADERS, _body_json
 
@@ -75,13 +76,25 @@ async def models(request: HttpRequest, user: Any) -> HttpResponse:
     return HttpResponse(await db_async(listing)(), content_type=JSON)
 
 
-def _begin(user: Any, body: Any, session: str | None) -> Run:
-    """Translate and begin the run (sync, in the ORM's thread): refused input changes nothing."""
+def _infer_data(user: Any, body: Any, session: str | None) -> dict[str, Any]:
+    """The body as ``run_begin``'s (sync: whether ``model`` names an agent may take a query)."""
 
     def is_agent(name: str) -> bool:
-        return agents_for_user(user=user).filter(name=name).exists()
+        return agent_name_known(name) and agents_for_user(user=user).filter(name=name).exists()
 
-    return run_begin(user=user, data=oa.infer_body(body, is_agent=is_agent, session=session))
+    return oa.infer_body(body, is_agent=is_agent, session=session)
+
+
+def _begin(user: Any, body: Any, session: str | None) -> Run:
+    """Translate and begin the run (sync, in the ORM's thread): refused input changes nothing."""
+    return run_begin(user=user, data=_infer_data(user, body, session))
+
+
+def _begin_here(user: Any, body: Any, session: str | None) -> Run | None:
+    """``_begin`` on the event loop when the warm registry snapshot answers every read (a
+    stateless run of a model, no quota to count: see ``run_begin_here``); else None."""
+    data = from_snapshot(lambda: _infer_data(user, body, session))
+    return None if data is None else run_begin_here(user=user, data=data)
 
 
 @_openai_view("POST")
@@ -89,7 +102,7 @@ async def chat_completions(request: HttpRequest, user: Any) -> HttpResponseBase:
     """POST /openai/v1/chat/completions: one completion, the server's tool rounds inside it."""
     body = _body_json(request)
     session = request.headers.get(oa.SESSION_HEADER) or None
-    run: Run = await db_async(_begin)(user, body, session)
+    run = _begin_here(user, body, session) or await db_async(_begin)(user, body, session)
     try:
         await run.afit()
     except BaseException:

@@ -4,6 +4,7 @@ server-side tools inside one completion, client tools handed back, errors, sessi
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import httpx
 import openai
@@ -139,6 +140,27 @@ def test_errors_come_in_openais_shape(live_server_proc: LiveServer, key: str) ->
         client.chat.completions.create(model="m", messages=[{"role": "wizard", "content": "x"}])  # type: ignore[misc]
     assert exc.value.type == "invalid_request_error"
 
+
+
+def test_an_agent_saved_in_another_process_is_run_by_its_name_and_no_longer_once_disabled(
+    live_server_proc: LiveServer, key: str, fake_llm: FakeLLMServer
+) -> None:
+    # Runs warm the server's registry snapshot, the agents' names with it (the key's first use
+    # drops it once); a save made here must reach it before the next request.
+    fake_llm.script([Reply(content="plain")] * 3 + [Reply(content="as the agent")], model="m")
+    client = _client(live_server_proc, key)
+    ask: Any = [{"role": "user", "content": "x"}]
+    for _ in range(3):
+        assert client.chat.completions.create(model="m", messages=ask).choices[0].message.content == "plain"
+    agent = Agent.objects.create(name="later", model_id="m", system_prompt="You came later.")
+    answer = client.chat.completions.create(model="later", messages=ask)
+    assert answer.model == "later" and answer.choices[0].message.content == "as the agent"
+    assert fake_llm.requests[-1].json["messages"][0] == {"role": "system", "content": "You came later."}
+    agent.enabled = False
+    agent.save()
+    with pytest.raises(openai.NotFoundError) as exc:
+        client.chat.completions.create(model="later", messages=ask)
+    assert exc.value.code == "model_not_found"
 
 def test_a_session_header_keeps_the_conversation(live_server_proc: LiveServer, key: str, fake_llm: FakeLLMServer) -> None:
     client = _client(live_server_proc, key)
