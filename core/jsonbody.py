@@ -1,4 +1,5 @@
-"""Strict JSON for request bodies: the limits every /v1 body is held to before anything uses it.
+"""Strict JSON for request bodies: the limits every /v1 body is held to before anything uses it
+(and ``encode``, the fast writer of what the streams send back).
 
 ``NaN``/``Infinity``, invalid UTF-8, nesting deeper than ``max_depth`` and more than
 ``max_messages`` items in a top-level ``messages`` list are refused with a ``DomainError`` in
@@ -9,6 +10,8 @@ from __future__ import annotations
 
 import json
 from typing import Any
+
+import orjson
 
 from .errors import DomainError, InvalidRequest
 
@@ -73,3 +76,12 @@ def parse_json_body(raw: bytes, *, max_depth: int = 64, max_messages: int = 1000
     if isinstance(value, dict) and isinstance(value.get("messages"), list) and len(value["messages"]) > max_messages:
         raise RequestTooLarge(TOO_MANY_MESSAGES.format(limit=max_messages, count=len(value["messages"])))
     return value
+
+
+def encode(data: Any) -> bytes:
+    """``data`` as JSON in UTF-8 (non-ASCII as it is, like ``json.dumps(ensure_ascii=False)``),
+    through orjson at a fraction of json's cost: it is written once per streamed chunk."""
+    try:
+        return orjson.dumps(data)
+    except TypeError:  # what orjson refuses (an integer beyond 64 bits in a tool's output)
+        return json.dumps(data, ensure_ascii=False).encode()

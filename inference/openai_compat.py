@@ -29,6 +29,7 @@ from pydantic import TypeAdapter
 from pydantic import ValidationError as PydanticValidationError
 
 from core.errors import DomainError, InvalidRequest, ValidationFailed
+from core.jsonbody import encode
 from core.secrets import scrub
 from inference.engine import InferenceResult, ToolConfig
 from inference.engine.types import FinishReason
@@ -281,9 +282,15 @@ class ChunkWriter:
                                               model=self.model, choices=[choice]))
 
     def delta(self, data: Mapping[str, Any]) -> bytes:
-        if "thinking" in data:
-            return self.chunk(ChoiceDelta(reasoning_content=data["thinking"]))  # type: ignore[call-arg]  # extra field
-        return self.chunk(ChoiceDelta(content=data.get("content", "")))
+        """A piece of text (``data`` of a ``delta`` event, already scrubbed: ``scrubbed_events``),
+        written without the SDK's models: this is the chunk a stream is made of."""
+        piece = {"reasoning_content": data["thinking"]} if "thinking" in data else {"content": data.get("content", "")}
+        if not self.started:
+            self.started = True
+            piece["role"] = "assistant"
+        chunk = {"id": self.cid, "choices": [{"delta": piece, "index": 0}], "created": self.created,
+                 "model": self.model, "object": "chat.completion.chunk"}
+        return b"data: " + encode(chunk) + b"\n\n"
 
     def tool_call(self, call: Mapping[str, Any]) -> bytes:
         """A client tool's call, whole, in one delta (clients join fragments by index anyway)."""

@@ -8,12 +8,10 @@ begins; afterwards failures arrive as an ``error`` event.
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-import orjson
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse, StreamingHttpResponse
@@ -24,7 +22,7 @@ from accounts.auth import arequest_user
 from core.api import domain_error_response, error_response, validation_error_body
 from core.db import db_async
 from core.errors import DomainError, ValidationFailed
-from core.jsonbody import parse_json_body
+from core.jsonbody import encode, parse_json_body
 from core.secrets import scrub, scrub_data
 from inference.engine import Runtime, StreamEvent, ToolConfig
 from sessions import selectors as session_selectors
@@ -113,17 +111,10 @@ def _public(event: StreamEvent) -> dict[str, Any]:
     return {k: v for k, v in event.data.items() if k not in ("result", "exception")}
 
 
-def _json(data: dict[str, Any]) -> bytes:
-    try:
-        return orjson.dumps(data)  # UTF-8 as it is, like json.dumps(ensure_ascii=False), at a fraction of its cost
-    except TypeError:  # what orjson refuses (an integer beyond 64 bits in a tool's output)
-        return json.dumps(data, ensure_ascii=False).encode()
-
-
 def sse_format(event: StreamEvent) -> bytes:
     if event.event == "ping":
         return b": ping\n\n"
-    data = _json(_public(event))
+    data = encode(_public(event))
     if not isinstance(event, ScrubbedDelta):  # an upstream error, a tool's output or the model may echo a secret
         data = scrub(data.decode()).encode()
     return b"event: " + event.event.encode() + b"\ndata: " + data + b"\n\n"
