@@ -12,7 +12,8 @@ as failed), but discarded by the kernel without a copy (``MSG_TRUNC``), and the 
 closed once it has all arrived, or after ``LINGER_S`` whatever the client still sends.
 
 Smaller bodies take the usual way (the guard answers them as before). ``install()`` runs when
-``agentsite.asgi`` is imported, which Daphne does before it builds its HTTP factory.
+``agentsite.asgi`` is imported, which Daphne does before it builds its HTTP factory. The same
+request class also keeps Twisted from parsing form bodies the app parses anyway.
 """
 
 from __future__ import annotations
@@ -70,6 +71,14 @@ def _response(openai_shape: bool, status: int, code: str, message: str) -> bytes
 
 class EarlyRefusingRequest(http_protocol.WebRequest):
     _linger: Any = None  # the timer that cuts a refused body short
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Daphne hands the app the body as it came; Twisted would first parse a form or multipart
+        # POST itself (before the guard has seen who sends it: work a stranger chooses, on every
+        # POST at least its Content-Type through the email package) and answer one it cannot
+        # parse with a bare 400 of its own instead of the app's error.
+        self._parsePOSTFormSubmission = False
 
     def gotLength(self, length: int | None) -> None:
         channel: Any = self.channel

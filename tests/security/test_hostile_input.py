@@ -199,3 +199,12 @@ def test_a_known_caller_with_a_big_body_is_read_as_before(live_server_proc, staf
     res = httpx.post(live_server_proc.url + "/v1/infer", content=body, timeout=30,
                      headers={"content-type": "application/json", "authorization": f"Bearer {key}"})
     assert res.status_code == 404 and res.json()["error"]["code"] == "model_not_found", res.text
+
+
+def test_a_form_body_reaches_the_app_unparsed_and_a_bad_one_gets_its_error(live_server_proc, staff_user) -> None:
+    # Twisted parses no form or multipart body itself: one it could not parse used to get a bare
+    # 400 of its own, with no body; the app answers it in the API's envelope.
+    _, key = api_key(staff_user)
+    headers = {"authorization": f"Bearer {key}", "content-type": "multipart/form-data"}  # no boundary
+    res = httpx.post(live_server_proc.url + "/v1/tools/skill", content=b"--X\r\n\r\nzip", headers=headers, timeout=30)
+    assert res.status_code == 400 and res.json()["error"]["code"] == "malformed_body", res.text
