@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping
 from functools import lru_cache
-from pathlib import Path
 from typing import Any, TypeVar
 
 from django.conf import settings
@@ -39,8 +39,8 @@ def scratch_dir_for(session_id: str | None, owner: str | None = None) -> str:
     without a session works in its caller's own folder (``owner``: see ``scratch_owner``)."""
     if session_id:
         return str(session_dir(session_id) / "scratch")
-    scratch = Path(settings.AGENTSITE["DATA_DIR"]) / "scratch"
-    return str(scratch / "users" / owner) if owner else str(scratch / "stateless")
+    scratch = os.path.join(settings.AGENTSITE["DATA_DIR"], "scratch")  # per request: os.path, not pathlib
+    return os.path.join(scratch, "users", owner) if owner else os.path.join(scratch, "stateless")
 
 
 def scratch_owner(user: Any) -> str:

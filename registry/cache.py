@@ -27,6 +27,7 @@ import secrets
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
@@ -188,8 +189,13 @@ def _announce() -> None:
 # ---- the stamp file (workers on one machine without Redis) ---------------------------------------
 
 
-def _stamp_path() -> Path:
-    return Path(settings.AGENTSITE["DATA_DIR"]) / "registry.stamp"
+def _stamp_path() -> str:
+    return _stamp_in(str(settings.AGENTSITE["DATA_DIR"]))
+
+
+@lru_cache(maxsize=8)  # read several times per request: joined once per data dir, not each time
+def _stamp_in(data_dir: str) -> str:
+    return os.path.join(data_dir, "registry.stamp")
 
 
 def _read_stamp() -> tuple[int, int] | None:
@@ -208,7 +214,7 @@ def _read_stamp() -> tuple[int, int] | None:
 def _write_stamp() -> None:
     # A new file each time, moved over the old one atomically: readers compare its inode and
     # modification time (the token inside only makes each write's content differ too).
-    path = _stamp_path()
+    path = Path(_stamp_path())
     partial = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}")
     partial.write_text(secrets.token_hex(8))
     os.replace(partial, path)
