@@ -4,6 +4,11 @@ Everything talks to 127.0.0.1 only. Each bench starts its own fake model server
 (``tests.fakes.fake_llm`` as a process) and, when it needs the app, its own Daphne worker
 (``manage.py serve``) on a throwaway ``AGENTSITE_DATA_DIR`` (migrated first), with a staff user,
 an API key and one model registration per protocol pointing at the fake.
+
+``BENCH_ROOT=<another checkout>`` serves that checkout's code instead of this one's (the
+benches, the fake and the client stay these): the whole ``bench/run_all.py`` before and after a
+change, on one machine in one sitting. ``bench/compare.py`` does it for the overhead alone,
+alternating the two in one run.
 """
 
 from __future__ import annotations
@@ -367,10 +372,11 @@ class Stack:
     """Context manager: tempdir + fake server (+ the app when ``app=True``), all torn down after."""
 
     def __init__(
-        self, *, app: bool = True, chunks: int = 1, delay: float = 0.0, keep: bool = False, root: Path = ROOT
+        self, *, app: bool = True, chunks: int = 1, delay: float = 0.0, keep: bool = False, root: Path | None = None
     ) -> None:
         # BENCH_KEEP=1 keeps the temp dir (logs of the fake and the worker) for a look afterwards
-        self.want_app, self.keep, self.root = app, keep or os.environ.get("BENCH_KEEP") == "1", root
+        self.want_app, self.keep = app, keep or os.environ.get("BENCH_KEEP") == "1"
+        self.root = root or Path(os.environ.get("BENCH_ROOT") or ROOT)
         self.workdir = Path(tempfile.mkdtemp(prefix="agentsite-bench-"))
         self.fake = FakeServer(chunks=chunks, delay=delay)
         self.app: App | None = None
