@@ -284,7 +284,8 @@ class ChunkWriter:
     def delta(self, data: Mapping[str, Any]) -> bytes:
         """A piece of text (``data`` of a ``delta`` event, already scrubbed: ``scrubbed_events``),
         written without the SDK's models: this is the chunk a stream is made of."""
-        piece = {"reasoning_content": data["thinking"]} if "thinking" in data else {"content": data.get("content", "")}
+        text = {"reasoning_content": data["thinking"]} if "thinking" in data else {"content": data.get("content", "")}
+        piece = {k: v for k, v in text.items() if v is not None}  # as the SDK's model without its None fields
         if not self.started:
             self.started = True
             piece["role"] = "assistant"
