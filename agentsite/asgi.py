@@ -6,6 +6,8 @@ from typing import Any
 from channels.routing import ProtocolTypeRouter
 from django.core.asgi import get_asgi_application
 
+from core import bus
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "agentsite.settings")
 django_asgi_app = get_asgi_application()
 
@@ -22,6 +24,7 @@ early_refusal.install()
 
 
 async def http_app(scope, receive, send):
+    bus.listener_ensure()  # this worker hears the others from its first request on (nothing without Redis)
     path = scope["path"]
     app: Any
     if path == "/mcp" or path.startswith("/mcp/"):

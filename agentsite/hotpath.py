@@ -27,7 +27,6 @@ from asgiref.sync import sync_to_async
 from django.core.handlers.asgi import ASGIRequest
 from django.http import HttpResponseBase, StreamingHttpResponse
 
-from core import bus
 from core.api import json_500
 from core.db import close_broken_connections, pooled
 from core.health import healthz
@@ -115,9 +114,8 @@ class HotPathHandler:
 
 
 async def _request_started() -> None:
-    """What this project's ``request_started`` receivers do, without the signal's thread hop:
-    this worker's bus listener runs, and the secret scrubber knows every current secret."""
-    bus.listener_ensure()
+    """What this project's ``request_started`` receiver does, without the signal's thread hop:
+    the secret scrubber knows every current secret (the bus listener: ``agentsite.asgi``)."""
     if scrubber.stale:
         await sync_to_async(_refresh_secrets, thread_sensitive=False)()
 

@@ -67,6 +67,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "core.middleware.sync_chain",  # last: the chain runs sync, in one thread (see there)
 ]
 
 ROOT_URLCONF = "agentsite.urls"

@@ -10,9 +10,8 @@ class CoreConfig(AppConfig):
     def ready(self) -> None:
         from django.contrib import admin
 
-        from . import bus, checks, secrets  # noqa: F401  (checks register themselves with Django)
+        from . import checks, secrets  # noqa: F401  (checks register themselves with Django)
 
-        bus.connect()
         secrets.install()
         # The admin index opens with a line on the cross-worker bus (core/templates/admin/).
         admin.site.index_template = "admin/agentsite_index.html"

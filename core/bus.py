@@ -43,8 +43,6 @@ import redis
 import redis.asyncio as aioredis
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.core.handlers.asgi import ASGIHandler
-from django.core.signals import request_started
 from django.db import connections
 from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import NoBackoff
@@ -410,21 +408,10 @@ def _listener_state(now: float) -> str:
     return "down"
 
 
-async def _start_listener(sender: Any, **kwargs: Any) -> None:
-    # Only in a real ASGI server: the test client and WSGI have no long-lived loop to run it in.
-    if isinstance(sender, type) and issubclass(sender, ASGIHandler):
-        listener_ensure()
-
-
 def listener_ensure() -> None:
     """Start this worker's listener if it is not running (on the server's event loop; nothing
-    without Redis). Django's handler does it on ``request_started``; the inference hot path,
-    which sends no signals, calls it itself."""
+    without Redis). The ASGI entry (``agentsite.asgi``) calls it for every HTTP request: the
+    listener starts with a worker's first request, and again with the next one should it end."""
     global _listener
     if settings.REDIS_URL and not _listener_alive():
         _listener = asyncio.get_running_loop().create_task(_listen())
-
-
-def connect() -> None:
-    """Start this worker's listener with its first request (called from ``CoreConfig.ready``)."""
-    request_started.connect(_start_listener, dispatch_uid="agentsite-broadcast-listener")
