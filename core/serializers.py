@@ -4,7 +4,8 @@ field and ``"yes"`` into ``true`` for a boolean one)."""
 
 from __future__ import annotations
 
-from typing import Any
+import copy
+from typing import Any, ClassVar
 
 from django.http import QueryDict
 from rest_framework import serializers
@@ -43,10 +44,18 @@ def _keep_whitespace(field: serializers.Field) -> None:
 
 
 class _RejectUnknown(serializers.Serializer):
+    _built_fields: ClassVar[dict[str, serializers.Field] | None] = None
+
     def get_fields(self) -> dict[str, serializers.Field]:
         """String values are taken as sent: not trimmed (a pattern or a length then means what it
-        says, and a template's trailing newline is kept)."""
-        fields = super().get_fields()
+        says, and a template's trailing newline is kept).
+
+        Built once per class and copied for each instance, as DRF copies declared fields: a
+        ModelSerializer would otherwise rebuild its fields from the model on every request."""
+        built = type(self).__dict__.get("_built_fields")
+        if built is None:
+            built = type(self)._built_fields = super().get_fields()
+        fields = copy.deepcopy(built)  # a copy is made anew from the field's arguments: set it after
         for field in fields.values():
             _keep_whitespace(field)
         return fields
