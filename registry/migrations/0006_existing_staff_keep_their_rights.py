@@ -33,6 +33,7 @@ class Migration(migrations.Migration):
     dependencies = [
         ("registry", "0005_allowed_groups_and_run_code"),
         ("templates_app", "0001_initial"),
+        ("agents", "0001_initial"),  # agents' rights are granted too: their model must exist first
         ("auth", "0012_alter_user_first_name_max_length"),
         ("contenttypes", "0002_remove_content_type_name"),
     ]
