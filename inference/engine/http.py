@@ -25,6 +25,16 @@ import httpx
 
 TransportFactory = Callable[[str], httpx.AsyncBaseTransport]
 
+
+class _NoCookies(httpx.Cookies):
+    """A cookie store that keeps nothing."""
+
+    def extract_cookies(self, response: httpx.Response) -> None:
+        # One pooled client serves every user of a model server: a cookie one answer set would be
+        # sent on everyone's later calls. (Reading a response's cookies also cost a model call
+        # about 8 % of the worker's CPU: urllib request objects built for http.cookiejar.)
+        return None
+
 # 1,000 concurrent streams to one server must not queue on the pool: no connection cap, and a
 # keep-alive pool big enough that a burst doesn't reopen most connections.
 LIMITS = httpx.Limits(max_connections=None, max_keepalive_connections=1100, keepalive_expiry=30.0)
@@ -50,6 +60,7 @@ def get_client(base_url: str, timeout_s: float) -> httpx.AsyncClient:
         client = httpx.AsyncClient(
             base_url=base_url, timeout=timeout_for(timeout_s), limits=LIMITS, transport=transport
         )
+        client._cookies = _NoCookies()  # the constructor would copy a store into a plain one
         per_loop[key] = client
     return client
 
@@ -133,8 +144,9 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         timeout = request.extensions.get("timeout", {})
-        # httpx has turned a URL's user:password into the Authorization header already.
-        url = str(request.url.copy_with(username=None, password=None))
+        # httpx has turned a URL's user:password into the Authorization header already. (Copying
+        # a URL costs more than the rest of the hand-over: only when there is something to drop.)
+        url = str(request.url.copy_with(username=None, password=None) if request.url.userinfo else request.url)
         with _as_httpx_errors(request):
             response = await self._opened().request(
                 request.method, url, headers=request.headers.multi_items(), data=await request.aread() or None,

@@ -106,6 +106,18 @@ async def test_no_authorization_header_without_a_key(server: Server) -> None:
     assert "authorization" not in server.requests[0].headers
 
 
+async def test_a_cookie_the_model_server_sets_is_not_sent_back(server: Server) -> None:
+    """The pooled client serves every user of a model: a cookie one answer sets would ride along
+    on everyone's later calls to that server."""
+    server.handler = lambda request: httpx.Response(
+        200, headers={"content-type": "text/event-stream", "set-cookie": "sid=alice; Path=/"},
+        content=b'data: {"choices":[{"index":0,"delta":{"content":"ok"},"finish_reason":"stop"}]}\n\ndata: [DONE]\n\n',
+    )
+    await collect()
+    await collect()
+    assert len(server.requests) == 2 and "cookie" not in server.requests[1].headers
+
+
 @pytest.mark.parametrize(
     "usage_chunk",
     [

@@ -35,6 +35,19 @@ def test_plain_answer(model: LLMModel, fake_llm: FakeLLMServer, alice_api: APICl
     assert sent_messages(fake_llm) == [{"role": "user", "content": "Hi"}]
 
 
+def test_credentials_in_the_api_base_become_basic_auth_and_leave_the_url(
+    db, fake_llm: FakeLLMServer, alice_api: APIClient
+) -> None:
+    base = fake_llm.openai_base.replace("http://", "http://proxy:s3cret@")
+    LLMModelFactory(model_id="behind-auth", api_protocol="openai", api_base=base)
+    fake_llm.script([Reply(content="ok")])
+    res = alice_api.post("/v1/infer", {"model_id": "behind-auth", "text": "Hi"}, format="json")
+    assert res.status_code == 200, res.content
+    request = fake_llm.last_request()
+    assert request.headers["authorization"] == "Basic " + base64.b64encode(b"proxy:s3cret").decode()
+    assert request.path == "/v1/chat/completions"
+
+
 def test_streamed_answer_with_thinking(model: LLMModel, fake_llm: FakeLLMServer, alice_api: APIClient) -> None:
     fake_llm.script([Reply(content="The answer is 42.", thinking="Let me think about this.", chunk_size=4)])
     events = stream(alice_api, {"model_id": model.model_id, "text": "Question?", "think": True})
