@@ -161,21 +161,24 @@ class ProtocolAdapter(ABC):
     async def request_json(self, method: str, path: str, body: Any = None) -> Any:
         with self.upstream_errors():
             client = get_client(self.model.api_base, self.model.timeout_s)
-            response = await client.request(method, self.url(path), json=body, headers=self.headers())
+            response = await client.call(method, self.url(path), body, self.headers())
             if response.status_code >= 400:
                 raise status_error(response.status_code, response.text)
-            return loads(response.text)
+            return loads(response.content.decode("utf-8", "replace"))  # JSON is UTF-8: no charset to look up
 
     @asynccontextmanager
     async def open_stream(self, path: str, body: Any) -> AsyncIterator[httpx.Response]:
         """POST and hand over a response whose status was checked (E-7: errors are JSON)."""
         with self.upstream_errors():
             client = get_client(self.model.api_base, self.model.timeout_s)
-            async with client.stream("POST", self.url(path), json=body, headers=self.headers()) as response:
+            response = await client.call("POST", self.url(path), body, self.headers(), stream=True)
+            try:
                 if response.status_code >= 400:
                     await response.aread()
                     raise status_error(response.status_code, response.text)
                 yield response
+            finally:
+                await response.aclose()
 
 
 # After the protocol's end marker a server has only the end of the body left to send (the last
