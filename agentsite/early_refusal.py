@@ -13,7 +13,8 @@ closed once it has all arrived, or after ``LINGER_S`` whatever the client still 
 
 Smaller bodies take the usual way (the guard answers them as before). ``install()`` runs when
 ``agentsite.asgi`` is imported, which Daphne does before it builds its HTTP factory. The same
-request class also keeps Twisted from parsing form bodies the app parses anyway.
+request class also keeps Twisted from parsing form bodies the app parses anyway, and sends the
+first bytes of each answer at once.
 """
 
 from __future__ import annotations
@@ -79,6 +80,17 @@ class EarlyRefusingRequest(http_protocol.WebRequest):
         # POST at least its Content-Type through the email package) and answer one it cannot
         # parse with a bare 400 of its own instead of the app's error.
         self._parsePOSTFormSubmission = False
+
+    def handle_reply(self, message: Any) -> None:
+        channel, first = self.channel, not self.startedWriting
+        super().handle_reply(message)
+        # Twisted sends what is written only once the loop next polls the socket, after every
+        # other ready callback: a stream's first event waited for the run to handle the chunks
+        # that came with it. The first write of an answer goes out at once (later ones are still
+        # batched per turn of the loop; a connection being closed is left to the reactor, which
+        # finishes the close after its last write).
+        if first and self.startedWriting and channel is not None and not channel.transport.disconnecting:
+            channel.transport.doWrite()
 
     def gotLength(self, length: int | None) -> None:
         channel: Any = self.channel

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import socket
 import time
 
 import httpx
@@ -71,3 +73,56 @@ def test_keepalive_pings_while_the_model_thinks(setup, fake_llm: FakeLLMServer) 
         assert raw.count(": ping\n\n") >= 2 and "event: done" in raw
     finally:
         server.stop()
+
+
+def _read_answer(sock: socket.socket, buffered: bytes) -> tuple[bytes, bytes, bytes]:
+    """One HTTP/1.1 answer off ``sock``: (head, body, what came after it)."""
+    data = buffered
+    while b"\r\n\r\n" not in data:
+        data += sock.recv(65536)
+    head, _, data = data.partition(b"\r\n\r\n")
+    if b"transfer-encoding: chunked" not in head.lower():
+        length = int(next(line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")))
+        while len(data) < length:
+            data += sock.recv(65536)
+        return head, data[:length], data[length:]
+    body = b""
+    while True:
+        while b"\r\n" not in data:
+            data += sock.recv(65536)
+        size_line, _, data = data.partition(b"\r\n")
+        size = int(size_line, 16)
+        while len(data) < size + 2:
+            data += sock.recv(65536)
+        body, data = body + data[:size], data[size + 2 :]
+        if not size:
+            return head, body, data
+
+
+def test_one_connection_carries_answers_and_streams_and_closes_when_asked(
+    live_server_proc: LiveServer, setup, fake_llm: FakeLLMServer
+) -> None:
+    # Each answer's first bytes are written out at once instead of on the loop's next turn: a kept-alive
+    # connection must still carry whole answers one after the other, and one asked to close must end
+    # after its whole answer.
+    host, port = live_server_proc.url.removeprefix("http://").split(":")
+    fake_llm.script([Reply(content="one"), Reply(content="two three four", chunk_size=3), Reply(content="five")])
+
+    def request(path: str, close: bool = False) -> bytes:
+        body = json.dumps({"model_id": "slow-openai", "text": "hi"}).encode()
+        head = f"POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: {setup['Authorization']}\r\n"
+        head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+        return (head + ("Connection: close\r\n" if close else "") + "\r\n").encode() + body
+
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(request("/v1/infer"))
+        head, body, rest = _read_answer(sock, b"")
+        assert head.startswith(b"HTTP/1.1 200") and json.loads(body)["content"] == "one"
+        sock.sendall(request("/v1/infer/stream"))
+        head, body, rest = _read_answer(sock, rest)
+        deltas = [json.loads(line[6:])["content"] for line in body.split(b"\n") if line.startswith(b"data: {\"content\"")]
+        assert head.startswith(b"HTTP/1.1 200") and "".join(deltas) == "two three four" and b"event: done" in body
+        sock.sendall(request("/v1/infer", close=True))
+        head, body, rest = _read_answer(sock, rest)
+        assert json.loads(body)["content"] == "five" and rest == b""
+        assert sock.recv(65536) == b""  # then the server closes it
