@@ -71,7 +71,7 @@ def _start(response: HttpResponseBase) -> Message:
 async def _respond(response: HttpResponseBase, send: Send, *, head: bool = False) -> None:
     if isinstance(response, StreamingHttpResponse):
         await send(_start(response))
-        async for chunk in response:
+        async for chunk in response.frames if isinstance(response, views.EventStream) else response:
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
         await send({"type": "http.response.body", "body": b""})
         return

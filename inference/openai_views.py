@@ -11,7 +11,7 @@ import json
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from django.http import HttpRequest, HttpResponse, HttpResponseBase, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.views.decorators.csrf import csrf_exempt
 
 from accounts.auth import arequest_user
@@ -24,7 +24,7 @@ from . import openai_compat as oa
 from .lifecycle import Run, run_begin, run_begin_here
 from .services import from_snapshot
 from .stream_scrub import scrubbed_events
-from .views import SSE_HEADERS, _body_json
+from .views import EventStream, _body_json
 
 JSON = "application/json"
 
@@ -136,4 +136,4 @@ async def chat_completions(request: HttpRequest, user: Any) -> HttpResponseBase:
                 yield writer.error(data["exception"])
         yield writer.DONE
 
-    return StreamingHttpResponse(chunks(), content_type="text/event-stream", headers={**SSE_HEADERS, **headers})
+    return EventStream(chunks(), headers)
