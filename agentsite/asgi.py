@@ -12,6 +12,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "agentsite.settings")
 django_asgi_app = get_asgi_application()
 
 from inference.mcp_endpoint import endpoint as mcp_app  # noqa: E402  (needs the app registry ready)
+from registry import cache as registry_cache  # noqa: E402  (needs the app registry ready)
 
 from . import early_refusal  # noqa: E402  (needs the app registry ready)
 from .guard import guard  # noqa: E402  (needs the app registry ready)
@@ -34,4 +35,12 @@ async def http_app(scope, receive, send):
     await app(scope, receive, send)
 
 
-application = ProtocolTypeRouter({"http": guard(http_app)})
+def _one_look(app: Any) -> Any:
+    async def looked(scope, receive, send):
+        with registry_cache.one_look_per_request():
+            await app(scope, receive, send)
+
+    return looked
+
+
+application = ProtocolTypeRouter({"http": _one_look(guard(http_app))})

@@ -11,6 +11,7 @@ When the snapshot is dropped:
 * any save, delete or group change of those rows (Django signals) drops it in this process at
   once and, once committed, in every worker: over the bus with Redis, otherwise through a stamp
   file in the data dir that each read checks (workers on one machine sharing SQLite);
+  (looked at once a second at most within one request: ``one_look_per_request``);
 * the bus's resync (every ``RESYNC_S`` and after a reconnect) drops it too, so a lost message
   leaves it stale for a minute at most;
 * while this worker's bus listener is not connected (Redis down; a process that runs none, such
@@ -25,7 +26,10 @@ from __future__ import annotations
 import os
 import secrets
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -204,11 +208,42 @@ def _read_stamp() -> tuple[int, int] | None:
     checked on every request)."""
     if settings.REDIS_URL:
         return None
+    look, now = _look.get(), time.monotonic()
+    if look is not None and now - look.at < STAMP_LOOK_S:
+        return look.stamp
     try:
         found = os.stat(_stamp_path())
+        stamp: tuple[int, int] | None = found.st_ino, found.st_mtime_ns
     except OSError:
-        return None
-    return found.st_ino, found.st_mtime_ns
+        stamp = None
+    if look is not None:
+        look.at, look.stamp = now, stamp
+    return stamp
+
+
+@dataclass(slots=True)
+class _Look:
+    at: float = float("-inf")
+    stamp: tuple[int, int] | None = None
+
+
+# A request reads the snapshot several times (its caller's key, the model, the tools, access,
+# quotas), each read a stat of the stamp file (about 12 µs each on a virtual machine). Within one
+# request the file is looked at again only after this long. A shared holder, not the value: the
+# request's threads and tasks run in copies of its context.
+STAMP_LOOK_S = 1.0
+_look: ContextVar[_Look | None] = ContextVar("registry_stamp_look", default=None)
+
+
+@contextmanager
+def one_look_per_request() -> Iterator[None]:
+    """Within it (one HTTP request), a change another process made through the stamp file is seen
+    as of the request's start, or up to ``STAMP_LOOK_S`` later; this process's own changes at once."""
+    token = _look.set(_Look())
+    try:
+        yield
+    finally:
+        _look.reset(token)
 
 
 def _write_stamp() -> None:
