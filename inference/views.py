@@ -14,7 +14,7 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBase, StreamingHttpResponse
 from django.views.decorators.csrf import csrf_exempt
 from rest_framework.serializers import Serializer
 
@@ -155,9 +155,14 @@ async def _begin_again(request: HttpRequest, user: Any, session_id: str, *, edit
     return run
 
 
+def _json(data: Any) -> HttpResponse:
+    """A JSON answer, encoded as the stream's events are (orjson: a fraction of json's cost)."""
+    return HttpResponse(encode(data), content_type="application/json")
+
+
 async def _answer(run: Run) -> HttpResponse:
     result = await run.runtime.ainfer(run.prepared, hooks=run.hooks, control=run.control)
-    return JsonResponse(scrub_data(result.to_dict()))
+    return _json(scrub_data(result.to_dict()))
 
 
 @_api_view
@@ -226,4 +231,4 @@ async def call_tool(request: HttpRequest, user: Any) -> HttpResponse:
     tool, runtime = found or await db_async(find_tool)()
     context = runtime.tool_context(data.get("session_id"), owner=services.scratch_owner(user))  # per caller without a session
     result = await runtime.acall_tool(tool, data["arguments"], context=context)
-    return JsonResponse(scrub_data(result.to_dict()))
+    return _json(scrub_data(result.to_dict()))
