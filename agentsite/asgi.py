@@ -1,5 +1,6 @@
 """ASGI entry point: Daphne serves Django through Channels' ProtocolTypeRouter."""
 
+import gc
 import os
 from typing import Any
 
@@ -44,3 +45,10 @@ def _one_look(app: Any) -> Any:
 
 
 application = ProtocolTypeRouter({"http": _one_look(guard(http_app))})
+
+# Everything loaded so far (Django, DRF, the apps: about 240,000 objects) lives as long as the
+# worker. Left in the collector's oldest generation, each full collection walked all of it (about
+# 180 ms on a 2-core machine, every stream stalled meanwhile); frozen, a collection walks only what
+# requests made since. Garbage from the imports is collected first, so nothing is frozen in vain.
+gc.collect()
+gc.freeze()
