@@ -15,7 +15,7 @@ django_asgi_app = get_asgi_application()
 from inference.mcp_endpoint import endpoint as mcp_app  # noqa: E402  (needs the app registry ready)
 from registry import cache as registry_cache  # noqa: E402  (needs the app registry ready)
 
-from . import early_refusal  # noqa: E402  (needs the app registry ready)
+from . import daphne_factory, early_refusal  # noqa: E402  (needs the app registry ready)
 from .guard import guard  # noqa: E402  (needs the app registry ready)
 from .hotpath import HOT_PATHS, HotPathHandler  # noqa: E402  (needs the app registry ready)
 
@@ -23,6 +23,7 @@ hot_path_app = HotPathHandler()
 # Daphne imports this module before it builds its HTTP factory: from then on it refuses a
 # stranger's big request from its headers instead of reading the body first.
 early_refusal.install()
+daphne_factory.install()
 
 
 async def http_app(scope, receive, send):
