@@ -30,7 +30,7 @@ from pydantic import ValidationError as PydanticValidationError
 
 from core.errors import DomainError, InvalidRequest, ValidationFailed
 from core.jsonbody import encode
-from core.secrets import scrub
+from core.secrets import scrub, scrub_data
 from inference.engine import InferenceResult, ToolConfig
 from inference.engine.types import FinishReason
 
@@ -248,7 +248,7 @@ def completion(result: InferenceResult, *, model: str, cid: str) -> str:
     """The ``chat.completion`` JSON of a finished run."""
     calls: list[Any] = [
         ChatCompletionMessageFunctionToolCall(id=c["id"], type="function",
-                                              function=Function(name=c["name"], arguments=json.dumps(c["arguments"])))
+                                              function=Function(name=c["name"], arguments=_arguments_json(c["arguments"])))
         for c in handed_back(result)
     ]
     message = ChatCompletionMessage(role="assistant", content=result.content, tool_calls=calls or None)
@@ -259,7 +259,13 @@ def completion(result: InferenceResult, *, model: str, cid: str) -> str:
         choices=[Choice(index=0, message=message, finish_reason=FINISH_REASONS[result.finish_reason])],  # type: ignore[arg-type]
         usage=_usage(result),
     )
-    return scrub(answer.model_dump_json(exclude_none=True))
+    return encode(scrub_data(answer.model_dump(mode="json", exclude_none=True))).decode()
+
+
+def _arguments_json(arguments: Any) -> str:
+    # Scrubbed before they become a JSON string: escaped there, a secret holding a quote or a
+    # backslash would no longer read as itself.
+    return json.dumps(scrub_data(arguments))
 
 
 class ChunkWriter:
@@ -271,7 +277,7 @@ class ChunkWriter:
         self.started = False
 
     def _line(self, chunk: ChatCompletionChunk) -> bytes:
-        return b"data: " + scrub(chunk.model_dump_json(exclude_none=True)).encode() + b"\n\n"
+        return b"data: " + encode(scrub_data(chunk.model_dump(mode="json", exclude_none=True))) + b"\n\n"
 
     def chunk(self, delta: ChoiceDelta, finish: str | None = None) -> bytes:
         if not self.started:  # the role rides on the first piece: no separate write ahead of the model
@@ -297,7 +303,7 @@ class ChunkWriter:
         """A client tool's call, whole, in one delta (clients join fragments by index anyway)."""
         piece = ChoiceDeltaToolCall(index=self.tool_index, id=call["id"], type="function",
                                     function=ChoiceDeltaToolCallFunction(name=call["name"],
-                                                                         arguments=json.dumps(call["arguments"])))
+                                                                         arguments=_arguments_json(call["arguments"])))
         self.tool_index += 1
         return self.chunk(ChoiceDelta(tool_calls=[piece]))
 

@@ -23,7 +23,7 @@ from core.api import domain_error_response, error_response, validation_error_bod
 from core.db import db_async
 from core.errors import DomainError, ValidationFailed
 from core.jsonbody import encode, parse_json_body
-from core.secrets import scrub, scrub_data
+from core.secrets import scrub_data
 from inference.engine import Runtime, StreamEvent, ToolConfig
 from sessions import selectors as session_selectors
 
@@ -124,10 +124,12 @@ def _public(event: StreamEvent) -> dict[str, Any]:
 def sse_format(event: StreamEvent) -> bytes:
     if event.event == "ping":
         return b": ping\n\n"
-    data = encode(_public(event))
+    public = _public(event)
     if not isinstance(event, ScrubbedDelta):  # an upstream error, a tool's output or the model may echo a secret
-        data = scrub(data.decode()).encode()
-    return b"event: " + event.event.encode() + b"\ndata: " + data + b"\n\n"
+        # Scrubbed before it is encoded: in JSON a secret holding a quote or a backslash is
+        # written escaped, and the scrubber, looking for the secret itself, would miss it.
+        public = scrub_data(public)
+    return b"event: " + event.event.encode() + b"\ndata: " + encode(public) + b"\n\n"
 
 
 async def _begin(request: HttpRequest, user: Any) -> Run:

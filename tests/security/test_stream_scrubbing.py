@@ -15,7 +15,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from core.secrets import mask
-from tests.factories import LLMModelFactory
+from tests.factories import ADD_PARAMS, LLMModelFactory, ToolFactory
 from tests.fakes.fake_llm import FakeLLMServer, Reply
 from tests.sse import parse_sse, streamed_body
 
@@ -135,3 +135,53 @@ def test_a_long_query_secret_and_a_url_password_streamed_in_pieces_are_masked(
     content = "".join(data.get("content", "") for name, data in events if name == "delta")
     assert "QkQkQkQkQk" not in content and "hunter2pass" not in content
     assert content == text.replace(sig, mask(sig)).replace("hunter2pass", mask("hunter2pass"))
+
+
+QUOTED_KEY = 'sk-QUOTE"D\\KEY-8f7e6d5c4b'  # printable ASCII: a key may hold a quote or a backslash
+
+
+def strings(data: object) -> list[str]:
+    if isinstance(data, str):
+        return [data]
+    if isinstance(data, dict):
+        return [s for v in data.values() for s in strings(v)]
+    if isinstance(data, list):
+        return [s for v in data for s in strings(v)]
+    return []
+
+
+def test_a_secret_json_would_escape_is_masked_in_every_event(db, fake_llm: FakeLLMServer, alice_api: APIClient) -> None:
+    # Events used to be encoded first and scrubbed as text: in JSON this key reads QUOTE\"D\\KEY,
+    # which the scrubber, looking for the key itself, did not find.
+    LLMModelFactory(model_id="q", model_name="m", fake=fake_llm, api_key=QUOTED_KEY, timeout_s=5)
+    ToolFactory(tool_id="math.add", parameters=ADD_PARAMS)
+    fake_llm.script([
+        Reply(tool_calls=[("add", {"a": 1, "b": 2, "note": QUOTED_KEY})]),
+        Reply(status=401, error_body={"error": {"message": f"invalid key {QUOTED_KEY}"}}),
+    ])
+    res = alice_api.post("/v1/infer/stream", {"model_id": "q", "text": "hi", "tool_ids": ["math.add"]}, format="json")
+    events = parse_sse(streamed_body(res))
+    assert [name for name, _ in events if name in ("tool_call", "error")] == ["tool_call", "error"]
+    for name, data in events:
+        assert not [text for text in strings(data) if QUOTED_KEY[3:-4] in text], name
+
+
+def test_a_secret_json_would_escape_is_masked_in_client_tool_calls_on_the_openai_endpoint(
+    db, fake_llm: FakeLLMServer, alice_api: APIClient
+) -> None:
+    LLMModelFactory(model_id="q", model_name="m", fake=fake_llm, api_key=QUOTED_KEY, timeout_s=5)
+    weather = {"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}
+    for stream in (False, True):
+        fake_llm.script([Reply(tool_calls=[("get_weather", {"note": QUOTED_KEY}, "c_w")])], model="m")
+        body = {"model": "q", "messages": [{"role": "user", "content": "go"}], "tools": [weather], "stream": stream}
+        res = alice_api.post("/openai/v1/chat/completions", json.dumps(body), content_type="application/json")
+        assert res.status_code == 200, res.content
+        if stream:
+            lines = streamed_body(res).decode().splitlines()
+            pieces = [json.loads(line[6:]) for line in lines if line.startswith("data: {")]
+        else:
+            pieces = [res.json()]
+        said = [choice.get("delta") or choice.get("message") or {} for p in pieces for choice in p["choices"]]
+        calls = [c for s in said for c in s.get("tool_calls") or []]
+        arguments = [json.loads(c["function"]["arguments"]) for c in calls]
+        assert arguments == [{"note": mask(QUOTED_KEY)}], (stream, arguments)
