@@ -4,7 +4,7 @@
 
 Each bench is also runnable alone: bench/overhead.py, bench/stream_cpu.py, bench/tool_loop.py,
 bench/concurrency.py, bench/mcp_call.py (and, not run here: chunk_path, hostile, mcp_large,
-governance, openai_endpoint, chat_browser, scaleout_soak, compare).
+governance, openai_endpoint, chat_browser, scaleout_soak, compare, request_profile, worker_profile).
 """
 
 from __future__ import annotations
