@@ -10,8 +10,8 @@ When the snapshot is dropped:
 
 * any save, delete or group change of those rows (Django signals) drops it in this process at
   once and, once committed, in every worker: over the bus with Redis, otherwise through a stamp
-  file in the data dir that each read checks (workers on one machine sharing SQLite);
-  (looked at once a second at most within one request: ``one_look_per_request``);
+  file in the data dir that reads check (workers on one machine sharing SQLite; within one
+  request it is looked at once a second at most: ``one_look_per_request``);
 * the bus's resync (every ``RESYNC_S`` and after a reconnect) drops it too, so a lost message
   leaves it stale for a minute at most;
 * while this worker's bus listener is not connected (Redis down; a process that runs none, such
