@@ -25,7 +25,7 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.core.handlers.asgi import ASGIRequest
-from django.http import HttpResponseBase, StreamingHttpResponse
+from django.http import HttpResponseBase
 
 from core.api import json_500
 from core.db import close_broken_connections, pooled
@@ -69,9 +69,9 @@ def _start(response: HttpResponseBase) -> Message:
 
 
 async def _respond(response: HttpResponseBase, send: Send, *, head: bool = False) -> None:
-    if isinstance(response, StreamingHttpResponse):
+    if isinstance(response, views.EventStream):  # the only streamed answer of these views
         await send(_start(response))
-        async for chunk in response.frames if isinstance(response, views.EventStream) else response:
+        async for chunk in response.frames:
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
         await send({"type": "http.response.body", "body": b""})
         return

@@ -244,7 +244,7 @@ def handed_back(result: InferenceResult) -> list[dict[str, Any]]:
     return [c.to_dict() for c in (last.tool_calls if last else ()) if c.tool_id.startswith(CLIENT_PREFIX)]
 
 
-def completion(result: InferenceResult, *, model: str, cid: str) -> str:
+def completion(result: InferenceResult, *, model: str, cid: str) -> bytes:
     """The ``chat.completion`` JSON of a finished run."""
     calls: list[Any] = [
         ChatCompletionMessageFunctionToolCall(id=c["id"], type="function",
@@ -259,7 +259,7 @@ def completion(result: InferenceResult, *, model: str, cid: str) -> str:
         choices=[Choice(index=0, message=message, finish_reason=FINISH_REASONS[result.finish_reason])],  # type: ignore[arg-type]
         usage=_usage(result),
     )
-    return encode(scrub_data(answer.model_dump(mode="json", exclude_none=True))).decode()
+    return encode(scrub_data(answer.model_dump(mode="json", exclude_none=True)))
 
 
 def _arguments_json(arguments: Any) -> str:
