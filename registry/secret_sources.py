@@ -39,6 +39,15 @@ def registry_secrets() -> list[str]:
     return [value for value in found if value]
 
 
+def _credential(value: str) -> list[str]:
+    """The token of "<scheme> <token>" (``Bearer abc…``), which may be echoed alone too (a server's
+    error, stderr). Not the scheme, nor other words of a value: a known secret is masked wherever it
+    appears, so "Bearer" itself would be masked everywhere, and a token the registry never knew,
+    written after it, would no longer be recognised as one."""
+    parts = value.split()
+    return [parts[1]] if len(parts) == 2 else []
+
+
 def _config_secrets(config: dict[str, Any], lookup: Any) -> list[str]:
     found: list[str] = []
     for field in ("env", "headers"):
@@ -46,8 +55,7 @@ def _config_secrets(config: dict[str, Any], lookup: Any) -> list[str]:
         if isinstance(values, dict):
             for value in expand_vars(list(values.values()), lookup):
                 if isinstance(value, str):
-                    # "Bearer <token>": the token alone may be echoed too (a server's error, stderr)
-                    found += [value, *value.split()]
+                    found += [value, *_credential(value)]
     env_file = config.get("envFile")
     if isinstance(env_file, str) and env_file:
         try:  # the file the child starts with: its values reach the child's env like ``env``'s

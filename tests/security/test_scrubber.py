@@ -18,7 +18,7 @@ from django.contrib.admin.utils import quote
 from django.urls import reverse
 from rest_framework.test import APIClient
 
-from core.secrets import mask, scrub
+from core.secrets import mask, scrub, scrubber
 from registry.models import MCPServer
 from sessions.models import Session
 from tests.factories import StaffFactory, UserFactory, bearer
@@ -131,3 +131,15 @@ def test_no_secret_leaves_through_any_error_path(transactional_db, fake_llm: Fak
     for record in caplog.records:
         assert_clean(f"log {record.name}", record.getMessage() + str(record.exc_text or ""))
     assert_clean("captured log", caplog.text)
+
+
+def test_an_authorization_header_makes_its_token_a_secret_not_its_scheme(db) -> None:
+    # A header "Bearer <token>" made every word of it a known secret, "Bearer" included: the word
+    # was then masked everywhere, and a token the registry never knew, written after it, was no
+    # longer recognised as one and left whole.
+    MCPServer.objects.create(name="authed", config={"url": "http://127.0.0.1:9/mcp",
+                                                    "headers": {"Authorization": "Bearer hdr-KNOWNTOKEN-71c2"}})
+    scrubber.refresh()
+    out = scrub("sent Bearer unknownTOKEN12345678; the server echoed hdr-KNOWNTOKEN-71c2")
+    assert "unknownTOKEN12345678" not in out and "KNOWNTOKEN" not in out
+    assert out.startswith("sent Bearer ")
